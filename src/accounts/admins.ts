@@ -1,0 +1,43 @@
+import argon2 from 'argon2';
+import { z } from 'zod';
+import { appendAuditEvents } from '../audit/audit-log.ts';
+import type { Actor, Deps } from '../context.ts';
+import { Conflict } from '../lib/errors.ts';
+import { randomBase62 } from '../lib/random.ts';
+
+// OWASP password storage cheat sheet: argon2id, 19 MiB, t=2, p=1 is the floor; we go above it.
+export const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 3, parallelism: 1 } as const;
+
+export const hashPassword = (password: string) => argon2.hash(password, ARGON2_OPTIONS);
+
+export const createAdminInput = z.object({
+  email: z.email().transform((e) => e.toLowerCase()),
+  password: z.string().min(12, 'passwords need at least 12 characters').max(1024).optional(),
+});
+
+/** Creates an admin; without a password one is generated and returned (shown once, never logged). */
+export async function createAdmin(deps: Pick<Deps, 'prisma'>, input: z.input<typeof createAdminInput>, actor: Actor) {
+  const { email, password: given } = createAdminInput.parse(input);
+  const password = given ?? randomBase62(24);
+  const passwordHash = await hashPassword(password);
+  const account = await deps.prisma.$transaction(async (tx) => {
+    const existing = await tx.account.findUnique({ where: { email } });
+    if (existing?.role === 'admin') throw new Conflict(`an admin with email ${email} already exists`);
+    const saved = existing
+      ? await tx.account.update({ where: { email }, data: { role: 'admin', passwordHash } })
+      : await tx.account.create({ data: { email, role: 'admin', passwordHash, emailVerifiedAt: new Date() } });
+    await appendAuditEvents(tx, [{ type: 'account.admin_created', actorType: actor.type, actorId: actor.id, subjectType: 'account', subjectId: saved.id, data: { email } }]);
+    return saved;
+  });
+  return { id: account.id, email, ...(given ? {} : { password }) };
+}
+
+/** First start: make sure someone can sign in to the admin screens. */
+export async function ensureFirstAdmin(deps: Pick<Deps, 'prisma' | 'config'>) {
+  if (await deps.prisma.account.count({ where: { role: 'admin' } })) return null;
+  return createAdmin(deps, { email: deps.config.LATCHKEY_ADMIN_EMAIL }, { type: 'system' }).catch((error) => {
+    // Another node created it first.
+    if (error instanceof Conflict) return null;
+    throw error;
+  });
+}

@@ -1,0 +1,241 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ZodError } from 'zod';
+import { createAdmin } from '../accounts/admins.ts';
+import { verifyAuditChain } from '../audit/audit-log.ts';
+import { exportAuditEvents } from '../audit/audit-export.ts';
+import { ConfigError, loadConfig } from '../config.ts';
+import type { Actor, Deps } from '../context.ts';
+import { createClient, revokeClient, rotateClientSecret } from '../credentials/clients.ts';
+import { createApiKey, revokeApiKey, rotateApiKey } from '../credentials/api-keys.ts';
+import { createScope } from '../credentials/scopes.ts';
+import { migrate } from '../db/migrate.ts';
+import { parseDuration } from '../lib/duration.ts';
+import { LatchkeyError } from '../lib/errors.ts';
+import { createLogger, openDeps } from '../server.ts';
+import { forwardToServer } from './control-socket.ts';
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  /** Reuse open services (tests share the server's embedded database). */
+  deps?: Deps;
+}
+
+const defaultIo = (): CliIo => ({
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  env: process.env,
+});
+
+class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+interface Command {
+  usage: string;
+  options?: Options;
+  positionals?: number;
+  run(deps: Deps, values: Values, positionals: string[], actor: Actor): Promise<object>;
+}
+
+const str = (values: Values, name: string): string | undefined => values[name] as string | undefined;
+const required = (values: Values, name: string): string => {
+  const value = str(values, name);
+  if (value === undefined || value === '') throw new UsageError(`--${name} is required`);
+  return value;
+};
+const words = (text: string) => text.split(/[\s,]+/).filter(Boolean);
+const duration = (values: Values, name: string, fallback: string) => {
+  try {
+    return parseDuration(str(values, name) ?? fallback);
+  } catch (error) {
+    throw new UsageError(`--${name}: ${(error as Error).message}`);
+  }
+};
+const json = (text: string, name: string) => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`--${name} must be valid JSON`);
+  }
+};
+
+const COMMANDS: Record<string, Command> = {
+  'admin create': {
+    usage: 'admin create --email E [--password P]',
+    options: { email: { type: 'string' }, password: { type: 'string' } },
+    run: (deps, v, _p, actor) => createAdmin(deps, { email: required(v, 'email'), password: str(v, 'password') }, actor),
+  },
+  'scope create': {
+    usage: 'scope create NAME --description D [--requires-approval]',
+    options: { description: { type: 'string' }, 'requires-approval': { type: 'boolean' } },
+    positionals: 1,
+    async run(deps, v, [name], actor) {
+      const scope = await createScope(deps, { name: name!, description: required(v, 'description'), requiresApproval: Boolean(v['requires-approval']) }, actor);
+      return { name: scope.name, description: scope.description, requires_approval: scope.requiresApproval };
+    },
+  },
+  'client create': {
+    usage: 'client create --name N --scopes "a b" [--audience URL]... [--owner EMAIL] [--auth-method M] [--jwks JSON | --jwks-uri URL]',
+    options: {
+      name: { type: 'string' },
+      scopes: { type: 'string' },
+      audience: { type: 'string', multiple: true },
+      owner: { type: 'string' },
+      'auth-method': { type: 'string' },
+      jwks: { type: 'string' },
+      'jwks-uri': { type: 'string' },
+    },
+    run: (deps, v, _p, actor) =>
+      createClient(
+        deps,
+        {
+          name: required(v, 'name'),
+          scopes: words(required(v, 'scopes')),
+          audiences: (v.audience as string[] | undefined) ?? [],
+          ownerEmail: str(v, 'owner'),
+          authMethod: (str(v, 'auth-method') ?? 'client_secret_basic') as never,
+          jwks: v.jwks === undefined ? undefined : json(str(v, 'jwks')!, 'jwks'),
+          jwksUri: str(v, 'jwks-uri'),
+        },
+        actor,
+      ),
+  },
+  'client rotate-secret': {
+    usage: 'client rotate-secret ID [--grace 24h]',
+    options: { grace: { type: 'string' } },
+    positionals: 1,
+    run: (deps, v, [id], actor) => rotateClientSecret(deps, id!, { graceMs: duration(v, 'grace', '24h') }, actor),
+  },
+  'client revoke': {
+    usage: 'client revoke ID',
+    positionals: 1,
+    run: (deps, _v, [id], actor) => revokeClient(deps, id!, actor),
+  },
+  'key create': {
+    usage: 'key create --name N --scopes "a b" [--audience URL]... [--owner EMAIL] [--expires-in 30d]',
+    options: { name: { type: 'string' }, scopes: { type: 'string' }, audience: { type: 'string', multiple: true }, owner: { type: 'string' }, 'expires-in': { type: 'string' } },
+    run: (deps, v, _p, actor) =>
+      createApiKey(
+        deps,
+        {
+          name: required(v, 'name'),
+          scopes: words(required(v, 'scopes')),
+          audiences: (v.audience as string[] | undefined) ?? [],
+          ownerEmail: str(v, 'owner'),
+          expiresInMs: v['expires-in'] === undefined ? undefined : duration(v, 'expires-in', '30d'),
+        },
+        actor,
+      ),
+  },
+  'key rotate': {
+    usage: 'key rotate ID [--grace 24h]',
+    options: { grace: { type: 'string' } },
+    positionals: 1,
+    run: (deps, v, [id], actor) => rotateApiKey(deps, id!, { graceMs: duration(v, 'grace', '24h') }, actor),
+  },
+  'key revoke': {
+    usage: 'key revoke ID [--reason R]',
+    options: { reason: { type: 'string' } },
+    positionals: 1,
+    run: (deps, v, [id], actor) => revokeApiKey(deps, id!, { reason: str(v, 'reason') }, actor),
+  },
+  'audit verify': {
+    usage: 'audit verify',
+    async run(deps) {
+      const result = await verifyAuditChain(deps.prisma);
+      if (!result.ok) throw new LatchkeyError('conflict', `audit chain broken at event ${result.brokenAt}`);
+      return result;
+    },
+  },
+  'audit export': {
+    usage: 'audit export [--since ISO]',
+    options: { since: { type: 'string' } },
+    async run(deps, v) {
+      const since = str(v, 'since');
+      const date = since === undefined ? undefined : new Date(since);
+      if (date && Number.isNaN(date.getTime())) throw new UsageError('--since must be an ISO date');
+      return { events: await exportAuditEvents(deps.prisma, date) };
+    },
+  },
+  migrate: {
+    usage: 'migrate',
+    async run(deps) {
+      // openDeps already migrated; report what is recorded.
+      const result = await migrate(deps.db);
+      return { status: 'up to date', applied: result.applied };
+    },
+  },
+};
+
+const HELP = `usage: latchkey <command> [--json]\n\ncommands:\n  serve\n${Object.values(COMMANDS)
+  .map((c) => `  ${c.usage}`)
+  .join('\n')}\n`;
+
+function print(io: CliIo, result: object, asJson: boolean) {
+  if (asJson) return io.stdout(`${JSON.stringify(result)}\n`);
+  for (const [key, value] of Object.entries(result)) {
+    io.stdout(`${key}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}\n`);
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof UsageError || error instanceof ConfigError) return error.message;
+  if (error instanceof ZodError) return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+  if (error instanceof LatchkeyError) return error.code === 'server_error' ? 'internal error' : error.description;
+  return `internal error (${String((error as Error)?.message ?? error).split('\n')[0]})`;
+}
+
+/** Runs one command; returns the exit code. Errors are one line on stderr. */
+export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
+  const nameLength = argv[0] && COMMANDS[`${argv[0]} ${argv[1]}`] ? 2 : 1;
+  const name = argv.slice(0, nameLength).join(' ');
+  if (name === 'serve') {
+    const { serve } = await import('../main.ts');
+    await serve();
+    return 0;
+  }
+  if (!name || name === 'help' || name === '--help') {
+    io.stdout(HELP);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.stderr(`latchkey: unknown command "${name}" (see latchkey help)\n`);
+    return 2;
+  }
+  let deps = io.deps;
+  try {
+    const { values, positionals } = (() => {
+      try {
+        return parseArgs({ args: argv.slice(nameLength), options: { json: { type: 'boolean' }, ...command.options }, allowPositionals: true, strict: true });
+      } catch (error) {
+        throw new UsageError(`${(error as Error).message.split('\n')[0]} (usage: latchkey ${command.usage})`);
+      }
+    })();
+    if (positionals.length !== (command.positionals ?? 0)) throw new UsageError(`usage: latchkey ${command.usage}`);
+    if (!deps) {
+      const config = loadConfig(io.env);
+      if (!config.DATABASE_URL) {
+        const reply = await forwardToServer(config.LATCHKEY_DATA_DIR, argv);
+        if (reply) {
+          io.stdout(reply.stdout);
+          io.stderr(reply.stderr);
+          return reply.code;
+        }
+      }
+      deps = await openDeps(config, createLogger({ LOG_LEVEL: 'warn' }, process.stderr as never));
+    }
+    const result = await command.run(deps, values as Values, positionals, { type: 'cli', id: io.env.USER ?? undefined });
+    await deps.audit.idle();
+    print(io, result, Boolean(values.json));
+    return 0;
+  } catch (error) {
+    io.stderr(`latchkey: ${describe(error)}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  } finally {
+    if (deps && !io.deps) await deps.db.close();
+  }
+}

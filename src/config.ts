@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { parseDuration } from './lib/duration.ts';
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx) => {
+      try {
+        return parseDuration(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    });
+
+const url = z.url({ protocol: /^https?$/ });
+
+// Every environment variable Latchkey reads, with its default. Nothing else reads process.env.
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  /** Public base URL; tokens carry it as `iss`. Defaults to http://localhost:PORT. */
+  LATCHKEY_ISSUER: url.optional(),
+  /** Postgres URL; unset = embedded PGlite in LATCHKEY_DATA_DIR. */
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  LATCHKEY_DATA_DIR: z.string().min(1).default('./.latchkey'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  /** Unset = mail is written to the log and to LATCHKEY_DATA_DIR/mail/. */
+  SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
+  /** Master secret (≥ 32 chars): peppers and encryption at rest. Generated into the data dir when unset, outside production. */
+  LATCHKEY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  LATCHKEY_ADMIN_EMAIL: z.email().default('admin@localhost.localdomain'),
+  /** JWT access token lifetime. Short, because resource servers that verify offline never see a revocation. */
+  LATCHKEY_ACCESS_TOKEN_TTL: duration('10m'),
+  /** Audience given to clients and keys created without one. Defaults to the issuer. */
+  LATCHKEY_DEFAULT_AUDIENCE: url.optional(),
+  /** Trust X-Forwarded-* (only behind a proxy that sets them). */
+  LATCHKEY_TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = Omit<z.infer<typeof schema>, 'LATCHKEY_ISSUER' | 'LATCHKEY_DEFAULT_AUDIENCE'> & {
+  LATCHKEY_ISSUER: string;
+  LATCHKEY_DEFAULT_AUDIENCE: string;
+};
+
+export class ConfigError extends Error {}
+
+/** Parses the environment once; every problem is reported as one line per variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `invalid ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(lines.join('\n'));
+  }
+  const config = parsed.data;
+  if (config.NODE_ENV === 'production' && !config.LATCHKEY_SECRET) {
+    throw new ConfigError('invalid LATCHKEY_SECRET: required when NODE_ENV=production');
+  }
+  if (config.NODE_ENV === 'production' && !config.LATCHKEY_ISSUER) {
+    throw new ConfigError('invalid LATCHKEY_ISSUER: required when NODE_ENV=production');
+  }
+  const issuer = (config.LATCHKEY_ISSUER ?? `http://localhost:${config.PORT}`).replace(/\/+$/, '');
+  return { ...config, LATCHKEY_ISSUER: issuer, LATCHKEY_DEFAULT_AUDIENCE: config.LATCHKEY_DEFAULT_AUDIENCE ?? issuer };
+}

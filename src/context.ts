@@ -1,0 +1,27 @@
+import type { Logger } from 'pino';
+import type { AuditWriter } from './audit/audit-writer.ts';
+import type { Config } from './config.ts';
+import type { Database, Prisma } from './db/database.ts';
+import type { CredentialCache } from './lib/invalidation.ts';
+import type { Keyring } from './lib/keyring.ts';
+
+/** Everything a service needs, passed in explicitly: nothing is created at module load. */
+export interface Deps {
+  config: Config;
+  db: Database;
+  prisma: Prisma;
+  keyring: Keyring;
+  audit: AuditWriter;
+  cache: CredentialCache;
+  log: Logger;
+  /** Injected so that expiry and rotation are testable without sleeping. */
+  now: () => Date;
+}
+
+/** Who asked for a change; lands in the audit event. */
+export interface Actor {
+  type: 'cli' | 'account' | 'client' | 'system';
+  id?: string;
+  requestId?: string;
+  ip?: string;
+}

@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import { resolveOwner } from '../accounts/owners.ts';
+import { appendAuditEvents } from '../audit/audit-log.ts';
+import type { Actor, Deps } from '../context.ts';
+import type { ApiKey, Tx } from '../db/database.ts';
+import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
+import { publishInvalidation } from '../lib/invalidation.ts';
+import { KEY_ID, newApiKey, parseApiKey } from './api-key-format.ts';
+import { assertKnownScopes, scopeName } from './scopes.ts';
+
+export const createApiKeyInput = z.object({
+  name: z.string().trim().min(1).max(200),
+  scopes: z.array(scopeName).min(1),
+  audiences: z.array(z.url({ protocol: /^https?$/ })).default([]),
+  ownerEmail: z.email().optional(),
+  expiresInMs: z.number().int().positive().optional(),
+});
+
+export interface IssuedApiKey {
+  id: string;
+  /** The whole key: returned once, never stored. */
+  key: string;
+  scopes: string[];
+  audiences: string[];
+  expires_at: string | null;
+}
+
+export type ApiKeyStatus = 'active' | 'expiring' | 'revoked' | 'expired';
+
+export function apiKeyStatus(key: Pick<ApiKey, 'revokedAt' | 'expiresAt' | 'replacedById'>, now: Date): ApiKeyStatus {
+  if (key.revokedAt) return 'revoked';
+  if (key.expiresAt && key.expiresAt <= now) return 'expired';
+  return key.replacedById ? 'expiring' : 'active';
+}
+
+const audit = (actor: Actor, type: string, id: string, data?: Record<string, unknown>) => ({
+  type,
+  actorType: actor.type,
+  actorId: actor.id,
+  subjectType: 'api_key',
+  subjectId: id,
+  requestId: actor.requestId,
+  ip: actor.ip,
+  data,
+});
+
+export async function createApiKey(deps: Deps, input: z.input<typeof createApiKeyInput>, actor: Actor): Promise<IssuedApiKey> {
+  const parsed = createApiKeyInput.parse(input);
+  const scopes = [...new Set(parsed.scopes)];
+  await assertKnownScopes(deps, scopes);
+  const audiences = parsed.audiences.length > 0 ? [...new Set(parsed.audiences)] : [deps.config.LATCHKEY_DEFAULT_AUDIENCE];
+  const now = deps.now();
+  const expiresAt = parsed.expiresInMs ? new Date(now.getTime() + parsed.expiresInMs) : null;
+  const issued = newApiKey();
+  await deps.prisma.$transaction(async (tx) => {
+    const ownerId = parsed.ownerEmail ? await resolveOwner(tx, parsed.ownerEmail) : null;
+    await tx.apiKey.create({
+      data: { id: issued.id, name: parsed.name, ownerId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
+    });
+    await appendAuditEvents(tx, [audit(actor, 'api_key.created', issued.id, { name: parsed.name, scopes, audiences, ownerId, expiresAt: expiresAt?.toISOString() ?? null })], now);
+    await publishInvalidation(tx, `key:${issued.id}`);
+  });
+  return { id: issued.id, key: issued.key, scopes, audiences, expires_at: expiresAt?.toISOString() ?? null };
+}
+
+async function lockKey(tx: Tx, id: string): Promise<ApiKey> {
+  if (!KEY_ID.test(id)) throw new NotFound('api key');
+  const rows = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM api_key WHERE id = ${id} FOR UPDATE`;
+  if (rows.length === 0) throw new NotFound('api key');
+  return tx.apiKey.findUniqueOrThrow({ where: { id } });
+}
+
+/**
+ * Issues a successor with the same grants; the old key keeps working until `graceMs` from now
+ * (never longer than it would have). A key has at most one successor, so of concurrent
+ * rotations exactly one wins and the others get a conflict.
+ */
+export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: number }, actor: Actor): Promise<IssuedApiKey & { previous_expires_at: string }> {
+  if (!Number.isFinite(options.graceMs) || options.graceMs < 0) throw new InvalidRequest('grace must be a non-negative duration');
+  const now = deps.now();
+  const issued = newApiKey();
+  return deps.prisma.$transaction(async (tx) => {
+    const old = await lockKey(tx, id);
+    const status = apiKeyStatus(old, now);
+    if (status === 'revoked' || status === 'expired') throw new Conflict(`api key is ${status}`);
+    if (old.replacedById) throw new Conflict(`api key was already rotated; rotate its successor ${old.replacedById}`);
+    const graceEnd = new Date(now.getTime() + options.graceMs);
+    const previousExpiresAt = old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd;
+    // The successor lives as long as the original was meant to.
+    const expiresAt = old.expiresAt ? new Date(now.getTime() + (old.expiresAt.getTime() - old.createdAt.getTime())) : null;
+    await tx.apiKey.create({
+      data: { id: issued.id, name: old.name, ownerId: old.ownerId, scopes: old.scopes, audiences: old.audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
+    });
+    await tx.apiKey.update({ where: { id }, data: { replacedById: issued.id, expiresAt: previousExpiresAt } });
+    await appendAuditEvents(tx, [audit(actor, 'api_key.rotated', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString() })], now);
+    await publishInvalidation(tx, `key:${id}`, `key:${issued.id}`);
+    return {
+      id: issued.id,
+      key: issued.key,
+      scopes: old.scopes,
+      audiences: old.audiences,
+      expires_at: expiresAt?.toISOString() ?? null,
+      previous_expires_at: previousExpiresAt.toISOString(),
+    };
+  });
+}
+
+export async function revokeApiKey(deps: Deps, id: string, options: { reason?: string }, actor: Actor) {
+  const reason = options.reason?.slice(0, 500) ?? null;
+  const now = deps.now();
+  return deps.prisma.$transaction(async (tx) => {
+    const key = await lockKey(tx, id);
+    if (!key.revokedAt) {
+      await tx.apiKey.update({ where: { id }, data: { revokedAt: now, revokedReason: reason } });
+      await appendAuditEvents(tx, [audit(actor, 'api_key.revoked', id, { reason })], now);
+      await publishInvalidation(tx, `key:${id}`);
+    }
+    return { id, status: 'revoked' as const, revoked_at: (key.revokedAt ?? now).toISOString() };
+  });
+}
+
+/** The cached view of a key that verification reads. */
+export interface ApiKeyRecord {
+  id: string;
+  ownerId: string | null;
+  scopes: string[];
+  audiences: string[];
+  digest: Uint8Array;
+  createdAt: Date;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+}
+
+export type ApiKeyVerification =
+  | { result: 'VALID'; key: ApiKeyRecord }
+  | { result: 'MALFORMED' }
+  | { result: 'NOT_FOUND' | 'INVALID_SECRET' | 'REVOKED' | 'EXPIRED'; keyId: string };
+
+/** Expected outcomes are values: callers decide what each one means for them. */
+export async function verifyApiKey(deps: Pick<Deps, 'prisma' | 'cache' | 'keyring' | 'now'>, presented: string): Promise<ApiKeyVerification> {
+  const parsed = parseApiKey(presented);
+  if (!parsed) return { result: 'MALFORMED' };
+  const key = await deps.cache.get<ApiKeyRecord>(`key:${parsed.id}`, () =>
+    deps.prisma.apiKey.findUnique({
+      where: { id: parsed.id },
+      select: { id: true, ownerId: true, scopes: true, audiences: true, digest: true, createdAt: true, expiresAt: true, revokedAt: true },
+    }),
+  );
+  if (!key) return { result: 'NOT_FOUND', keyId: parsed.id };
+  if (!deps.keyring.matches(presented, key.digest)) return { result: 'INVALID_SECRET', keyId: parsed.id };
+  if (key.revokedAt) return { result: 'REVOKED', keyId: parsed.id };
+  // Expiry, including the end of a rotation's grace window, is checked on every use: no cron.
+  if (key.expiresAt && key.expiresAt <= deps.now()) return { result: 'EXPIRED', keyId: parsed.id };
+  return { result: 'VALID', key };
+}

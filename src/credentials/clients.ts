@@ -1,0 +1,208 @@
+import { z } from 'zod';
+import { appendAuditEvents } from '../audit/audit-log.ts';
+import type { Actor, Deps } from '../context.ts';
+import type { OAuthClient, Tx } from '../db/database.ts';
+import { publishInvalidation } from '../lib/invalidation.ts';
+import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
+import { randomBase62 } from '../lib/random.ts';
+import { resolveOwner } from '../accounts/owners.ts';
+import { assertKnownScopes, scopeName } from './scopes.ts';
+
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+
+const jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) });
+
+export const createClientInput = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    scopes: z.array(scopeName).min(1),
+    audiences: z.array(z.url({ protocol: /^https?$/ })).default([]),
+    ownerEmail: z.email().optional(),
+    authMethod: z.enum(AUTH_METHODS).default('client_secret_basic'),
+    jwks: jwks.optional(),
+    jwksUri: z.url({ protocol: /^https$|^http$/ }).optional(),
+  })
+  .superRefine((input, ctx) => {
+    const hasKeys = input.jwks !== undefined || input.jwksUri !== undefined;
+    if (input.authMethod === 'private_key_jwt' && !hasKeys) {
+      ctx.addIssue({ code: 'custom', message: 'private_key_jwt needs --jwks or --jwks-uri' });
+    }
+    if (input.jwks && input.jwksUri) ctx.addIssue({ code: 'custom', message: 'give --jwks or --jwks-uri, not both' });
+    if (input.authMethod !== 'private_key_jwt' && hasKeys) {
+      ctx.addIssue({ code: 'custom', message: '--jwks/--jwks-uri only apply to private_key_jwt' });
+    }
+    for (const key of input.jwks?.keys ?? []) {
+      if ('d' in key || 'k' in key) ctx.addIssue({ code: 'custom', message: 'jwks must hold public keys only' });
+    }
+  });
+
+export interface CreatedClient {
+  client_id: string;
+  client_secret?: string;
+  scopes: string[];
+  audiences: string[];
+}
+
+/** Secrets carry a prefix so that secret scanners recognise them. 256 bits of entropy. */
+export const newClientSecret = () => `lks_${randomBase62(43)}`;
+
+export async function createClient(deps: Deps, input: z.input<typeof createClientInput>, actor: Actor): Promise<CreatedClient> {
+  const parsed = createClientInput.parse(input);
+  const scopes = [...new Set(parsed.scopes)];
+  await assertKnownScopes(deps, scopes);
+  const audiences = parsed.audiences.length > 0 ? [...new Set(parsed.audiences)] : [deps.config.LATCHKEY_DEFAULT_AUDIENCE];
+  const id = `lkc_${randomBase62(22)}`;
+  const secret = parsed.authMethod === 'private_key_jwt' ? undefined : newClientSecret();
+
+  await deps.prisma.$transaction(async (tx) => {
+    const ownerId = parsed.ownerEmail ? await resolveOwner(tx, parsed.ownerEmail) : null;
+    await tx.oAuthClient.create({
+      data: {
+        id,
+        name: parsed.name,
+        ownerId,
+        scopes,
+        audiences,
+        grantTypes: ['client_credentials'],
+        authMethod: parsed.authMethod,
+        jwks: parsed.jwks as object | undefined,
+        jwksUri: parsed.jwksUri,
+        secretDigest: secret ? deps.keyring.digest(secret) : null,
+      },
+    });
+    await appendAuditEvents(tx, [
+      {
+        type: 'client.created',
+        actorType: actor.type,
+        actorId: actor.id,
+        subjectType: 'client',
+        subjectId: id,
+        requestId: actor.requestId,
+        ip: actor.ip,
+        data: { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, ownerId },
+      },
+    ]);
+    await publishInvalidation(tx, `client:${id}`);
+  });
+  return { client_id: id, ...(secret ? { client_secret: secret } : {}), scopes, audiences };
+}
+
+/** The cached view of a client that every request path reads. */
+export interface ClientRecord {
+  id: string;
+  name: string;
+  status: string;
+  ownerId: string | null;
+  scopes: string[];
+  audiences: string[];
+  grantTypes: string[];
+  authMethod: AuthMethod;
+  jwks: { keys: Record<string, unknown>[] } | null;
+  jwksUri: string | null;
+  secretDigest: Uint8Array | null;
+  previousSecretDigest: Uint8Array | null;
+  previousSecretExpiresAt: Date | null;
+  secretVersion: number;
+}
+
+const toRecord = (row: OAuthClient): ClientRecord => ({
+  id: row.id,
+  name: row.name,
+  status: row.status,
+  ownerId: row.ownerId,
+  scopes: row.scopes,
+  audiences: row.audiences,
+  grantTypes: row.grantTypes,
+  authMethod: row.authMethod as AuthMethod,
+  jwks: (row.jwks as ClientRecord['jwks']) ?? null,
+  jwksUri: row.jwksUri,
+  secretDigest: row.secretDigest,
+  previousSecretDigest: row.previousSecretDigest,
+  previousSecretExpiresAt: row.previousSecretExpiresAt,
+  secretVersion: row.secretVersion,
+});
+
+// Client ids are ours: anything else is rejected without a database read.
+const CLIENT_ID = /^lkc_[0-9A-Za-z]{22}$/;
+
+/** Any client, whatever its status (callers decide what a suspended client may do). */
+export function findClient(deps: Pick<Deps, 'prisma' | 'cache'>, id: string): Promise<ClientRecord | null> {
+  if (!CLIENT_ID.test(id)) return Promise.resolve(null);
+  return deps.cache.get(`client:${id}`, async () => {
+    const row = await deps.prisma.oAuthClient.findUnique({ where: { id } });
+    return row ? toRecord(row) : null;
+  });
+}
+
+/** Constant-time check of a presented secret against the current and (within grace) previous digest. */
+export function clientSecretMatches(deps: Pick<Deps, 'keyring' | 'now'>, client: ClientRecord, presented: string): boolean {
+  const previousLive = client.previousSecretExpiresAt !== null && client.previousSecretExpiresAt > deps.now();
+  return deps.keyring.matches(presented, client.secretDigest, previousLive ? client.previousSecretDigest : null);
+}
+
+async function lockClient(tx: Tx, id: string): Promise<OAuthClient> {
+  const rows = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM oauth_client WHERE id = ${id} FOR UPDATE`;
+  if (rows.length === 0) throw new NotFound('client');
+  return tx.oAuthClient.findUniqueOrThrow({ where: { id } });
+}
+
+export interface RotatedSecret {
+  client_id: string;
+  client_secret: string;
+  previous_expires_at: string;
+}
+
+/**
+ * Issues a new secret; the current one keeps working until `graceMs` from now. While a
+ * previous secret is still inside its grace window another graceful rotation is refused, so
+ * concurrent rotations (serialised by the row lock) yield exactly one live successor. A
+ * rotation with no grace is the emergency path: it always succeeds and leaves only the new
+ * secret working.
+ */
+export async function rotateClientSecret(deps: Deps, id: string, options: { graceMs: number }, actor: Actor): Promise<RotatedSecret> {
+  if (!Number.isFinite(options.graceMs) || options.graceMs < 0) throw new InvalidRequest('grace must be a non-negative duration');
+  const secret = newClientSecret();
+  const now = deps.now();
+  const previousExpiresAt = new Date(now.getTime() + options.graceMs);
+  await deps.prisma.$transaction(async (tx) => {
+    const client = await lockClient(tx, id);
+    if (client.status === 'revoked') throw new Conflict('client is revoked');
+    if (client.authMethod === 'private_key_jwt') throw new InvalidRequest('client authenticates with private_key_jwt and has no secret');
+    const graceful = options.graceMs > 0;
+    if (graceful && client.previousSecretExpiresAt && client.previousSecretExpiresAt > now) {
+      throw new Conflict(`a previous secret is still valid until ${client.previousSecretExpiresAt.toISOString()}; rotate with --grace 0s to end it now`);
+    }
+    await tx.oAuthClient.update({
+      where: { id },
+      data: {
+        secretDigest: deps.keyring.digest(secret),
+        previousSecretDigest: graceful ? client.secretDigest : null,
+        previousSecretExpiresAt: graceful ? previousExpiresAt : null,
+        secretVersion: { increment: 1 },
+      },
+    });
+    await appendAuditEvents(
+      tx,
+      [{ type: 'client.secret_rotated', actorType: actor.type, actorId: actor.id, subjectType: 'client', subjectId: id, requestId: actor.requestId, ip: actor.ip, data: { previousExpiresAt: previousExpiresAt.toISOString(), version: client.secretVersion + 1 } }],
+      now,
+    );
+    await publishInvalidation(tx, `client:${id}`);
+  });
+  return { client_id: id, client_secret: secret, previous_expires_at: previousExpiresAt.toISOString() };
+}
+
+/** Revokes a client: its secrets stop working and every token it holds introspects inactive. */
+export async function revokeClient(deps: Deps, id: string, actor: Actor): Promise<{ client_id: string; revoked_at: string }> {
+  const now = deps.now();
+  const revokedAt = await deps.prisma.$transaction(async (tx) => {
+    const client = await lockClient(tx, id);
+    if (client.status === 'revoked') return client.revokedAt ?? now;
+    await tx.oAuthClient.update({ where: { id }, data: { status: 'revoked', revokedAt: now } });
+    await tx.oidcPayload.deleteMany({ where: { payload: { path: ['clientId'], equals: id } } });
+    await appendAuditEvents(tx, [{ type: 'client.revoked', actorType: actor.type, actorId: actor.id, subjectType: 'client', subjectId: id, requestId: actor.requestId, ip: actor.ip }], now);
+    await publishInvalidation(tx, `client:${id}`);
+    return now;
+  });
+  return { client_id: id, revoked_at: revokedAt.toISOString() };
+}

@@ -1,0 +1,128 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { PrismaClient } from './generated/client.ts';
+
+export type Prisma = PrismaClient;
+
+/** Raw SQL access below Prisma: migrations (multi-statement scripts) and LISTEN. */
+export interface SqlSession {
+  exec(script: string): Promise<void>;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+export interface Database {
+  kind: 'postgres' | 'pglite';
+  prisma: PrismaClient;
+  /** Runs `fn` on one dedicated session (own connection on Postgres). */
+  withSession<T>(fn: (session: SqlSession) => Promise<T>): Promise<T>;
+  /**
+   * Subscribes to a NOTIFY channel. `onState(false)` means messages may have been missed (the
+   * listener reconnects by itself and then reports `onState(true)`).
+   */
+  listen(channel: string, onMessage: (payload: string) => void, onState?: (up: boolean) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl?: string;
+  dataDir: string;
+  /** Pool size for Postgres. */
+  poolSize?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPGlite(options.dataDir);
+}
+
+async function openPostgres(connectionString: string, max: number): Promise<Database> {
+  const pool = new pg.Pool({ connectionString, max });
+  // An idle client's error must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const listeners = new Set<pg.Client>();
+  return {
+    kind: 'postgres',
+    prisma,
+    async withSession(fn) {
+      const client = await pool.connect();
+      try {
+        return await fn({
+          exec: async (script) => void (await client.query(script)),
+          query: async (sql, params) => (await client.query(sql, params)).rows,
+        });
+      } finally {
+        client.release();
+      }
+    },
+    async listen(channel, onMessage, onState = () => {}) {
+      let client: pg.Client | undefined;
+      let closed = false;
+      const connect = async (): Promise<void> => {
+        const next = new pg.Client({ connectionString });
+        next.on('notification', (message) => {
+          if (message.channel === channel) onMessage(message.payload ?? '');
+        });
+        next.on('error', () => {
+          // Notifications may have been missed while down: tell the subscriber, then reconnect.
+          onState(false);
+          listeners.delete(next);
+          next.end().catch(() => {});
+          if (!closed) retry();
+        });
+        await next.connect();
+        await next.query(`LISTEN "${channel}"`);
+        listeners.add(next);
+        client = next;
+        onState(true);
+      };
+      const retry = () => setTimeout(() => void connect().catch(retry), 250).unref();
+      await connect();
+      return async () => {
+        closed = true;
+        if (client) {
+          listeners.delete(client);
+          await client.end().catch(() => {});
+        }
+      };
+    },
+    async close() {
+      for (const client of listeners) await client.end().catch(() => {});
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+async function openPGlite(dataDir: string): Promise<Database> {
+  const dir = path.resolve(dataDir, 'pgdata');
+  await mkdir(path.dirname(dir), { recursive: true });
+  const db = await PGlite.create(dir);
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
+  return {
+    kind: 'pglite',
+    prisma,
+    withSession: (fn) =>
+      fn({
+        exec: async (script) => void (await db.exec(script)),
+        query: async <T>(sql: string, params?: unknown[]) => (await db.query<T>(sql, params)).rows,
+      }),
+    async listen(channel, onMessage, onState = () => {}) {
+      // One process owns the embedded database: the listener cannot lose messages.
+      const unsubscribe = await db.listen(channel, (payload) => onMessage(payload));
+      onState(true);
+      return unsubscribe;
+    },
+    async close() {
+      await prisma.$disconnect();
+      await db.close();
+    },
+  };
+}
+
+export type { OAuthClient, ApiKey } from './generated/client.ts';
+/** A Prisma client or an interactive transaction: services accept either. */
+export type Tx = import('./generated/client.ts').Prisma.TransactionClient;

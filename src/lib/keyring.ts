@@ -1,0 +1,71 @@
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * Keys derived from LATCHKEY_SECRET, one per purpose (HKDF-SHA-256), so that a leak of one
+ * use cannot be replayed as another.
+ */
+export interface Keyring {
+  /** Keyed digest of a high-entropy credential secret (API key, client secret). */
+  digest(secret: string): Uint8Array<ArrayBuffer>;
+  /** Constant-time comparison of a presented secret against stored digests. */
+  matches(secret: string, ...digests: (Uint8Array | null | undefined)[]): boolean;
+  encrypt(plaintext: string): string;
+  decrypt(ciphertext: string): string;
+  cookieKeys: string[];
+}
+
+const derive = (master: string, purpose: string) =>
+  Buffer.from(hkdfSync('sha256', master, 'latchkey', purpose, 32));
+
+export function createKeyring(masterSecret: string): Keyring {
+  const pepper = derive(masterSecret, 'credential-digest-v1');
+  const encryptionKey = derive(masterSecret, 'at-rest-encryption-v1');
+  const digest = (secret: string) => new Uint8Array(createHmac('sha256', pepper).update(secret).digest());
+  return {
+    digest,
+    matches(secret, ...digests) {
+      // Comparing fixed-length digests: the presented secret's length leaks nothing.
+      const presented = digest(secret);
+      let ok = false;
+      for (const stored of digests) {
+        if (stored && stored.length === presented.length && timingSafeEqual(presented, stored)) ok = true;
+      }
+      return ok;
+    },
+    encrypt(plaintext) {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', encryptionKey, iv);
+      const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+      return ['v1', iv.toString('base64url'), body.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+    },
+    decrypt(ciphertext) {
+      const [version, iv, body, tag] = ciphertext.split('.');
+      if (version !== 'v1' || !iv || !body || !tag) throw new Error('unrecognised ciphertext format');
+      const decipher = createDecipheriv('aes-256-gcm', encryptionKey, Buffer.from(iv, 'base64url'));
+      decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+      return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+    },
+    cookieKeys: [derive(masterSecret, 'cookie-signing-v1').toString('base64url')],
+  };
+}
+
+/** LATCHKEY_SECRET, or (outside production) one generated once into the data dir. */
+export async function resolveMasterSecret(configured: string | undefined, dataDir: string): Promise<string> {
+  if (configured) return configured;
+  const file = path.join(dataDir, 'secret');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  await mkdir(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' }).catch(async (error) => {
+    // Another process won the race: use its secret.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  });
+  await chmod(file, 0o600);
+  return (await readFile(file, 'utf8')).trim();
+}

@@ -1,0 +1,33 @@
+import { ConfigError } from './config.ts';
+import { startServer } from './server.ts';
+
+/** `latchkey serve`: start, and stop gracefully on SIGTERM/SIGINT. */
+export async function serve(): Promise<void> {
+  let running;
+  try {
+    running = await startServer({
+      onFirstAdmin: ({ email, password }) => {
+        // Shown once on the console, deliberately not through the logger.
+        process.stdout.write(`\nFirst start: admin account ${email} created.\nPassword (shown once): ${password}\n\n`);
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`latchkey: ${error instanceof ConfigError ? error.message : (error as Error).message}\n`);
+    process.exit(1);
+  }
+  const { close, deps } = running;
+  const shutdown = (signal: string) => {
+    deps.log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    close().then(
+      () => process.exit(0),
+      (error) => {
+        deps.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

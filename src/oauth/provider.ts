@@ -1,0 +1,145 @@
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Deps } from '../context.ts';
+import { clientSecretMatches, findClient } from '../credentials/clients.ts';
+import { requestContext } from '../http/request-context.ts';
+import type { PrivateJwk } from '../signing/signing-keys.ts';
+import { ClientAdapter, PrismaAdapter } from './adapter.ts';
+
+export const INTROSPECTION_PATH = '/introspect';
+export const REVOCATION_PATH = '/revoke';
+export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
+// Asymmetric only: clients have no usable shared secret (we keep digests), so no HS* assertions.
+export const CLIENT_ASSERTION_ALGS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'PS256', 'RS256'];
+
+export interface OAuthProvider {
+  provider: Provider;
+  /** The scope catalog, listed in discovery as scopes_supported; kept current by the server. */
+  scopes: Set<string>;
+}
+
+export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, scopeNames: string[]): OAuthProvider {
+  const { config } = deps;
+  const issuer = config.LATCHKEY_ISSUER;
+  const scopes = new Set(scopeNames);
+  const accessTokenTTL = Math.floor(config.LATCHKEY_ACCESS_TOKEN_TTL / 1000);
+  const clientAdapter = new ClientAdapter(deps);
+  const signingAlg = (jwks.keys[0]?.alg ?? 'ES256') as 'ES256';
+
+  const configuration: Configuration = {
+    adapter: (name: string) => (name === 'Client' ? clientAdapter : new PrismaAdapter(deps, name)) as never,
+    clients: [],
+    jwks: jwks as Configuration['jwks'],
+    clientAuthMethods: CLIENT_AUTH_METHODS as Configuration['clientAuthMethods'],
+    enabledJWA: { clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS as never },
+    clientDefaults: {
+      grant_types: ['client_credentials'],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      // oidc-provider signs JWT access tokens with this default algorithm.
+      id_token_signed_response_alg: signingAlg,
+    },
+    cookies: { keys: deps.keyring.cookieKeys },
+    ttl: { ClientCredentials: accessTokenTTL, AccessToken: accessTokenTTL },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      // Latchkey answers these itself: oidc-provider cannot introspect or revoke JWTs or API keys.
+      introspection: { enabled: false },
+      revocation: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        // RFC 8707: without a `resource`, the token is for the client's first audience.
+        async defaultResource(ctx) {
+          const client = ctx.oidc.client && (await findClient(deps, ctx.oidc.client.clientId));
+          return client?.audiences[0] ?? config.LATCHKEY_DEFAULT_AUDIENCE;
+        },
+        useGrantedResource: () => true,
+        // Every token request resolves a resource before its scopes, which makes this the one
+        // place to apply Latchkey's scope rule with the catalog as it is now (oidc-provider's
+        // own scope list is fixed at start and silently drops scopes it does not know).
+        async getResourceServerInfo(ctx, resourceIndicator) {
+          const client = ctx.oidc.client && (await findClient(deps, ctx.oidc.client.clientId));
+          if (!client?.audiences.includes(resourceIndicator)) {
+            throw new errors.InvalidTarget('the client may not request tokens for this resource');
+          }
+          const params = ctx.oidc.params as { scope?: string };
+          if (params.scope === undefined || params.scope === '') {
+            // RFC 6749 §3.3: no scope asked for means the client's pre-defined default, all of them.
+            params.scope = client.scopes.join(' ');
+          } else {
+            // RFC 6749 §5.2: unknown, or beyond what the client was granted, is invalid_scope.
+            const refused = params.scope.split(' ').filter((scope) => !client.scopes.includes(scope));
+            if (refused.length > 0) throw new errors.InvalidScope('requested scope is not allowed', refused.join(' '));
+          }
+          return {
+            scope: client.scopes.join(' '),
+            audience: resourceIndicator,
+            accessTokenTTL,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: signingAlg } },
+          };
+        },
+      },
+    },
+    discovery: {
+      introspection_endpoint: `${issuer}${INTROSPECTION_PATH}`,
+      introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+      introspection_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS,
+      revocation_endpoint: `${issuer}${REVOCATION_PATH}`,
+      revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+      revocation_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS,
+    },
+    async findAccount() {
+      return undefined;
+    },
+  };
+
+  const provider = new Provider(issuer, configuration);
+  provider.proxy = config.LATCHKEY_TRUST_PROXY;
+
+  // Secrets are stored as keyed digests: compare digests in constant time, with the previous
+  // secret accepted inside its rotation grace window.
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
+    const client = await findClient(deps, this.clientId);
+    return client !== null && clientSecretMatches(deps, client, actual);
+  };
+
+  provider.use(async (ctx, next) => {
+    await next();
+    const route = (ctx as KoaContextWithOIDC).oidc?.route;
+    if (route === 'token') await auditTokenRequest(deps, ctx as KoaContextWithOIDC);
+    if (route === 'discovery' && ctx.status === 200) (ctx.body as Record<string, unknown>).scopes_supported = [...scopes].sort();
+  });
+
+  provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server_error'));
+  return { provider, scopes };
+}
+
+/** Runs before the response leaves: a token is only handed out once its audit event is committed. */
+async function auditTokenRequest(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
+  const { requestId, ip } = requestContext();
+  const clientId = ctx.oidc.client?.clientId ?? null;
+  if (ctx.status === 200) {
+    const token = ctx.oidc.entities.ClientCredentials;
+    await deps.audit.record({
+      type: 'token.issued',
+      actorType: 'client',
+      actorId: clientId,
+      subjectType: 'access_token',
+      subjectId: token?.jti ?? null,
+      requestId,
+      ip,
+      data: { grantType: ctx.oidc.params?.grant_type, scope: token?.scope ?? null, aud: token?.resourceServer?.audience ?? null, exp: token?.exp ?? null },
+    });
+  } else {
+    const body = ctx.body as { error?: string } | undefined;
+    await deps.audit.record({
+      type: 'token.failed',
+      actorType: clientId ? 'client' : 'anonymous',
+      actorId: clientId,
+      requestId,
+      ip,
+      data: { status: ctx.status, error: body?.error ?? null },
+    });
+  }
+}

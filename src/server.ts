@@ -1,0 +1,112 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { type DestinationStream, type Logger } from 'pino';
+import { ensureFirstAdmin } from './accounts/admins.ts';
+import { createApp } from './app.ts';
+import { startControlSocket } from './cli/control-socket.ts';
+import { AuditWriter } from './audit/audit-writer.ts';
+import { loadConfig, type Config } from './config.ts';
+import type { Deps } from './context.ts';
+import { listScopeNames } from './credentials/scopes.ts';
+import { openDatabase } from './db/database.ts';
+import { migrate } from './db/migrate.ts';
+import { createMetrics } from './http/metrics.ts';
+import { CredentialCache } from './lib/invalidation.ts';
+import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
+import { sweepExpired } from './oauth/adapter.ts';
+import { createOAuthProvider } from './oauth/provider.ts';
+import { ensureSigningKey, loadSigningJwks } from './signing/signing-keys.ts';
+
+export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level: config.LOG_LEVEL,
+      base: { service: 'latchkey' },
+      // Belt and braces: no code path logs these, and if one ever does they are masked.
+      redact: {
+        paths: ['*.authorization', '*.client_secret', '*.password', '*.token', '*.key', 'req.headers.authorization', 'req.headers.cookie'],
+        censor: '[redacted]',
+      },
+    },
+    destination,
+  );
+}
+
+/** Opens storage and builds the services: shared by the server and the CLI. */
+export async function openDeps(config: Config, log: Logger): Promise<Deps> {
+  const secret = await resolveMasterSecret(config.LATCHKEY_SECRET, config.LATCHKEY_DATA_DIR);
+  const db = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.LATCHKEY_DATA_DIR });
+  try {
+    await migrate(db);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  return {
+    config,
+    db,
+    prisma: db.prisma,
+    keyring: createKeyring(secret),
+    audit: new AuditWriter(db.prisma),
+    cache: new CredentialCache(),
+    log,
+    now: () => new Date(),
+  };
+}
+
+export interface RunningServer {
+  url: string;
+  deps: Deps;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+  /** Called once, when the first admin is created, with the generated password. */
+  onFirstAdmin?: (admin: { email: string; password?: string }) => void;
+}
+
+export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
+  const config = loadConfig(options.env ?? process.env);
+  const log = options.log ?? createLogger(config);
+  const deps = await openDeps(config, log);
+  await deps.cache.start(deps.db);
+  await ensureSigningKey(deps);
+  const admin = await ensureFirstAdmin(deps);
+  if (admin) options.onFirstAdmin?.(admin);
+
+  const oauth = createOAuthProvider(deps, await loadSigningJwks(deps), await listScopeNames(deps));
+  // Scope catalog changes reach discovery on every node.
+  const stopScopes = await deps.db.listen('latchkey_invalidate', (key) => {
+    if (key === 'scopes') void listScopeNames(deps).then((names) => { oauth.scopes.clear(); for (const name of names) oauth.scopes.add(name); }, () => {});
+  });
+  const stopControl = deps.db.kind === 'pglite' ? await startControlSocket(deps) : async () => {};
+  const app = createApp(deps, oauth, createMetrics());
+  const server = app.listen(config.PORT, config.HOST);
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  server.keepAliveTimeout = 65_000;
+  const sweeper = setInterval(() => void sweepExpired(deps).catch((err) => log.warn({ err }, 'sweep failed')), 10 * 60_000);
+  sweeper.unref();
+
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  log.info({ url, issuer: config.LATCHKEY_ISSUER, database: deps.db.kind }, 'latchkey listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      clearInterval(sweeper);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await stopControl();
+      await deps.audit.idle();
+      await stopScopes();
+      await deps.cache.stop();
+      await deps.db.close();
+    })());
+  return { url, deps, server, close };
+}
