@@ -5,6 +5,7 @@ import type { Deps } from './context.ts';
 import { runWithRequestContext } from './http/request-context.ts';
 import type { Metrics } from './http/metrics.ts';
 import { oauthErrors } from './http/oauth-errors.ts';
+import { tokenRoutes } from './http/token-routes.ts';
 import type { OAuthProvider } from './oauth/provider.ts';
 
 // Low-cardinality route labels for logs and metrics; anything else is "other".
@@ -77,6 +78,7 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): K
   });
   app.use(router.routes());
   app.use(router.allowedMethods());
+  app.use(tokenRoutes(deps, oauth).routes());
 
   const callback = oauth.provider.callback();
   app.use(async (ctx) => {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AuditWriter } from './audit/audit-writer.ts';
 import type { Config } from './config.ts';
+import type { KeyUsage } from './credentials/key-usage.ts';
 import type { Database, Prisma } from './db/database.ts';
 import type { CredentialCache } from './lib/invalidation.ts';
 import type { Keyring } from './lib/keyring.ts';
@@ -13,6 +14,7 @@ export interface Deps {
   keyring: Keyring;
   audit: AuditWriter;
   cache: CredentialCache;
+  usage: KeyUsage;
   log: Logger;
   /** Injected so that expiry and rotation are testable without sleeping. */
   now: () => Date;

@@ -7,6 +7,7 @@ import { startControlSocket } from './cli/control-socket.ts';
 import { AuditWriter } from './audit/audit-writer.ts';
 import { loadConfig, type Config } from './config.ts';
 import type { Deps } from './context.ts';
+import { KeyUsage } from './credentials/key-usage.ts';
 import { listScopeNames } from './credentials/scopes.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
@@ -42,7 +43,7 @@ export async function openDeps(config: Config, log: Logger): Promise<Deps> {
     await db.close();
     throw error;
   }
-  return {
+  const deps: Deps = {
     config,
     db,
     prisma: db.prisma,
@@ -51,7 +52,9 @@ export async function openDeps(config: Config, log: Logger): Promise<Deps> {
     cache: new CredentialCache(),
     log,
     now: () => new Date(),
-  };
+  } as Omit<Deps, 'usage'> as Deps;
+  deps.usage = new KeyUsage(deps);
+  return deps;
 }
 
 export interface RunningServer {
@@ -73,6 +76,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const log = options.log ?? createLogger(config);
   const deps = await openDeps(config, log);
   await deps.cache.start(deps.db);
+  deps.usage.start();
   await ensureSigningKey(deps);
   const admin = await ensureFirstAdmin(deps);
   if (admin) options.onFirstAdmin?.(admin);
@@ -103,6 +107,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         server.closeIdleConnections();
       });
       await stopControl();
+      await deps.usage.stop();
       await deps.audit.idle();
       await stopScopes();
       await deps.cache.stop();

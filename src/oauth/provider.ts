@@ -2,7 +2,8 @@ import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'o
 import type { Deps } from '../context.ts';
 import { clientSecretMatches, findClient } from '../credentials/clients.ts';
 import { requestContext } from '../http/request-context.ts';
-import type { PrivateJwk } from '../signing/signing-keys.ts';
+import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
+import { publicPart, type PrivateJwk } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
 
 export const INTROSPECTION_PATH = '/introspect';
@@ -15,6 +16,7 @@ export interface OAuthProvider {
   provider: Provider;
   /** The scope catalog, listed in discovery as scopes_supported; kept current by the server. */
   scopes: Set<string>;
+  verifier: TokenVerifier;
 }
 
 export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, scopeNames: string[]): OAuthProvider {
@@ -112,7 +114,8 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
   });
 
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server_error'));
-  return { provider, scopes };
+  const verifier = createTokenVerifier(deps, { keys: jwks.keys.map(publicPart) }, provider);
+  return { provider, scopes, verifier };
 }
 
 /** Runs before the response leaves: a token is only handed out once its audit event is committed. */

@@ -49,7 +49,7 @@ async function newPrivateJwk(alg: string): Promise<PrivateJwk> {
   return { ...jwk, kid: await calculateJwkThumbprint(jwk), alg, use: 'sig' };
 }
 
-function publicPart(jwk: PrivateJwk): JWK {
+export function publicPart(jwk: JWK): JWK {
   const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = jwk;
   return pub;
 }

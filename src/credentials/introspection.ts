@@ -1,0 +1,165 @@
+import { appendAuditEvents } from '../audit/audit-log.ts';
+import type { Actor, Deps } from '../context.ts';
+import { requestContext } from '../http/request-context.ts';
+import { publishInvalidation } from '../lib/invalidation.ts';
+import { looksLikeApiKey } from './api-key-format.ts';
+import { revokeApiKey, verifyApiKey } from './api-keys.ts';
+import { findClient, type ClientRecord } from './clients.ts';
+import type { TokenVerifier } from './token-verifier.ts';
+
+export type Introspection = { active: false } | ActiveToken;
+
+export interface ActiveToken {
+  active: true;
+  token_type: 'Bearer' | 'api_key';
+  scope: string;
+  client_id: string;
+  sub: string;
+  aud: string | string[];
+  iss: string;
+  exp?: number;
+  iat: number;
+  jti?: string;
+}
+
+const INACTIVE = { active: false } as const;
+const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
+const audValue = (aud: string[]) => (aud.length === 1 ? aud[0]! : aud);
+const isJwt = (token: string) => /^[\w-]+\.[\w-]+\.[\w-]+$/.test(token);
+
+/**
+ * A resource server sees a credential only if it is meant for it: one of the credential's
+ * audiences is one of the caller's, or the caller is the client the token was issued to.
+ */
+const visibleTo = (caller: ClientRecord, audiences: string[], clientId?: string) =>
+  clientId === caller.id || audiences.some((aud) => caller.audiences.includes(aud));
+
+/**
+ * RFC 7662 for every kind of credential Latchkey issues. The kind is told by the token's own
+ * shape, so a wrong token_type_hint never hides a token (the hint only orders cheap checks).
+ * Anything that is not active and visible to the caller is `{active:false}` and nothing more.
+ */
+export async function introspect(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string): Promise<Introspection> {
+  if (looksLikeApiKey(token)) return introspectApiKey(deps, caller, token);
+  if (isJwt(token)) return introspectJwt(deps, verifier, caller, token);
+  return introspectOpaque(deps, verifier, caller, token);
+}
+
+async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string): Promise<Introspection> {
+  const verdict = await verifyApiKey(deps, token);
+  if (verdict.result !== 'VALID') {
+    if (verdict.result !== 'MALFORMED') {
+      const { requestId, ip } = requestContext();
+      await deps.audit.record({
+        type: 'api_key.check_failed',
+        actorType: 'client',
+        actorId: caller.id,
+        subjectType: 'api_key',
+        subjectId: verdict.keyId,
+        requestId,
+        ip,
+        data: { result: verdict.result },
+      });
+    }
+    return INACTIVE;
+  }
+  const { key } = verdict;
+  if (!visibleTo(caller, key.audiences)) return INACTIVE;
+  deps.usage.touch(key.id);
+  return {
+    active: true,
+    token_type: 'api_key',
+    scope: key.scopes.join(' '),
+    client_id: key.id,
+    // The owning principal; a key without an owner stands for itself.
+    sub: key.ownerId ?? key.id,
+    aud: audValue(key.audiences),
+    iss: deps.config.LATCHKEY_ISSUER,
+    ...(key.expiresAt ? { exp: epoch(key.expiresAt) } : {}),
+    iat: epoch(key.createdAt),
+  };
+}
+
+async function isRevokedJti(deps: Deps, jti: string): Promise<boolean> {
+  const entry = await deps.cache.get(`jti:${jti}`, () => deps.prisma.revokedToken.findUnique({ where: { jti }, select: { jti: true } }));
+  return entry !== null;
+}
+
+async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string): Promise<Introspection> {
+  const claims = await verifier.verifyJwt(token);
+  if (!claims || typeof claims.client_id !== 'string' || typeof claims.jti !== 'string') return INACTIVE;
+  const audiences = claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (!visibleTo(caller, audiences, claims.client_id)) return INACTIVE;
+  // A revoked client takes its tokens with it.
+  const client = await findClient(deps, claims.client_id);
+  if (client?.status !== 'active' || (await isRevokedJti(deps, claims.jti))) return INACTIVE;
+  return {
+    active: true,
+    token_type: 'Bearer',
+    scope: typeof claims.scope === 'string' ? claims.scope : '',
+    client_id: claims.client_id,
+    sub: claims.sub ?? claims.client_id,
+    aud: audValue(audiences),
+    iss: claims.iss!,
+    exp: claims.exp!,
+    iat: claims.iat!,
+    jti: claims.jti,
+  };
+}
+
+async function introspectOpaque(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string): Promise<Introspection> {
+  if (token.length > 512) return INACTIVE;
+  const found = await verifier.findOpaque(token);
+  if (!found || !visibleTo(caller, found.aud, found.clientId)) return INACTIVE;
+  const client = await findClient(deps, found.clientId);
+  if (client?.status !== 'active') return INACTIVE;
+  return {
+    active: true,
+    token_type: 'Bearer',
+    scope: found.scope ?? '',
+    client_id: found.clientId,
+    sub: found.accountId ?? found.clientId,
+    aud: audValue(found.aud.length ? found.aud : [deps.config.LATCHKEY_ISSUER]),
+    iss: deps.config.LATCHKEY_ISSUER,
+    exp: found.exp,
+    iat: found.iat,
+    jti: found.jti,
+  };
+}
+
+/**
+ * RFC 7009. Unknown, malformed and already-dead tokens are a silent success (§2.2). A client
+ * revokes the tokens issued to it; an API key is revoked by whoever presents it in full —
+ * holding the whole key is the strongest proof there is.
+ */
+export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string): Promise<void> {
+  const actor: Actor = { type: 'client', id: caller.id, ...requestContext() };
+  if (looksLikeApiKey(token)) {
+    const verdict = await verifyApiKey(deps, token);
+    if (verdict.result === 'VALID' || verdict.result === 'EXPIRED') {
+      const keyId = verdict.result === 'VALID' ? verdict.key.id : verdict.keyId;
+      await revokeApiKey(deps, keyId, { reason: `revoked by client ${caller.id} (RFC 7009)` }, actor);
+    }
+    return;
+  }
+  if (isJwt(token)) {
+    const claims = await verifier.verifyJwt(token);
+    if (!claims || claims.client_id !== caller.id || typeof claims.jti !== 'string') return;
+    const jti = claims.jti;
+    await deps.prisma.$transaction(async (tx) => {
+      const inserted = await tx.revokedToken.createMany({
+        data: [{ jti, clientId: caller.id, expiresAt: new Date(claims.exp! * 1000) }],
+        skipDuplicates: true,
+      });
+      if (inserted.count === 0) return;
+      await appendAuditEvents(tx, [{ type: 'access_token.revoked', actorType: 'client', actorId: caller.id, subjectType: 'access_token', subjectId: jti, requestId: actor.requestId, ip: actor.ip }]);
+      await publishInvalidation(tx, `jti:${jti}`);
+    });
+    return;
+  }
+  const found = token.length <= 512 ? await verifier.findOpaque(token) : null;
+  if (found && found.clientId === caller.id) {
+    await found.destroy();
+    await deps.audit.record({ type: 'access_token.revoked', actorType: 'client', actorId: caller.id, subjectType: 'access_token', subjectId: found.jti, requestId: actor.requestId, ip: actor.ip });
+  }
+}

@@ -1,0 +1,58 @@
+import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import type Provider from 'oidc-provider';
+import type { Deps } from '../context.ts';
+
+/** What Latchkey needs to recognise tokens it issued: its JWT keys and its opaque-token store. */
+export interface TokenVerifier {
+  verifyJwt(token: string): Promise<JWTPayload | null>;
+  findOpaque(token: string): Promise<OpaqueToken | null>;
+}
+
+export interface OpaqueToken {
+  jti: string;
+  clientId: string;
+  accountId?: string;
+  scope?: string;
+  aud: string[];
+  iat: number;
+  exp: number;
+  destroy(): Promise<void>;
+}
+
+export function createTokenVerifier(deps: Pick<Deps, 'config'>, publicJwks: { keys: JWK[] }, provider: Provider): TokenVerifier {
+  // Keys are chosen by kid among our own only; jku/x5u/embedded jwk headers are never consulted,
+  // and each key's `alg` pins the algorithm a token may claim for it.
+  const keys = createLocalJWKSet(publicJwks);
+  const algorithms = [...new Set(publicJwks.keys.map((key) => key.alg).filter((alg): alg is string => !!alg))];
+  return {
+    async verifyJwt(token) {
+      try {
+        const { payload } = await jwtVerify(token, keys, { algorithms, issuer: deps.config.LATCHKEY_ISSUER, typ: 'at+jwt', requiredClaims: ['exp', 'iat', 'jti', 'client_id'] });
+        return payload;
+      } catch {
+        return null;
+      }
+    },
+    async findOpaque(token) {
+      type Found = { jti: string; clientId?: string; scope?: string; iat?: number; exp?: number; isExpired: boolean; destroy(): Promise<void> };
+      const models = [provider.ClientCredentials, provider.AccessToken] as unknown as { find(value: string): Promise<Found | undefined> }[];
+      for (const Model of models) {
+        const found = await Model.find(token).catch(() => undefined);
+        if (found && !found.isExpired) {
+          const aud = (found as { aud?: string | string[] }).aud;
+          return {
+            jti: found.jti,
+            clientId: found.clientId!,
+            accountId: (found as { accountId?: string }).accountId,
+            scope: found.scope,
+            aud: aud === undefined ? [] : Array.isArray(aud) ? aud : [aud],
+            iat: found.iat!,
+            exp: found.exp!,
+            destroy: () => found.destroy(),
+          };
+        }
+      }
+      return null;
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { Context } from 'koa';
+import type { Deps } from '../context.ts';
+import { clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
+import { InvalidClient, InvalidRequest } from '../lib/errors.ts';
+import { requestContext } from '../http/request-context.ts';
+
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+interface Presented {
+  method: AuthMethod;
+  clientId: string;
+  secret?: string;
+  assertion?: string;
+}
+
+/** RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64. */
+function parseBasic(header: string): { clientId: string; secret: string } | null {
+  const match = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(header.trim());
+  if (!match) return null;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return null;
+  try {
+    const unescape = (text: string) => decodeURIComponent(text.replace(/\+/g, ' '));
+    return { clientId: unescape(decoded.slice(0, colon)), secret: unescape(decoded.slice(colon + 1)) };
+  } catch {
+    return null;
+  }
+}
+
+function presentedCredentials(ctx: Context, params: Map<string, string>): Presented {
+  const header = ctx.get('authorization');
+  const methods: Presented[] = [];
+  if (header) {
+    const basic = parseBasic(header);
+    if (!basic) throw new InvalidClient('invalid Authorization header');
+    methods.push({ method: 'client_secret_basic', clientId: basic.clientId, secret: basic.secret });
+  }
+  if (params.has('client_secret')) {
+    methods.push({ method: 'client_secret_post', clientId: params.get('client_id') ?? '', secret: params.get('client_secret') });
+  }
+  if (params.has('client_assertion') || params.has('client_assertion_type')) {
+    if (params.get('client_assertion_type') !== JWT_BEARER) throw new InvalidRequest('unsupported client_assertion_type');
+    const assertion = params.get('client_assertion') ?? '';
+    let clientId = '';
+    try {
+      const claims = decodeJwt(assertion);
+      clientId = typeof claims.sub === 'string' ? claims.sub : '';
+    } catch {
+      throw new InvalidClient('invalid client_assertion');
+    }
+    methods.push({ method: 'private_key_jwt', clientId, assertion });
+  }
+  // RFC 6749 §2.3: a client must not use more than one authentication method per request.
+  if (methods.length > 1) throw new InvalidRequest('only one client authentication method may be used');
+  const [presented] = methods;
+  if (!presented) throw new InvalidClient('no client authentication provided');
+  const claimed = params.get('client_id');
+  if (claimed !== undefined && claimed !== presented.clientId) throw new InvalidRequest('client_id does not match the authenticated client');
+  return presented;
+}
+
+// Remote key sets are cached by jose (per URI), shared by all requests.
+const remoteKeySets = new Map<string, JWTVerifyGetKey>();
+
+/**
+ * Authenticates the caller of Latchkey's own endpoints (introspection, revocation) with the
+ * same methods and rules oidc-provider applies at the token endpoint.
+ */
+export async function authenticateClient(
+  deps: Deps,
+  ctx: Context,
+  params: Map<string, string>,
+  allowedAudiences: string[],
+  algorithms: string[],
+): Promise<ClientRecord> {
+  const presented = presentedCredentials(ctx, params);
+  const client = await findClient(deps, presented.clientId);
+  const ok = client !== null && client.status === 'active' && client.authMethod === presented.method && (await verify(deps, client, presented, allowedAudiences, algorithms));
+  if (!ok) {
+    const { requestId, ip } = requestContext();
+    await deps.audit.record({
+      type: 'client_auth.failed',
+      actorType: 'anonymous',
+      subjectType: 'client',
+      subjectId: client?.id ?? null,
+      requestId,
+      ip,
+      data: { method: presented.method, endpoint: ctx.path },
+    });
+    throw new InvalidClient();
+  }
+  return client;
+}
+
+async function verify(deps: Deps, client: ClientRecord, presented: Presented, audience: string[], algorithms: string[]): Promise<boolean> {
+  if (presented.method !== 'private_key_jwt') return clientSecretMatches(deps, client, presented.secret ?? '');
+  let keys: JWTVerifyGetKey | undefined;
+  if (client.jwks) keys = createLocalJWKSet(client.jwks as never);
+  else if (client.jwksUri) {
+    keys = remoteKeySets.get(client.jwksUri);
+    if (!keys) remoteKeySets.set(client.jwksUri, (keys = createRemoteJWKSet(new URL(client.jwksUri))));
+  }
+  if (!keys) return false;
+  try {
+    const { payload } = await jwtVerify(presented.assertion ?? '', keys, {
+      algorithms,
+      issuer: client.id,
+      subject: client.id,
+      audience,
+      requiredClaims: ['exp', 'jti'],
+      maxTokenAge: '10m',
+    });
+    // One use per assertion (RFC 7523 §3): the primary key refuses a replayed jti.
+    await deps.prisma.oidcPayload.create({
+      data: { model: 'ClientAssertion', id: `${client.id}:${payload.jti}`, payload: {}, expiresAt: new Date((payload.exp ?? 0) * 1000) },
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
