@@ -91,6 +91,8 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): K
       ctx.body = { error: 'invalid_request', error_description: 'parameters must be sent in the request body, not the query string' };
       return;
     }
+    // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
+    if (ctx.path === '/token') ctx.set('Pragma', 'no-cache');
     ctx.respond = false;
     await callback(ctx.req, ctx.res);
   });

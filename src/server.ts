@@ -7,6 +7,7 @@ import { startControlSocket } from './cli/control-socket.ts';
 import { AuditWriter } from './audit/audit-writer.ts';
 import { loadConfig, type Config } from './config.ts';
 import type { Deps } from './context.ts';
+import { recordExpirations } from './credentials/expiry-sweep.ts';
 import { KeyUsage } from './credentials/key-usage.ts';
 import { listScopeNames } from './credentials/scopes.ts';
 import { openDatabase } from './db/database.ts';
@@ -91,7 +92,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const server = app.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   server.keepAliveTimeout = 65_000;
-  const sweeper = setInterval(() => void sweepExpired(deps).catch((err) => log.warn({ err }, 'sweep failed')), 10 * 60_000);
+  const sweep = () =>
+    Promise.all([sweepExpired(deps), recordExpirations(deps)]).catch((err) => log.warn({ err }, 'expiry sweep failed'));
+  const sweeper = setInterval(() => void sweep(), 60_000);
   sweeper.unref();
 
   const { port } = server.address() as AddressInfo;
