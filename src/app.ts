@@ -84,6 +84,8 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): K
   app.use(async (ctx) => {
     // RFC 8414 metadata: the same document oidc-provider serves as OpenID discovery.
     if (ctx.path === '/.well-known/oauth-authorization-server') ctx.req.url = '/.well-known/openid-configuration';
+    // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
+    if (ctx.path === '/token') ctx.set('Pragma', 'no-cache');
     if (ctx.method === 'POST' && ctx.path === '/token' && ctx.querystring) {
       // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
       ctx.status = 400;
@@ -91,8 +93,6 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): K
       ctx.body = { error: 'invalid_request', error_description: 'parameters must be sent in the request body, not the query string' };
       return;
     }
-    // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
-    if (ctx.path === '/token') ctx.set('Pragma', 'no-cache');
     ctx.respond = false;
     await callback(ctx.req, ctx.res);
   });

@@ -1,10 +1,12 @@
-import { ConfigError } from './config.ts';
-import { startServer } from './server.ts';
+import { ConfigError, loadConfig } from './config.ts';
 
 /** `latchkey serve`: start, and stop gracefully on SIGTERM/SIGINT. */
 export async function serve(): Promise<void> {
   let running;
   try {
+    // Validate before loading the protocol engine, so a bad variable is the only line printed.
+    loadConfig();
+    const { startServer } = await import('./server.ts');
     running = await startServer({
       onFirstAdmin: ({ email, password }) => {
         // Shown once on the console, deliberately not through the logger.

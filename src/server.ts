@@ -1,62 +1,18 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import pino, { type DestinationStream, type Logger } from 'pino';
 import { ensureFirstAdmin } from './accounts/admins.ts';
 import { createApp } from './app.ts';
 import { startControlSocket } from './cli/control-socket.ts';
-import { AuditWriter } from './audit/audit-writer.ts';
-import { loadConfig, type Config } from './config.ts';
+import { loadConfig } from './config.ts';
+import { createLogger, openDeps } from './deps.ts';
+import type { Logger } from 'pino';
 import type { Deps } from './context.ts';
 import { recordExpirations } from './credentials/expiry-sweep.ts';
-import { KeyUsage } from './credentials/key-usage.ts';
 import { listScopeNames } from './credentials/scopes.ts';
-import { openDatabase } from './db/database.ts';
-import { migrate } from './db/migrate.ts';
 import { createMetrics } from './http/metrics.ts';
-import { CredentialCache } from './lib/invalidation.ts';
-import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
 import { sweepExpired } from './oauth/adapter.ts';
 import { createOAuthProvider } from './oauth/provider.ts';
 import { ensureSigningKey, loadSigningJwks } from './signing/signing-keys.ts';
-
-export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, destination?: DestinationStream): Logger {
-  return pino(
-    {
-      level: config.LOG_LEVEL,
-      base: { service: 'latchkey' },
-      // Belt and braces: no code path logs these, and if one ever does they are masked.
-      redact: {
-        paths: ['*.authorization', '*.client_secret', '*.password', '*.token', '*.key', 'req.headers.authorization', 'req.headers.cookie'],
-        censor: '[redacted]',
-      },
-    },
-    destination,
-  );
-}
-
-/** Opens storage and builds the services: shared by the server and the CLI. */
-export async function openDeps(config: Config, log: Logger): Promise<Deps> {
-  const secret = await resolveMasterSecret(config.LATCHKEY_SECRET, config.LATCHKEY_DATA_DIR);
-  const db = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.LATCHKEY_DATA_DIR });
-  try {
-    await migrate(db);
-  } catch (error) {
-    await db.close();
-    throw error;
-  }
-  const deps: Deps = {
-    config,
-    db,
-    prisma: db.prisma,
-    keyring: createKeyring(secret),
-    audit: new AuditWriter(db.prisma),
-    cache: new CredentialCache(),
-    log,
-    now: () => new Date(),
-  } as Omit<Deps, 'usage'> as Deps;
-  deps.usage = new KeyUsage(deps);
-  return deps;
-}
 
 export interface RunningServer {
   url: string;

@@ -31,7 +31,9 @@ interface ChainFields {
 }
 
 export function chainHash(prevHash: string, event: ChainFields): string {
-  const body = canonicalJson({ ...event, at: event.at.toISOString() });
+  // Only the chained fields: a stored row also carries seq (a BigInt), prevHash and hash.
+  const { at, type, actorType, actorId, subjectType, subjectId, requestId, ip, data } = event;
+  const body = canonicalJson({ at: at.toISOString(), type, actorType, actorId, subjectType, subjectId, requestId, ip, data });
   return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
 }
 

@@ -11,7 +11,7 @@ import { createScope } from '../credentials/scopes.ts';
 import { migrate } from '../db/migrate.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { LatchkeyError } from '../lib/errors.ts';
-import { createLogger, openDeps } from '../server.ts';
+import { createLogger, openDeps } from '../deps.ts';
 import { forwardToServer } from './control-socket.ts';
 
 export interface CliIo {

@@ -1,3 +1,4 @@
+import { decodeJwt } from 'jose';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Deps } from '../context.ts';
 import { clientSecretMatches, findClient } from '../credentials/clients.ts';
@@ -124,6 +125,9 @@ async function auditTokenRequest(deps: Deps, ctx: KoaContextWithOIDC): Promise<v
   const clientId = ctx.oidc.client?.clientId ?? null;
   if (ctx.status === 200) {
     const token = ctx.oidc.entities.ClientCredentials;
+    // A JWT access token's exp is computed while signing and never stored on the entity.
+    const accessToken = (ctx.body as { access_token?: string } | undefined)?.access_token;
+    const exp = token?.exp ?? (accessToken ? decodeJwt(accessToken).exp : undefined) ?? null;
     await deps.audit.record({
       type: 'token.issued',
       actorType: 'client',
@@ -132,7 +136,7 @@ async function auditTokenRequest(deps: Deps, ctx: KoaContextWithOIDC): Promise<v
       subjectId: token?.jti ?? null,
       requestId,
       ip,
-      data: { grantType: ctx.oidc.params?.grant_type, scope: token?.scope ?? null, aud: token?.resourceServer?.audience ?? null, exp: token?.exp ?? null },
+      data: { grantType: ctx.oidc.params?.grant_type, scope: token?.scope ?? null, aud: token?.resourceServer?.audience ?? null, exp },
     });
   } else {
     const body = ctx.body as { error?: string } | undefined;

@@ -1,0 +1,48 @@
+import pino, { type DestinationStream, type Logger } from 'pino';
+import { AuditWriter } from './audit/audit-writer.ts';
+import type { Config } from './config.ts';
+import type { Deps } from './context.ts';
+import { KeyUsage } from './credentials/key-usage.ts';
+import { openDatabase } from './db/database.ts';
+import { migrate } from './db/migrate.ts';
+import { CredentialCache } from './lib/invalidation.ts';
+import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
+
+export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level: config.LOG_LEVEL,
+      base: { service: 'latchkey' },
+      // Belt and braces: no code path logs these, and if one ever does they are masked.
+      redact: {
+        paths: ['*.authorization', '*.client_secret', '*.password', '*.token', '*.key', 'req.headers.authorization', 'req.headers.cookie'],
+        censor: '[redacted]',
+      },
+    },
+    destination,
+  );
+}
+
+/** Opens storage and builds the services: shared by the server and the CLI. */
+export async function openDeps(config: Config, log: Logger): Promise<Deps> {
+  const secret = await resolveMasterSecret(config.LATCHKEY_SECRET, config.LATCHKEY_DATA_DIR);
+  const db = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.LATCHKEY_DATA_DIR });
+  try {
+    await migrate(db);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  const deps: Deps = {
+    config,
+    db,
+    prisma: db.prisma,
+    keyring: createKeyring(secret),
+    audit: new AuditWriter(db.prisma),
+    cache: new CredentialCache(),
+    log,
+    now: () => new Date(),
+  } as Omit<Deps, 'usage'> as Deps;
+  deps.usage = new KeyUsage(deps);
+  return deps;
+}

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/latchkey.mjs', import.meta.url));
+
+describe('configuration', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig({});
+    assert.equal(config.PORT, 8080);
+    assert.equal(config.LATCHKEY_ISSUER, 'http://localhost:8080');
+    assert.equal(config.LATCHKEY_DEFAULT_AUDIENCE, 'http://localhost:8080');
+    assert.equal(config.LATCHKEY_DATA_DIR, './.latchkey');
+    assert.equal(config.LATCHKEY_ACCESS_TOKEN_TTL, 600_000);
+    assert.equal(config.DATABASE_URL, undefined);
+  });
+
+  it('reports one line per bad variable', () => {
+    const bad = { PORT: 'eighty', DATABASE_URL: 'mysql://x', LATCHKEY_SECRET: 'short', LATCHKEY_ACCESS_TOKEN_TTL: '10 minutes', LATCHKEY_ISSUER: 'ftp://x' };
+    assert.throws(
+      () => loadConfig(bad),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        const lines = error.message.split('\n');
+        assert.equal(lines.length, Object.keys(bad).length, error.message);
+        for (const name of Object.keys(bad)) assert.ok(lines.some((line) => line.startsWith(`invalid ${name}:`)), name);
+        return true;
+      },
+    );
+  });
+
+  it('refuses to start in production without a secret and an issuer', () => {
+    assert.throws(() => loadConfig({ NODE_ENV: 'production', LATCHKEY_ISSUER: 'https://auth.example.test' }), /LATCHKEY_SECRET/);
+    assert.throws(() => loadConfig({ NODE_ENV: 'production', LATCHKEY_SECRET: 'x'.repeat(40) }), /LATCHKEY_ISSUER/);
+  });
+
+  it('stops the process at start with one clear line', () => {
+    const result = spawnSync(process.execPath, [BIN, 'serve'], { env: { PATH: process.env.PATH, PORT: 'eighty' }, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(result.status, 1);
+    const lines = result.stderr.split('\n').filter(Boolean);
+    assert.deepEqual(lines, ['latchkey: invalid PORT: Invalid input: expected number, received NaN']);
+    assert.equal(result.stdout, '');
+  });
+});
