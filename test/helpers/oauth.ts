@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
+import { rememberSecret } from './server.ts';
+
+export const FORM = 'application/x-www-form-urlencoded';
+
+export interface HttpResult<T = Record<string, any>> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+/** POSTs a form and parses the JSON answer (body is {} when it is not JSON). */
+export async function postForm(url: string, body: string | Record<string, string>, headers: Record<string, string> = {}): Promise<HttpResult> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': FORM, ...headers },
+    body: typeof body === 'string' ? body : new URLSearchParams(body).toString(),
+  });
+  const text = await response.text();
+  let parsed: Record<string, any> = {};
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Not JSON: callers assert on status and text.
+  }
+  if (typeof parsed.access_token === 'string') rememberSecret(parsed.access_token);
+  return { status: response.status, headers: response.headers, body: parsed, text };
+}
+
+/** RFC 6749 §2.3.1: client id and secret are form-urlencoded, then joined and base64-encoded. */
+export function basicAuth(clientId: string, secret: string): string {
+  const value = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+  rememberSecret(value);
+  return value;
+}
+
+export interface ClientKeyPair {
+  privateKey: CryptoKey;
+  publicJwk: JWK & { kid: string };
+  jwks: { keys: JWK[] };
+}
+
+export async function clientKeyPair(alg = 'ES256'): Promise<ClientKeyPair> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const publicJwk = { ...(await exportJWK(publicKey)), kid: `client-key-${randomBytes(4).toString('hex')}`, alg, use: 'sig' };
+  return { privateKey, publicJwk, jwks: { keys: [publicJwk] } };
+}
+
+/** RFC 7523 §3 client assertion: iss = sub = client_id, aud = the authorization server. */
+export async function clientAssertion(
+  keys: ClientKeyPair,
+  clientId: string,
+  audience: string,
+  overrides: { jti?: string; expiresIn?: string } = {},
+): Promise<string> {
+  const assertion = await new SignJWT({})
+    .setProtectedHeader({ alg: keys.publicJwk.alg as string, kid: keys.publicJwk.kid })
+    .setIssuer(clientId)
+    .setSubject(clientId)
+    .setAudience(audience)
+    .setJti(overrides.jti ?? randomBytes(16).toString('base64url'))
+    .setIssuedAt()
+    .setExpirationTime(overrides.expiresIn ?? '2m')
+    .sign(keys.privateKey);
+  rememberSecret(assertion);
+  return assertion;
+}
+
+export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
