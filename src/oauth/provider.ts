@@ -109,8 +109,19 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
 
   provider.use(async (ctx, next) => {
     await next();
-    const route = (ctx as KoaContextWithOIDC).oidc?.route;
-    if (route === 'token') await auditTokenRequest(deps, ctx as KoaContextWithOIDC);
+    const oidcCtx = ctx as KoaContextWithOIDC;
+    const route = oidcCtx.oidc?.route;
+    if (route === 'token') {
+      if (ctx.status === 200) await auditTokenIssued(deps, oidcCtx);
+      else {
+        if (ctx.status === 400 && (ctx.body as { error_description?: string })?.error_description === NO_CLIENT_AUTH) {
+          // RFC 6749 §5.2 files "no client authentication included" under invalid_client (401).
+          ctx.status = 401;
+          ctx.body = { error: 'invalid_client', error_description: 'no client authentication provided' };
+        }
+        await auditTokenFailure(deps, oidcCtx);
+      }
+    }
     if (route === 'discovery' && ctx.status === 200) (ctx.body as Record<string, unknown>).scopes_supported = [...scopes].sort();
   });
 
@@ -119,34 +130,33 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
   return { provider, scopes, verifier };
 }
 
+// oidc-provider's wording for a token request with no client authentication at all.
+const NO_CLIENT_AUTH = 'no client authentication mechanism provided';
+
 /** Runs before the response leaves: a token is only handed out once its audit event is committed. */
-async function auditTokenRequest(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
+async function auditTokenIssued(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
+  const { requestId, ip } = requestContext();
+  const token = ctx.oidc.entities.ClientCredentials;
+  // A JWT access token's exp is computed while signing and never stored on the entity.
+  const accessToken = (ctx.body as { access_token?: string } | undefined)?.access_token;
+  const exp = token?.exp ?? (accessToken ? decodeJwt(accessToken).exp : undefined) ?? null;
+  await deps.audit.record({
+    type: 'token.issued',
+    actorType: 'client',
+    actorId: ctx.oidc.client?.clientId ?? null,
+    subjectType: 'access_token',
+    subjectId: token?.jti ?? null,
+    requestId,
+    ip,
+    data: { grantType: ctx.oidc.params?.grant_type, scope: token?.scope ?? null, aud: token?.resourceServer?.audience ?? null, exp },
+  });
+}
+
+async function auditTokenFailure(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
   const { requestId, ip } = requestContext();
   const clientId = ctx.oidc.client?.clientId ?? null;
-  if (ctx.status === 200) {
-    const token = ctx.oidc.entities.ClientCredentials;
-    // A JWT access token's exp is computed while signing and never stored on the entity.
-    const accessToken = (ctx.body as { access_token?: string } | undefined)?.access_token;
-    const exp = token?.exp ?? (accessToken ? decodeJwt(accessToken).exp : undefined) ?? null;
-    await deps.audit.record({
-      type: 'token.issued',
-      actorType: 'client',
-      actorId: clientId,
-      subjectType: 'access_token',
-      subjectId: token?.jti ?? null,
-      requestId,
-      ip,
-      data: { grantType: ctx.oidc.params?.grant_type, scope: token?.scope ?? null, aud: token?.resourceServer?.audience ?? null, exp },
-    });
-  } else {
-    const body = ctx.body as { error?: string } | undefined;
-    await deps.audit.record({
-      type: 'token.failed',
-      actorType: clientId ? 'client' : 'anonymous',
-      actorId: clientId,
-      requestId,
-      ip,
-      data: { status: ctx.status, error: body?.error ?? null },
-    });
-  }
+  const code = (ctx.body as { error?: string } | undefined)?.error ?? 'server_error';
+  await deps.audit
+    .record({ type: 'token.failed', actorType: clientId ? 'client' : 'anonymous', actorId: clientId, requestId, ip, data: { error: code } })
+    .catch((err) => deps.log.error({ err }, 'could not audit a failed token request'));
 }

@@ -218,9 +218,13 @@ describe('token endpoint: errors (RFC 6749 §5.2)', () => {
     }
   });
 
-  test('no client authentication at all is refused', async () => {
-    // oidc-provider answers invalid_request here (RFC 6749 §5.2 would also allow invalid_client).
-    assertError(await postForm(meta.token_endpoint, CLIENT_CREDENTIALS), 400, 'invalid_request');
+  test('no client authentication at all is refused, and audited', async () => {
+    // RFC 6749 §5.2: "no client authentication included" is invalid_client.
+    const before = await server.deps.prisma.auditEvent.count({ where: { type: 'token.failed' } });
+    assertError(await postForm(meta.token_endpoint, CLIENT_CREDENTIALS), 401, 'invalid_client');
+    const failed = await server.deps.prisma.auditEvent.findMany({ where: { type: 'token.failed' }, orderBy: { seq: 'desc' }, take: 1 });
+    assert.equal(await server.deps.prisma.auditEvent.count({ where: { type: 'token.failed' } }), before + 1);
+    assert.deepEqual(failed[0]!.data, { error: 'invalid_client' });
     // A client_id alone is a claim without proof.
     assertError(await postForm(meta.token_endpoint, { ...CLIENT_CREDENTIALS, client_id: basic.client_id }), 401, 'invalid_client');
   });
