@@ -1,0 +1,273 @@
+// Shared helpers for the benchmarks: child processes, throwaway databases, autocannon runs.
+// Everything here targets 127.0.0.1 only and is bounded in time.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createHistogram } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import pg from 'pg';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+export const WARMUP_S = Number(process.env.BENCH_WARMUP ?? 2);
+export const DURATION_S = Number(process.env.BENCH_DURATION ?? 9);
+// Any 40-char value: the bench databases are throwaway.
+export const BENCH_SECRET = 'bench-secret-not-for-production-0123456789abcdef';
+
+export const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Throwaway Postgres databases
+
+export const dbUrl = (name: string) => {
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+};
+
+export async function withPg<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createDatabase(prefix: string): Promise<{ name: string; url: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${process.pid}_${Date.now().toString(36)}`;
+  await withPg(PG_ADMIN_URL, (c) => c.query(`CREATE DATABASE "${name}"`));
+  let dropped = false;
+  const drop = async () => {
+    if (dropped) return;
+    dropped = true;
+    await withPg(PG_ADMIN_URL, (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  };
+  cleanups.push(drop);
+  return { name, url: dbUrl(name), drop };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes (each server gets its own process, hence its own core, like a deployment)
+
+const children = new Set<ChildProcess>();
+const cleanups: (() => Promise<void>)[] = [];
+
+/** Kills every child still running and drops every database still there. */
+export async function cleanupAll(): Promise<void> {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch((err) => log(`cleanup failed: ${(err as Error).message}`));
+}
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Child {
+  pid: number;
+  url: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts `node args...` with env, waits until `readyPath` answers (any HTTP status). */
+export async function startChild(args: string[], env: NodeJS.ProcessEnv, port: number, readyPath = '/', timeoutMs = 30_000): Promise<Child> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      children.delete(child);
+      resolve();
+    }),
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (exited) throw new Error(`${args.join(' ')} exited before it was ready:\n${output}`);
+    try {
+      await fetch(`${url}${readyPath}`, { signal: AbortSignal.timeout(1_000) });
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`${args.join(' ')} not ready after ${timeoutMs} ms:\n${output}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return {
+    pid: child.pid!,
+    url,
+    output: () => output,
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 12_000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Runs `node args...` to completion (bounded), returning stdout; throws with stderr on failure. */
+export async function runNode(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<string> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  children.delete(child);
+  if (code !== 0) throw new Error(`node ${args.join(' ')} exited ${code}:\n${stderr}`);
+  return stdout;
+}
+
+/** Latchkey's CLI with --json, parsed. */
+export async function latchkeyCli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Record<string, unknown>> {
+  const out = await runNode(['bin/latchkey.mjs', ...args, '--json'], env);
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+/** CPU time (user + system, all threads) a process has used so far, from /proc (ms). */
+export function cpuMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3.
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** Resident set size of a process, from /proc (MiB). */
+export function rssMiB(pid: number): number | null {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Math.round((Number(match[1]) / 1024) * 10) / 10 : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generation
+
+export interface LoadRequest {
+  method: 'POST' | 'GET';
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  onResponse?: (status: number, body: string) => void;
+}
+
+export interface Figures {
+  rps: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  mean_ms: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  duration_s: number;
+  connections: number;
+  /** Server CPU (user + system) per 2xx response during the measured run, and its share of one core. */
+  server_cpu_us_per_req: number | null;
+  server_cpu_cores: number | null;
+}
+
+const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+async function cannon(url: string, requests: LoadRequest[], seconds: number, connections: number) {
+  // Latencies are recorded here in microseconds: autocannon's own histogram has 1 ms resolution,
+  // too coarse for sub-millisecond endpoints.
+  const histogram = createHistogram();
+  const instance = autocannon({
+    url,
+    connections,
+    duration: seconds,
+    timeout: 10,
+    requests: requests.map((r) => ({
+      method: r.method,
+      path: r.path,
+      headers: r.headers,
+      body: r.body,
+      ...(r.onResponse ? { onResponse: (status: number, body: string) => r.onResponse!(status, body) } : {}),
+    })),
+  });
+  instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
+    if (status >= 200 && status < 300) histogram.record(Math.max(1, Math.round(responseTime * 1000)));
+  });
+  const result = await instance;
+  return { result, histogram };
+}
+
+/**
+ * A warm-up run, then the measured run on fresh connections. Requests are cycled in order on
+ * each connection (autocannon builds them once, so rotating bodies cost nothing per request).
+ */
+export async function measure(name: string, url: string, requests: LoadRequest[], options: { connections?: number; warmup?: number; duration?: number; pid?: number } = {}): Promise<Figures & { warmupOk: number; warmupNon2xx: number }> {
+  const connections = options.connections ?? CONNECTIONS;
+  const warmupSeconds = options.warmup ?? WARMUP_S;
+  const seconds = options.duration ?? DURATION_S;
+  log(`${name}: warm-up ${warmupSeconds}s`);
+  const warm = await cannon(url, requests, warmupSeconds, connections);
+  log(`${name}: measuring ${seconds}s with ${connections} connections`);
+  const cpuBefore = options.pid ? cpuMs(options.pid) : null;
+  const { result, histogram } = await cannon(url, requests, seconds, connections);
+  const cpuAfter = options.pid ? cpuMs(options.pid) : null;
+  const cpu = cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null;
+  const us = (p: number) => round(histogram.percentile(p) / 1000, 3);
+  const figures = {
+    rps: Math.round(result['2xx'] / result.duration),
+    p50_ms: us(50),
+    p90_ms: us(90),
+    p99_ms: us(99),
+    mean_ms: round(histogram.mean / 1000, 3),
+    ok: result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    duration_s: result.duration,
+    connections,
+    server_cpu_us_per_req: cpu === null || result['2xx'] === 0 ? null : Math.round((cpu * 1000) / result['2xx']),
+    server_cpu_cores: cpu === null ? null : round(cpu / 1000 / result.duration, 2),
+    warmupOk: warm.result['2xx'],
+    warmupNon2xx: warm.result.non2xx,
+  };
+  log(`${name}: ${figures.rps} req/s, p50 ${figures.p50_ms} ms, p99 ${figures.p99_ms} ms, non-2xx ${figures.non2xx}, errors ${figures.errors}${figures.server_cpu_us_per_req === null ? '' : `, server CPU ${figures.server_cpu_us_per_req} µs/req (${figures.server_cpu_cores} cores)`}`);
+  return figures;
+}
+
+export const basic = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+export const ratio = (a: number, b: number) => (b === 0 ? 0 : Math.round((a / b) * 1000) / 1000);

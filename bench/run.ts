@@ -1,0 +1,112 @@
+// `npm run bench`: token issuance and API-key introspection, each against its baseline, all
+// measured in this one run on this machine (ratios only mean something within one run).
+// Prints a summary table and writes bench/results.json.
+import { writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { runIntrospectionBench, type IntrospectionResults } from './introspection.ts';
+import { CONNECTIONS, DURATION_S, WARMUP_S, cleanupAll, log, type Figures } from './lib.ts';
+import { runTokenBench, type TokenResults } from './token.ts';
+
+// Everything is bounded: a stuck run is killed, its children and databases cleaned up.
+const LIMIT_MS = Number(process.env.BENCH_TIME_LIMIT_S ?? 600) * 1000;
+const watchdog = setTimeout(() => {
+  log(`time limit of ${LIMIT_MS / 1000} s reached, giving up`);
+  void cleanupAll().finally(() => process.exit(2));
+}, LIMIT_MS);
+watchdog.unref();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void cleanupAll().finally(() => process.exit(130)));
+}
+
+const verdict = (pass: boolean | null) => (pass === null ? 'n/a' : pass ? 'PASS' : 'MISS');
+const ms = (n: number) => n.toFixed(2);
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
+}
+
+function summary(token: TokenResults | null, intro: IntrospectionResults | null): string {
+  const out: string[] = [];
+  out.push(`Latchkey bench — ${new Date().toISOString()} — node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${WARMUP_S}s warm-up + ${DURATION_S}s measured`);
+  out.push('');
+  const rows: string[][] = [['target', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server CPU µs/req', 'server cores']];
+  const row = (name: string, f: Figures) => [name, String(f.rps), ms(f.p50_ms), ms(f.p99_ms), String(f.non2xx), String(f.errors), String(f.server_cpu_us_per_req ?? '-'), String(f.server_cpu_cores ?? '-')];
+  if (token) {
+    rows.push(row('token: bare oidc-provider (in-memory)', token.bare));
+    rows.push(row('token: Latchkey (Postgres, audited)', token.latchkey));
+  }
+  if (intro) {
+    rows.push(row('introspect: empty koa handler', intro.empty_koa));
+    for (const s of intro.scales) {
+      rows.push(row(`introspect: Latchkey, ${s.stored_keys.toLocaleString('en')} keys`, s.figures));
+    }
+  }
+  out.push(table(rows));
+  out.push('');
+  const bars: string[][] = [['bar', 'measured', 'target', 'verdict']];
+  if (token) {
+    bars.push(['token req/s, Latchkey / bare', `${token.ratio_rps.toFixed(3)}x`, '>= 0.8x', verdict(token.pass)]);
+    const a = token.audit;
+    bars.push(['token.issued events vs 200s (by jti)', `${a.token_issued_rows} rows / ${a.responses_200} 200s, ${a.jtis_without_event} missing, +${a.extra_rows} in flight`, 'none missing', verdict(a.pass)]);
+  }
+  if (intro) {
+    for (const s of intro.scales) {
+      bars.push([`introspect req/s at ${s.stored_keys.toLocaleString('en')} keys / empty koa`, `${s.ratio_vs_empty_koa.toFixed(3)}x`, '>= 0.5x', verdict(s.ratio_vs_empty_koa >= intro.bar_ratio)]);
+    }
+    if (intro.p50_change !== null) {
+      const [a, b] = [intro.scales[0]!, intro.scales.at(-1)!];
+      bars.push([`introspect p50 ${b.stored_keys.toLocaleString('en')} vs ${a.stored_keys.toLocaleString('en')} keys`, `${ms(b.figures.p50_ms)} vs ${ms(a.figures.p50_ms)} ms (${intro.p50_change >= 0 ? '+' : ''}${(intro.p50_change * 100).toFixed(1)}%)`, '<= +10%', verdict(intro.p50_pass)]);
+    }
+    const large = intro.scales.at(-1);
+    if (large) bars.push([`Latchkey RSS after ${large.stored_keys.toLocaleString('en')}-key run`, `${large.rss_mib_after} MiB`, '< 300 MiB', verdict(intro.rss_pass)]);
+  }
+  out.push(table(bars));
+  if (intro) {
+    out.push('');
+    out.push(
+      `Latchkey RSS after each run: ${[...(token ? [`token ${token.latchkey_rss_mib} MiB`] : []), ...intro.scales.map((s) => `${s.stored_keys.toLocaleString('en')} keys ${s.rss_mib_after} MiB`)].join(', ')}`,
+    );
+    out.push(
+      `seeding: ${intro.scales.map((s) => `${s.seed_rows.toLocaleString('en')} rows in ${s.seed_s} s → api_key ${s.table_mib} MiB (${s.stored_keys.toLocaleString('en')} keys)`).join('; ')}; ${intro.real_keys_in_rotation} real keys introspected in rotation`,
+    );
+  }
+  return out.join('\n');
+}
+
+// Other work on the box skews every figure (ratios less so): say how busy it was.
+const loadBefore = loadavg()[0]!;
+let token: TokenResults | null = null;
+let intro: IntrospectionResults | null = null;
+const failures: string[] = [];
+try {
+  try {
+    token = await runTokenBench();
+  } catch (error) {
+    failures.push(`token bench failed: ${(error as Error).stack ?? error}`);
+  }
+  try {
+    intro = await runIntrospectionBench();
+  } catch (error) {
+    failures.push(`introspection bench failed: ${(error as Error).stack ?? error}`);
+  }
+} finally {
+  await cleanupAll();
+}
+
+const loadAfter = loadavg()[0]!;
+const report = `${summary(token, intro)}\n\nload average (1 min) before/after: ${loadBefore.toFixed(2)} / ${loadAfter.toFixed(2)} — the box has ${availableParallelism()} cores; the bench itself keeps ~2 busy`;
+console.log(`\n${report}`);
+for (const failure of failures) console.error(`\n${failure}`);
+const results = {
+  at: new Date().toISOString(),
+  machine: { node: process.version, cores: availableParallelism(), cpu: cpus()[0]?.model.trim(), memory_mib: Math.round(totalmem() / 2 ** 20) },
+  settings: { connections: CONNECTIONS, warmup_s: WARMUP_S, duration_s: DURATION_S },
+  load_average_1m: { before: loadBefore, after: loadAfter },
+  token,
+  introspection: intro,
+  failures,
+};
+writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+console.log('\nwritten: bench/results.json');
+process.exitCode = failures.length > 0 ? 1 : 0;
