@@ -1,61 +1,27 @@
-import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import Router from '@koa/router';
-import Koa, { type Context, type Next } from 'koa';
+import Koa from 'koa';
 import type { Deps } from './context.ts';
-import { runWithRequestContext } from './http/request-context.ts';
+import { commonMiddleware } from './http/common.ts';
 import type { Metrics } from './http/metrics.ts';
 import { oauthErrors } from './http/oauth-errors.ts';
 import { tokenRoutes } from './http/token-routes.ts';
 import type { OAuthProvider } from './oauth/provider.ts';
 
-// Low-cardinality route labels for logs and metrics; anything else is "other".
-const ROUTES = new Map([
-  ['/token', 'token'],
-  ['/introspect', 'introspect'],
-  ['/revoke', 'revoke'],
-  ['/jwks', 'jwks'],
-  ['/.well-known/openid-configuration', 'discovery'],
-  ['/.well-known/oauth-authorization-server', 'discovery'],
-  ['/healthz', 'healthz'],
-  ['/readyz', 'readyz'],
-  ['/metrics', 'metrics'],
-]);
+// Paths served by Latchkey's own koa app; everything else belongs to oidc-provider.
+const OWN_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/introspect', '/revoke']);
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): Koa {
+/**
+ * Two koa apps behind one listener: Latchkey's own routes, and oidc-provider (itself a koa
+ * app). Requests are dispatched by path before either runs, so that a token request crosses
+ * one koa stack, not two; both apps share the same common middleware.
+ */
+export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): RequestListener {
+  const common = commonMiddleware(deps, metrics);
   const app = new Koa();
   app.proxy = deps.config.LATCHKEY_TRUST_PROXY;
   app.silent = true;
-
-  app.use(async (ctx: Context, next: Next) => {
-    const started = process.hrtime.bigint();
-    const path = ctx.path;
-    const incoming = ctx.get('x-request-id');
-    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    ctx.state.requestId = requestId;
-    ctx.set('X-Request-Id', requestId);
-    try {
-      await runWithRequestContext({ requestId, ip: ctx.ip }, next);
-    } finally {
-      const route = ROUTES.get(path) ?? 'other';
-      const status = ctx.respond === false ? ctx.res.statusCode : ctx.status;
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.requests.inc({ route, status });
-      metrics.duration.observe({ route }, seconds);
-      // The path only: a query string may carry a secret.
-      deps.log.info({ requestId, method: ctx.method, path: route === 'other' ? undefined : path, route, status, ms: Math.round(seconds * 1e4) / 10 }, 'request');
-    }
-  });
-
-  app.use(async (ctx, next) => {
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('Referrer-Policy', 'no-referrer');
-    ctx.set('X-Frame-Options', 'DENY');
-    ctx.set('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
-    if (deps.config.LATCHKEY_ISSUER.startsWith('https://')) ctx.set('Strict-Transport-Security', 'max-age=31536000');
-    await next();
-  });
+  app.use(common);
 
   const router = new Router();
   router.use(oauthErrors(deps.log));
@@ -64,7 +30,7 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): K
   });
   router.get('/readyz', async (ctx) => {
     try {
-      await deps.prisma.$queryRaw`SELECT 1`;
+      await deps.db.query('SELECT 1');
       ctx.body = { status: 'ok', database: 'ok' };
     } catch (error) {
       deps.log.warn({ err: error }, 'readiness check failed');
@@ -76,25 +42,33 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): K
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();
   });
+  tokenRoutes(deps, oauth, router);
   app.use(router.routes());
   app.use(router.allowedMethods());
-  app.use(tokenRoutes(deps, oauth).routes());
 
-  const callback = oauth.provider.callback();
-  app.use(async (ctx) => {
+  oauth.installOuterMiddleware(common, async (ctx, next) => {
     // RFC 8414 metadata: the same document oidc-provider serves as OpenID discovery.
-    if (ctx.path === '/.well-known/oauth-authorization-server') ctx.req.url = '/.well-known/openid-configuration';
-    // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
-    if (ctx.path === '/token') ctx.set('Pragma', 'no-cache');
-    if (ctx.method === 'POST' && ctx.path === '/token' && ctx.querystring) {
-      // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
-      ctx.status = 400;
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = { error: 'invalid_request', error_description: 'parameters must be sent in the request body, not the query string' };
-      return;
+    if (ctx.path === '/.well-known/oauth-authorization-server') ctx.path = '/.well-known/openid-configuration';
+    if (ctx.path === '/token') {
+      // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
+      ctx.set('Pragma', 'no-cache');
+      if (ctx.method === 'POST' && ctx.querystring) {
+        // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
+        ctx.status = 400;
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { error: 'invalid_request', error_description: 'parameters must be sent in the request body, not the query string' };
+        return;
+      }
     }
-    ctx.respond = false;
-    await callback(ctx.req, ctx.res);
+    await next();
   });
-  return app;
+
+  const own = app.callback();
+  const protocol = oauth.provider.callback();
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query < 0 ? url : url.slice(0, query);
+    void (OWN_PATHS.has(path) ? own : protocol)(req, res);
+  };
 }

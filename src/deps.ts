@@ -38,7 +38,7 @@ export async function openDeps(config: Config, log: Logger): Promise<Deps> {
     db,
     prisma: db.prisma,
     keyring: createKeyring(secret),
-    audit: new AuditWriter(db.prisma),
+    audit: new AuditWriter(db),
     cache: new CredentialCache(),
     log,
     now: () => new Date(),

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ensureFirstAdmin } from './accounts/admins.ts';
 import { createApp } from './app.ts';
@@ -44,8 +44,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     if (key === 'scopes') void listScopeNames(deps).then((names) => { oauth.scopes.clear(); for (const name of names) oauth.scopes.add(name); }, () => {});
   });
   const stopControl = deps.db.kind === 'pglite' ? await startControlSocket(deps) : async () => {};
-  const app = createApp(deps, oauth, createMetrics());
-  const server = app.listen(config.PORT, config.HOST);
+  const server = createServer(createApp(deps, oauth, createMetrics()));
+  server.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   server.keepAliveTimeout = 65_000;
   const sweep = () =>

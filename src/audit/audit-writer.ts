@@ -1,5 +1,5 @@
-import type { Prisma } from '../db/database.ts';
-import { appendAuditEvents, type AuditEventInput } from './audit-log.ts';
+import type { Database } from '../db/database.ts';
+import { appendAuditEventsNow, type AuditEventInput } from './audit-log.ts';
 
 interface Pending {
   event: AuditEventInput;
@@ -8,43 +8,59 @@ interface Pending {
 }
 
 /**
- * Group commit for hot paths (token issuance): events queued while one batch commits go into
- * the next one. `record` resolves only once its event is committed, so a response that waits
- * for it never outruns its audit trail.
+ * Group commit for hot paths (token issuance): events that arrive while batches are being
+ * committed wait for the next batch. `record` resolves only once its event is committed, so
+ * a response that waits for it never outruns its audit trail. Two batches may be in flight,
+ * so that one travels to the database while the other commits.
  */
 export class AuditWriter {
   #queue: Pending[] = [];
-  #flushing: Promise<void> | null = null;
+  #inFlight = 0;
+  #scheduled = false;
+  #idle: (() => void)[] = [];
 
   constructor(
-    private readonly prisma: Prisma,
+    private readonly db: Pick<Database, 'query'>,
     private readonly maxBatch = 500,
+    private readonly maxInFlight = 2,
   ) {}
 
   record(event: AuditEventInput): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ event, resolve, reject });
-      this.#flushing ??= this.#drain();
+      this.#schedule();
     });
   }
 
   /** Resolves when everything queued so far is committed (used at shutdown). */
-  async idle(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+  idle(): Promise<void> {
+    if (this.#queue.length === 0 && this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  async #drain(): Promise<void> {
-    // Let the current tick's events join the first batch.
-    await new Promise((resolve) => setImmediate(resolve));
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.maxBatch);
-      try {
-        await this.prisma.$transaction((tx) => appendAuditEvents(tx, batch.map((p) => p.event)));
-        for (const pending of batch) pending.resolve();
-      } catch (error) {
-        for (const pending of batch) pending.reject(error);
-      }
+  #schedule(): void {
+    if (this.#scheduled || this.#inFlight >= this.maxInFlight) return;
+    this.#scheduled = true;
+    // Let the current tick's events join the batch.
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#queue.length === 0) return;
+    const batch = this.#queue.splice(0, this.maxBatch);
+    this.#inFlight++;
+    try {
+      await appendAuditEventsNow(this.db, batch.map((pending) => pending.event));
+      for (const pending of batch) pending.resolve();
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
+    } finally {
+      this.#inFlight--;
+      if (this.#queue.length > 0) this.#schedule();
+      else if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
     }
-    this.#flushing = null;
   }
 }

@@ -17,6 +17,8 @@ export interface SqlSession {
 export interface Database {
   kind: 'postgres' | 'pglite';
   prisma: PrismaClient;
+  /** One statement on any pooled connection, below Prisma (for the few hot paths). */
+  query(sql: string, params?: unknown[]): Promise<unknown[]>;
   /** Runs `fn` on one dedicated session (own connection on Postgres). */
   withSession<T>(fn: (session: SqlSession) => Promise<T>): Promise<T>;
   /**
@@ -47,6 +49,7 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
   return {
     kind: 'postgres',
     prisma,
+    query: async (sql, params) => (await pool.query(sql, params)).rows,
     async withSession(fn) {
       const client = await pool.connect();
       try {
@@ -105,6 +108,7 @@ async function openPGlite(dataDir: string): Promise<Database> {
   return {
     kind: 'pglite',
     prisma,
+    query: async (sql, params) => (await db.query(sql, params)).rows,
     withSession: (fn) =>
       fn({
         exec: async (script) => void (await db.exec(script)),

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { Context } from 'koa';
 import { LatchkeyError, InvalidRequest } from '../lib/errors.ts';
 
@@ -14,18 +15,31 @@ export async function readForm(ctx: Context): Promise<Map<string, string>> {
   }
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > MAX_BODY) throw new LatchkeyError('payload_too_large', 'request body too large');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new LatchkeyError('payload_too_large', 'request body too large');
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = await readBody(ctx.req);
   const params = new Map<string, string>();
   for (const [key, value] of new URLSearchParams(text)) {
     if (params.has(key)) throw new InvalidRequest(`parameter ${key} must not be repeated`);
     params.set(key, value);
   }
   return params;
+}
+
+// Plain events: measurably cheaper per request than an async iterator over the stream.
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new LatchkeyError('payload_too_large', 'request body too large'));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
 }

@@ -1,4 +1,4 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Deps } from '../context.ts';
 import { introspect, revokeToken } from '../credentials/introspection.ts';
@@ -6,13 +6,11 @@ import { InvalidRequest, LatchkeyError } from '../lib/errors.ts';
 import { authenticateClient } from '../oauth/client-auth.ts';
 import { CLIENT_ASSERTION_ALGS, INTROSPECTION_PATH, REVOCATION_PATH, type OAuthProvider } from '../oauth/provider.ts';
 import { readForm } from './form-body.ts';
-import { noStore, oauthErrors } from './oauth-errors.ts';
+import { noStore } from './oauth-errors.ts';
 
 /** Introspection (RFC 7662) and revocation (RFC 7009) for JWTs, opaque tokens and API keys. */
-export function tokenRoutes(deps: Deps, oauth: OAuthProvider): Router {
-  const router = new Router();
+export function tokenRoutes(deps: Deps, oauth: OAuthProvider, router: Router): void {
   const issuer = deps.config.LATCHKEY_ISSUER;
-  router.use(oauthErrors(deps.log));
 
   async function readRequest(ctx: Context, endpoint: string) {
     // RFC 7662 §2.1: POST with a form body; GET would put tokens in URLs and logs.
@@ -39,5 +37,4 @@ export function tokenRoutes(deps: Deps, oauth: OAuthProvider): Router {
     ctx.status = 200;
     ctx.body = '';
   });
-  return router;
 }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -20,7 +20,7 @@ const derive = (master: string, purpose: string) =>
   Buffer.from(hkdfSync('sha256', master, 'latchkey', purpose, 32));
 
 export function createKeyring(masterSecret: string): Keyring {
-  const pepper = derive(masterSecret, 'credential-digest-v1');
+  const pepper = createSecretKey(derive(masterSecret, 'credential-digest-v1'));
   const encryptionKey = derive(masterSecret, 'at-rest-encryption-v1');
   const digest = (secret: string) => new Uint8Array(createHmac('sha256', pepper).update(secret).digest());
   return {

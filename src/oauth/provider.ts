@@ -1,4 +1,5 @@
 import { decodeJwt } from 'jose';
+import type { Middleware } from 'koa';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Deps } from '../context.ts';
 import { clientSecretMatches, findClient } from '../credentials/clients.ts';
@@ -18,6 +19,8 @@ export interface OAuthProvider {
   /** The scope catalog, listed in discovery as scopes_supported; kept current by the server. */
   scopes: Set<string>;
   verifier: TokenVerifier;
+  /** Adds middleware that runs around all of oidc-provider's own (request context, logging). */
+  installOuterMiddleware(...middleware: Middleware[]): void;
 }
 
 export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, scopeNames: string[]): OAuthProvider {
@@ -107,7 +110,7 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     return client !== null && clientSecretMatches(deps, client, actual);
   };
 
-  provider.use(async (ctx, next) => {
+  const hooks: Middleware = async (ctx, next) => {
     await next();
     const oidcCtx = ctx as KoaContextWithOIDC;
     const route = oidcCtx.oidc?.route;
@@ -123,11 +126,21 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
       }
     }
     if (route === 'discovery' && ctx.status === 200) (ctx.body as Record<string, unknown>).scopes_supported = [...scopes].sort();
-  });
+  };
 
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server_error'));
   const verifier = createTokenVerifier(deps, { keys: jwks.keys.map(publicPart) }, provider);
-  return { provider, scopes, verifier };
+  return {
+    provider,
+    scopes,
+    verifier,
+    installOuterMiddleware(...middleware) {
+      // provider.use appends in call order, just before oidc-provider's router: ours first,
+      // then the audit hooks, which need the request context the outer middleware sets.
+      for (const fn of middleware) provider.use(fn as never);
+      provider.use(hooks as never);
+    },
+  };
 }
 
 // oidc-provider's wording for a token request with no client authentication at all.

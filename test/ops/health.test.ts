@@ -121,7 +121,7 @@ describe('security headers', () => {
 
   test('a token endpoint error carries them too', async () => {
     const response = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
-    assert.equal(response.status, 400);
+    assert.equal(response.status, 401);
     assert.equal(response.headers.get('x-content-type-options'), 'nosniff');
     assert.match(response.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
   });
