@@ -39,9 +39,9 @@ export function chainHash(prevHash: string, event: ChainFields): string {
 }
 
 /**
- * The argument of the database's audit_append(): events with their canonical bodies. The
- * function links them into the chain under the chain lock, in one statement (one round trip,
- * which is what keeps token issuance fast with its audit committed).
+ * The argument of the database's audit_append(): the events' canonical bodies, which it
+ * links into the chain under the chain lock in one statement (one round trip, which is what
+ * keeps token issuance fast with its audit committed).
  */
 function appendPayload(events: AuditEventInput[], now: Date): string {
   return JSON.stringify(
@@ -58,7 +58,7 @@ function appendPayload(events: AuditEventInput[], now: Date): string {
         // Through JSON once, so the body hashes exactly what jsonb will store.
         data: JSON.parse(JSON.stringify(event.data ?? {})),
       };
-      return { ...fields, at: now.toISOString(), body: chainBody(fields) };
+      return chainBody(fields);
     }),
   );
 }
@@ -75,7 +75,7 @@ export async function appendAuditEvents(tx: Tx, events: AuditEventInput[], now =
 /** Appends events in a transaction of their own (the batched writer's path). */
 export async function appendAuditEventsNow(db: Pick<Database, 'query'>, events: AuditEventInput[], now = new Date()): Promise<void> {
   if (events.length === 0) return;
-  await db.query('SELECT audit_append($1::jsonb)', [appendPayload(events, now)]);
+  await db.query({ name: 'audit_append', text: 'SELECT audit_append($1::jsonb)', values: [appendPayload(events, now)] });
 }
 
 export interface AuditVerification {

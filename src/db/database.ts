@@ -18,7 +18,7 @@ export interface Database {
   kind: 'postgres' | 'pglite';
   prisma: PrismaClient;
   /** One statement on any pooled connection, below Prisma (for the few hot paths). */
-  query(sql: string, params?: unknown[]): Promise<unknown[]>;
+  query(sql: string | { name: string; text: string; values: unknown[] }, params?: unknown[]): Promise<unknown[]>;
   /** Runs `fn` on one dedicated session (own connection on Postgres). */
   withSession<T>(fn: (session: SqlSession) => Promise<T>): Promise<T>;
   /**
@@ -49,7 +49,8 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
   return {
     kind: 'postgres',
     prisma,
-    query: async (sql, params) => (await pool.query(sql, params)).rows,
+    // A named statement is parsed once per connection.
+    query: async (sql, params) => (typeof sql === 'string' ? await pool.query(sql, params) : await pool.query(sql)).rows,
     async withSession(fn) {
       const client = await pool.connect();
       try {
@@ -108,7 +109,7 @@ async function openPGlite(dataDir: string): Promise<Database> {
   return {
     kind: 'pglite',
     prisma,
-    query: async (sql, params) => (await db.query(sql, params)).rows,
+    query: async (sql, params) => (typeof sql === 'string' ? await db.query(sql, params) : await db.query(sql.text, sql.values)).rows,
     withSession: (fn) =>
       fn({
         exec: async (script) => void (await db.exec(script)),
