@@ -110,7 +110,6 @@ async function verify(deps: Deps, client: ClientRecord, presented: Presented, au
       subject: client.id,
       audience,
       requiredClaims: ['exp', 'jti'],
-      maxTokenAge: '10m',
     });
     // One use per assertion (RFC 7523 §3): the primary key refuses a replayed jti.
     await deps.prisma.oidcPayload.create({
