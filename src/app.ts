@@ -5,16 +5,16 @@ import type { Deps } from './context.ts';
 import { commonMiddleware } from './http/common.ts';
 import type { Metrics } from './http/metrics.ts';
 import { oauthErrors } from './http/oauth-errors.ts';
-import { tokenRoutes } from './http/token-routes.ts';
+import { TOKEN_ENDPOINT_PATHS, tokenEndpoints } from './http/token-routes.ts';
 import type { OAuthProvider } from './oauth/provider.ts';
 
 // Paths served by Latchkey's own koa app; everything else belongs to oidc-provider.
-const OWN_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/introspect', '/revoke']);
+const OWN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
- * Two koa apps behind one listener: Latchkey's own routes, and oidc-provider (itself a koa
- * app). Requests are dispatched by path before either runs, so that a token request crosses
- * one koa stack, not two; both apps share the same common middleware.
+ * One listener in front of three handlers, chosen by path before any of them runs:
+ * introspection and revocation (hot, served from node:http directly), Latchkey's own koa app,
+ * and oidc-provider (itself a koa app), so that no request crosses two koa stacks.
  */
 export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): RequestListener {
   const common = commonMiddleware(deps, metrics);
@@ -42,7 +42,6 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): R
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();
   });
-  tokenRoutes(deps, oauth, router);
   app.use(router.routes());
   app.use(router.allowedMethods());
 
@@ -64,11 +63,13 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): R
   });
 
   const own = app.callback();
+  const tokens = tokenEndpoints(deps, oauth, metrics);
   const protocol = oauth.provider.callback();
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query < 0 ? url : url.slice(0, query);
-    void (OWN_PATHS.has(path) ? own : protocol)(req, res);
+    if (TOKEN_ENDPOINT_PATHS.has(path)) void tokens(req, res, path);
+    else void (OWN_PATHS.has(path) ? own : protocol)(req, res);
   };
 }

@@ -1,23 +1,23 @@
 import type { IncomingMessage } from 'node:http';
-import type { Context } from 'koa';
 import { LatchkeyError, InvalidRequest } from '../lib/errors.ts';
 
 const MAX_BODY = 16 * 1024;
+const FORM = 'application/x-www-form-urlencoded';
 
 /**
- * Reads an application/x-www-form-urlencoded body into single-valued parameters. Repeated
- * parameters are invalid_request (RFC 6749 §3.2), as are oversize or non-form bodies.
+ * Reads an application/x-www-form-urlencoded body into single-valued parameters. Parameters
+ * in the query string, repeated parameters (RFC 6749 §3.2) and non-form bodies are
+ * invalid_request; oversize bodies are refused before they are read.
  */
-export async function readForm(ctx: Context): Promise<Map<string, string>> {
-  if (ctx.querystring) throw new InvalidRequest('parameters must be sent in the request body, not the query string');
-  if (!ctx.is('application/x-www-form-urlencoded')) {
-    throw new LatchkeyError('invalid_request', 'the request body must be application/x-www-form-urlencoded');
+export async function readForm(req: IncomingMessage): Promise<Map<string, string>> {
+  if (req.url?.includes('?')) throw new InvalidRequest('parameters must be sent in the request body, not the query string');
+  const type = req.headers['content-type'] ?? '';
+  if (!(type === FORM || (type.startsWith(FORM) && /^[\s;]/.test(type.slice(FORM.length))))) {
+    throw new InvalidRequest(`the request body must be ${FORM}`);
   }
-  const declared = Number(ctx.get('content-length') || 0);
-  if (declared > MAX_BODY) throw new LatchkeyError('payload_too_large', 'request body too large');
-  const text = await readBody(ctx.req);
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw new LatchkeyError('payload_too_large', 'request body too large');
   const params = new Map<string, string>();
-  for (const [key, value] of new URLSearchParams(text)) {
+  for (const [key, value] of new URLSearchParams(await readBody(req))) {
     if (params.has(key)) throw new InvalidRequest(`parameter ${key} must not be repeated`);
     params.set(key, value);
   }

@@ -1,5 +1,4 @@
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import type { Context } from 'koa';
 import type { Deps } from '../context.ts';
 import { clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
 import { InvalidClient, InvalidRequest } from '../lib/errors.ts';
@@ -29,8 +28,7 @@ function parseBasic(header: string): { clientId: string; secret: string } | null
   }
 }
 
-function presentedCredentials(ctx: Context, params: Map<string, string>): Presented {
-  const header = ctx.get('authorization');
+function presentedCredentials(header: string | undefined, params: Map<string, string>): Presented {
   const methods: Presented[] = [];
   if (header) {
     const basic = parseBasic(header);
@@ -70,12 +68,12 @@ const remoteKeySets = new Map<string, JWTVerifyGetKey>();
  */
 export async function authenticateClient(
   deps: Deps,
-  ctx: Context,
+  request: { authorization: string | undefined; endpoint: string },
   params: Map<string, string>,
   allowedAudiences: string[],
   algorithms: string[],
 ): Promise<ClientRecord> {
-  const presented = presentedCredentials(ctx, params);
+  const presented = presentedCredentials(request.authorization, params);
   const client = await findClient(deps, presented.clientId);
   const ok = client !== null && client.status === 'active' && client.authMethod === presented.method && (await verify(deps, client, presented, allowedAudiences, algorithms));
   if (!ok) {
@@ -87,7 +85,7 @@ export async function authenticateClient(
       subjectId: client?.id ?? null,
       requestId,
       ip,
-      data: { method: presented.method, endpoint: ctx.path },
+      data: { method: presented.method, endpoint: request.endpoint },
     });
     throw new InvalidClient();
   }
