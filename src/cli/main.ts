@@ -8,7 +8,6 @@ import type { Actor, Deps } from '../context.ts';
 import { createClient, revokeClient, rotateClientSecret } from '../credentials/clients.ts';
 import { createApiKey, revokeApiKey, rotateApiKey } from '../credentials/api-keys.ts';
 import { createScope } from '../credentials/scopes.ts';
-import { migrate } from '../db/migrate.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { LatchkeyError } from '../lib/errors.ts';
 import { createLogger, openDeps } from '../deps.ts';
@@ -163,9 +162,11 @@ const COMMANDS: Record<string, Command> = {
   migrate: {
     usage: 'migrate',
     async run(deps) {
-      // openDeps already migrated; report what is recorded.
-      const result = await migrate(deps.db);
-      return { status: 'up to date', applied: result.applied };
+      // Opening the database applied any pending migration; report what is recorded.
+      const rows = await deps.db.query(
+        'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL ORDER BY migration_name',
+      );
+      return { status: 'up to date', migrations: (rows as { migration_name: string }[]).map((row) => row.migration_name) };
     },
   },
 };
