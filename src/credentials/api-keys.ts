@@ -136,20 +136,34 @@ export type ApiKeyVerification =
   | { result: 'MALFORMED' }
   | { result: 'NOT_FOUND' | 'INVALID_SECRET' | 'REVOKED' | 'EXPIRED'; keyId: string };
 
+const loadKey = (deps: Pick<Deps, 'prisma' | 'cache'>, id: string) =>
+  deps.cache.get<ApiKeyRecord>(`key:${id}`, () =>
+    deps.prisma.apiKey.findUnique({
+      where: { id },
+      select: { id: true, ownerId: true, scopes: true, audiences: true, digest: true, createdAt: true, expiresAt: true, revokedAt: true },
+    }),
+  );
+
 /** Expected outcomes are values: callers decide what each one means for them. */
 export async function verifyApiKey(deps: Pick<Deps, 'prisma' | 'cache' | 'keyring' | 'now'>, presented: string): Promise<ApiKeyVerification> {
   const parsed = parseApiKey(presented);
   if (!parsed) return { result: 'MALFORMED' };
-  const key = await deps.cache.get<ApiKeyRecord>(`key:${parsed.id}`, () =>
-    deps.prisma.apiKey.findUnique({
-      where: { id: parsed.id },
-      select: { id: true, ownerId: true, scopes: true, audiences: true, digest: true, createdAt: true, expiresAt: true, revokedAt: true },
-    }),
-  );
-  if (!key) return { result: 'NOT_FOUND', keyId: parsed.id };
-  if (!deps.keyring.matches(presented, key.digest)) return { result: 'INVALID_SECRET', keyId: parsed.id };
-  if (key.revokedAt) return { result: 'REVOKED', keyId: parsed.id };
+  return checkApiKey(deps, parsed.id, await loadKey(deps, parsed.id), presented);
+}
+
+/** The same verdict, synchronously, when the key's record is cached; undefined when it is not. */
+export function verifyCachedApiKey(deps: Pick<Deps, 'cache' | 'keyring' | 'now'>, presented: string): ApiKeyVerification | undefined {
+  const parsed = parseApiKey(presented);
+  if (!parsed) return { result: 'MALFORMED' };
+  const key = deps.cache.peek<ApiKeyRecord>(`key:${parsed.id}`);
+  return key === undefined ? undefined : checkApiKey(deps, parsed.id, key, presented);
+}
+
+function checkApiKey(deps: Pick<Deps, 'keyring' | 'now'>, keyId: string, key: ApiKeyRecord | null, presented: string): ApiKeyVerification {
+  if (!key) return { result: 'NOT_FOUND', keyId };
+  if (!deps.keyring.matches(presented, key.digest)) return { result: 'INVALID_SECRET', keyId };
+  if (key.revokedAt) return { result: 'REVOKED', keyId };
   // Expiry, including the end of a rotation's grace window, is checked on every use: no cron.
-  if (key.expiresAt && key.expiresAt <= deps.now()) return { result: 'EXPIRED', keyId: parsed.id };
+  if (key.expiresAt && key.expiresAt <= deps.now()) return { result: 'EXPIRED', keyId };
   return { result: 'VALID', key };
 }

@@ -135,6 +135,11 @@ export function findClient(deps: Pick<Deps, 'prisma' | 'cache'>, id: string): Pr
   });
 }
 
+/** The cached record, synchronously; undefined when it is not cached (use findClient). */
+export function cachedClient(deps: Pick<Deps, 'cache'>, id: string): ClientRecord | null | undefined {
+  return CLIENT_ID.test(id) ? deps.cache.peek<ClientRecord>(`client:${id}`) : null;
+}
+
 /** Constant-time check of a presented secret against the current and (within grace) previous digest. */
 export function clientSecretMatches(deps: Pick<Deps, 'keyring' | 'now'>, client: ClientRecord, presented: string): boolean {
   const previousLive = client.previousSecretExpiresAt !== null && client.previousSecretExpiresAt > deps.now();

@@ -3,7 +3,7 @@ import type { Actor, Deps } from '../context.ts';
 import { requestContext } from '../http/request-context.ts';
 import { publishInvalidation } from '../lib/invalidation.ts';
 import { looksLikeApiKey } from './api-key-format.ts';
-import { revokeApiKey, verifyApiKey } from './api-keys.ts';
+import { revokeApiKey, verifyApiKey, verifyCachedApiKey, type ApiKeyRecord } from './api-keys.ts';
 import { findClient, type ClientRecord } from './clients.ts';
 import type { TokenVerifier } from './token-verifier.ts';
 
@@ -45,6 +45,18 @@ export async function introspect(deps: Deps, verifier: TokenVerifier, caller: Cl
   return introspectOpaque(deps, verifier, caller, token);
 }
 
+/**
+ * The answer for an API key whose record is cached, without waiting for anything (the
+ * endpoint's hot path); undefined when the full path must run: a cache miss, or a failed
+ * check, which is audited.
+ */
+export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string): Introspection | undefined {
+  if (!looksLikeApiKey(token)) return undefined;
+  const verdict = verifyCachedApiKey(deps, token);
+  if (verdict?.result === 'MALFORMED') return INACTIVE;
+  return verdict?.result === 'VALID' ? apiKeyAnswer(deps, caller, verdict.key) : undefined;
+}
+
 async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string): Promise<Introspection> {
   const verdict = await verifyApiKey(deps, token);
   if (verdict.result !== 'VALID') {
@@ -63,7 +75,10 @@ async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string)
     }
     return INACTIVE;
   }
-  const { key } = verdict;
+  return apiKeyAnswer(deps, caller, verdict.key);
+}
+
+function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Introspection {
   if (!visibleTo(caller, key.audiences)) return INACTIVE;
   deps.usage.touch(key.id);
   return {

@@ -7,39 +7,62 @@ const FORM = 'application/x-www-form-urlencoded';
 /**
  * Reads an application/x-www-form-urlencoded body into single-valued parameters. Parameters
  * in the query string, repeated parameters (RFC 6749 §3.2) and non-form bodies are
- * invalid_request; oversize bodies are refused before they are read.
+ * invalid_request; oversize bodies are refused before they are read. Callback-style, so the
+ * hot path can answer without creating a promise (each one costs under async hooks).
  */
-export async function readForm(req: IncomingMessage): Promise<Map<string, string>> {
+export function readForm(req: IncomingMessage, done: (error: unknown, params?: Map<string, string>) => void): void {
+  try {
+    checkFormRequest(req);
+  } catch (error) {
+    return done(error);
+  }
+  readBody(req, (error, text) => {
+    if (error) return done(error);
+    try {
+      done(null, parseForm(text!));
+    } catch (thrown) {
+      done(thrown);
+    }
+  });
+}
+
+function checkFormRequest(req: IncomingMessage): void {
   if (req.url?.includes('?')) throw new InvalidRequest('parameters must be sent in the request body, not the query string');
   const type = req.headers['content-type'] ?? '';
   if (!(type === FORM || (type.startsWith(FORM) && /^[\s;]/.test(type.slice(FORM.length))))) {
     throw new InvalidRequest(`the request body must be ${FORM}`);
   }
   if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw new LatchkeyError('payload_too_large', 'request body too large');
+}
+
+function parseForm(text: string): Map<string, string> {
   const params = new Map<string, string>();
-  for (const [key, value] of new URLSearchParams(await readBody(req))) {
+  for (const [key, value] of new URLSearchParams(text)) {
     if (params.has(key)) throw new InvalidRequest(`parameter ${key} must not be repeated`);
     params.set(key, value);
   }
   return params;
 }
 
-// Plain events: measurably cheaper per request than an async iterator over the stream.
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new LatchkeyError('payload_too_large', 'request body too large'));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
+function readBody(req: IncomingMessage, done: (error: unknown, text?: string) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let finished = false;
+  const finish = (error: unknown, text?: string) => {
+    if (finished) return;
+    finished = true;
+    done(error, text);
+  };
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_BODY) {
+      req.removeAllListeners('data');
+      req.resume();
+      finish(new LatchkeyError('payload_too_large', 'request body too large'));
+      return;
+    }
+    chunks.push(chunk);
   });
+  req.once('end', () => finish(null, chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+  req.once('error', (error) => finish(error));
 }

@@ -1,6 +1,6 @@
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Deps } from '../context.ts';
-import { clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
+import { cachedClient, clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
 import { InvalidClient, InvalidRequest } from '../lib/errors.ts';
 import { requestContext } from '../http/request-context.ts';
 
@@ -90,6 +90,19 @@ export async function authenticateClient(
     throw new InvalidClient();
   }
   return client;
+}
+
+/**
+ * The same decision without waiting, for a cached client that presents a matching secret;
+ * undefined for anything else (cache miss, private_key_jwt, failure), which authenticateClient
+ * then decides, and audits.
+ */
+export function authenticateCachedClient(deps: Deps, authorization: string | undefined, params: Map<string, string>): ClientRecord | undefined {
+  const presented = presentedCredentials(authorization, params);
+  if (presented.method === 'private_key_jwt') return undefined;
+  const client = cachedClient(deps, presented.clientId);
+  if (!client || client.status !== 'active' || client.authMethod !== presented.method) return undefined;
+  return clientSecretMatches(deps, client, presented.secret ?? '') ? client : undefined;
 }
 
 async function verify(deps: Deps, client: ClientRecord, presented: Presented, audience: string[], algorithms: string[]): Promise<boolean> {

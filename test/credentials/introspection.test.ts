@@ -91,6 +91,23 @@ describe('introspection of API keys', () => {
     assert.equal((await introspectAs(resourceServer, live.key)).body.active, true);
   });
 
+  it('answers the same from a warm cache as from the database, and still audits failures', async () => {
+    const key = await newKey(['--expires-in', '30d']);
+    const cold = await introspectAs(resourceServer, key.key);
+    assert.ok(server.deps.cache.peek(`key:${key.id}`), 'the first answer warmed the cache');
+    const warm = await introspectAs(resourceServer, key.key);
+    assert.equal(warm.text, cold.text);
+    assert.deepEqual([...warm.headers.keys()].sort(), [...cold.headers.keys()].sort());
+    // A wrong secret for a cached id is refused, and the failure audited like any other.
+    const { base62 } = await import('../../src/lib/random.ts');
+    const { crc32 } = await import('node:zlib');
+    const body = `lk_${key.id}_${'C'.repeat(43)}`;
+    const forged = `${body}${base62(crc32(body), 6)}`;
+    assert.equal((await introspectAs(resourceServer, forged)).text, '{"active":false}');
+    const audited = await server.deps.prisma.auditEvent.findFirst({ where: { type: 'api_key.check_failed', subjectId: key.id } });
+    assert.deepEqual(audited?.data, { result: 'INVALID_SECRET' });
+  });
+
   it('hides a key from a resource server of another audience', async () => {
     const key = await newKey();
     assert.equal((await introspectAs(otherResourceServer, key.key)).text, '{"active":false}');
