@@ -1,6 +1,5 @@
 import { appendAuditEvents } from '../audit/audit-log.ts';
-import type { Actor, Deps } from '../context.ts';
-import { requestContext } from '../http/request-context.ts';
+import type { Actor, Deps, RequestInfo } from '../context.ts';
 import { publishInvalidation } from '../lib/invalidation.ts';
 import { looksLikeApiKey } from './api-key-format.ts';
 import { revokeApiKey, verifyApiKey, verifyCachedApiKey, type ApiKeyRecord } from './api-keys.ts';
@@ -39,8 +38,8 @@ const visibleTo = (caller: ClientRecord, audiences: string[], clientId?: string)
  * shape, so a wrong token_type_hint never hides a token (the hint only orders cheap checks).
  * Anything that is not active and visible to the caller is `{active:false}` and nothing more.
  */
-export async function introspect(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string): Promise<Introspection> {
-  if (looksLikeApiKey(token)) return introspectApiKey(deps, caller, token);
+export async function introspect(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
+  if (looksLikeApiKey(token)) return introspectApiKey(deps, caller, token, request);
   if (isJwt(token)) return introspectJwt(deps, verifier, caller, token);
   return introspectOpaque(deps, verifier, caller, token);
 }
@@ -57,11 +56,11 @@ export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: 
   return verdict?.result === 'VALID' ? apiKeyAnswer(deps, caller, verdict.key) : undefined;
 }
 
-async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string): Promise<Introspection> {
+async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
   const verdict = await verifyApiKey(deps, token);
   if (verdict.result !== 'VALID') {
     if (verdict.result !== 'MALFORMED') {
-      const { requestId, ip } = requestContext();
+      const { requestId, ip } = request;
       await deps.audit.record({
         type: 'api_key.check_failed',
         actorType: 'client',
@@ -147,8 +146,8 @@ async function introspectOpaque(deps: Deps, verifier: TokenVerifier, caller: Cli
  * revokes the tokens issued to it; an API key is revoked by whoever presents it in full —
  * holding the whole key is the strongest proof there is.
  */
-export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string): Promise<void> {
-  const actor: Actor = { type: 'client', id: caller.id, ...requestContext() };
+export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string, request: RequestInfo): Promise<void> {
+  const actor: Actor = { type: 'client', id: caller.id, ...request };
   if (looksLikeApiKey(token)) {
     const verdict = await verifyApiKey(deps, token);
     if (verdict.result === 'VALID' || verdict.result === 'EXPIRED') {

@@ -3,7 +3,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Context, Next } from 'koa';
 import type { Deps } from '../context.ts';
 import type { Metrics } from './metrics.ts';
-import { runWithRequestContext } from './request-context.ts';
 
 // Low-cardinality route labels for logs and metrics; anything else is "other".
 const ROUTES = new Map([
@@ -63,7 +62,7 @@ export function commonMiddleware(deps: Deps, metrics: Metrics) {
     ctx.set('X-Request-Id', requestId);
     ctx.set(headers);
     try {
-      await runWithRequestContext({ requestId, ip: ctx.ip }, next);
+      await next();
     } finally {
       requestFinished(deps, metrics, { requestId, method: ctx.method, path, status: ctx.status, started });
     }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Deps } from '../context.ts';
+import type { Deps, RequestInfo } from '../context.ts';
 import { introspect, introspectCachedApiKey, revokeToken, type Introspection } from '../credentials/introspection.ts';
 import { InvalidRequest, LatchkeyError } from '../lib/errors.ts';
 import { authenticateCachedClient, authenticateClient } from '../oauth/client-auth.ts';
@@ -8,7 +8,6 @@ import { requestFinished, requestIdFor, securityHeaders } from './common.ts';
 import { readForm } from './form-body.ts';
 import type { Metrics } from './metrics.ts';
 import { errorAnswer, NO_STORE } from './oauth-errors.ts';
-import { runWithRequestContext } from './request-context.ts';
 
 export const TOKEN_ENDPOINT_PATHS = new Set([INTROSPECTION_PATH, REVOCATION_PATH]);
 
@@ -25,12 +24,12 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
   const baseHeaders = { ...securityHeaders(issuer), ...NO_STORE, 'Content-Type': 'application/json; charset=utf-8' };
 
   /** The full path: any client authentication, any kind of token, failures audited. */
-  async function answer(req: IncomingMessage, path: string, params: Map<string, string>): Promise<Introspection | null> {
+  async function answer(req: IncomingMessage, path: string, params: Map<string, string>, request: RequestInfo): Promise<Introspection | null> {
     const audiences = [issuer, `${issuer}${path}`, `${issuer}/token`];
-    const caller = await authenticateClient(deps, { authorization: req.headers.authorization, endpoint: path }, params, audiences, CLIENT_ASSERTION_ALGS);
+    const caller = await authenticateClient(deps, { ...request, authorization: req.headers.authorization, endpoint: path }, params, audiences, CLIENT_ASSERTION_ALGS);
     const token = requiredToken(params);
-    if (path === INTROSPECTION_PATH) return introspect(deps, oauth.verifier, caller, token);
-    await revokeToken(deps, oauth.verifier, caller, token);
+    if (path === INTROSPECTION_PATH) return introspect(deps, oauth.verifier, caller, token, request);
+    await revokeToken(deps, oauth.verifier, caller, token, request);
     return null;
   }
 
@@ -66,8 +65,7 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
       } catch (thrown) {
         return fail(thrown);
       }
-      const ip = clientIp(req, deps.config.LATCHKEY_TRUST_PROXY);
-      runWithRequestContext({ requestId, ip }, () => answer(req, path, params!)).then(
+      answer(req, path, params!, { requestId, ip: clientIp(req, deps.config.LATCHKEY_TRUST_PROXY) }).then(
         (result) => send(200, baseHeaders, result === null ? '' : JSON.stringify(result)),
         fail,
       );

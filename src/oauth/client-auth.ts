@@ -1,8 +1,7 @@
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import type { Deps } from '../context.ts';
+import type { Deps, RequestInfo } from '../context.ts';
 import { cachedClient, clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
 import { InvalidClient, InvalidRequest } from '../lib/errors.ts';
-import { requestContext } from '../http/request-context.ts';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
@@ -68,7 +67,7 @@ const remoteKeySets = new Map<string, JWTVerifyGetKey>();
  */
 export async function authenticateClient(
   deps: Deps,
-  request: { authorization: string | undefined; endpoint: string },
+  request: RequestInfo & { authorization: string | undefined; endpoint: string },
   params: Map<string, string>,
   allowedAudiences: string[],
   algorithms: string[],
@@ -77,7 +76,7 @@ export async function authenticateClient(
   const client = await findClient(deps, presented.clientId);
   const ok = client !== null && client.status === 'active' && client.authMethod === presented.method && (await verify(deps, client, presented, allowedAudiences, algorithms));
   if (!ok) {
-    const { requestId, ip } = requestContext();
+    const { requestId, ip } = request;
     await deps.audit.record({
       type: 'client_auth.failed',
       actorType: 'anonymous',

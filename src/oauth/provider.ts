@@ -3,7 +3,6 @@ import type { Middleware } from 'koa';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Deps } from '../context.ts';
 import { clientSecretMatches, findClient } from '../credentials/clients.ts';
-import { requestContext } from '../http/request-context.ts';
 import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
 import { publicPart, type PrivateJwk } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
@@ -148,7 +147,8 @@ const NO_CLIENT_AUTH = 'no client authentication mechanism provided';
 
 /** Runs before the response leaves: a token is only handed out once its audit event is committed. */
 async function auditTokenIssued(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
-  const { requestId, ip } = requestContext();
+  const requestId: string | undefined = ctx.state.requestId;
+  const ip = ctx.ip;
   const token = ctx.oidc.entities.ClientCredentials;
   // A JWT access token's exp is computed while signing and never stored on the entity.
   const accessToken = (ctx.body as { access_token?: string } | undefined)?.access_token;
@@ -166,7 +166,8 @@ async function auditTokenIssued(deps: Deps, ctx: KoaContextWithOIDC): Promise<vo
 }
 
 async function auditTokenFailure(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
-  const { requestId, ip } = requestContext();
+  const requestId: string | undefined = ctx.state.requestId;
+  const ip = ctx.ip;
   const clientId = ctx.oidc.client?.clientId ?? null;
   const code = (ctx.body as { error?: string } | undefined)?.error ?? 'server_error';
   await deps.audit
