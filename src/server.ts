@@ -10,6 +10,7 @@ import type { Deps } from './context.ts';
 import { recordExpirations } from './credentials/expiry-sweep.ts';
 import { listScopeNames } from './credentials/scopes.ts';
 import { createMetrics } from './http/metrics.ts';
+import { INVALIDATION_CHANNEL } from './lib/invalidation.ts';
 import { sweepExpired } from './oauth/adapter.ts';
 import { createOAuthProvider } from './oauth/provider.ts';
 import { ensureSigningKey, loadSigningJwks } from './signing/signing-keys.ts';
@@ -40,14 +41,24 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
 
   const oauth = createOAuthProvider(deps, await loadSigningJwks(deps), await listScopeNames(deps));
   // Scope catalog changes reach discovery on every node.
-  const stopScopes = await deps.db.listen('latchkey_invalidate', (key) => {
-    if (key === 'scopes') void listScopeNames(deps).then((names) => { oauth.scopes.clear(); for (const name of names) oauth.scopes.add(name); }, () => {});
+  const refreshScopes = async () => {
+    const names = await listScopeNames(deps);
+    oauth.scopes.clear();
+    for (const name of names) oauth.scopes.add(name);
+  };
+  const stopScopes = await deps.db.listen(INVALIDATION_CHANNEL, (key) => {
+    if (key === 'scopes') refreshScopes().catch((err) => log.warn({ err }, 'could not refresh the scope catalog'));
   });
   const stopControl = deps.db.kind === 'pglite' ? await startControlSocket(deps) : async () => {};
   const server = createServer(createApp(deps, oauth, createMetrics()));
-  server.listen(config.PORT, config.HOST);
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   server.keepAliveTimeout = 65_000;
+  try {
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.PORT, config.HOST, resolve));
+  } catch (error) {
+    await Promise.all([stopControl(), stopScopes(), deps.usage.stop(), deps.cache.stop()]);
+    await deps.db.close();
+    throw error;
+  }
   const sweep = () =>
     Promise.all([sweepExpired(deps), recordExpirations(deps)]).catch((err) => log.warn({ err }, 'expiry sweep failed'));
   const sweeper = setInterval(() => void sweep(), 60_000);

@@ -35,7 +35,7 @@ const visibleTo = (caller: ClientRecord, audiences: string[], clientId?: string)
 
 /**
  * RFC 7662 for every kind of credential Latchkey issues. The kind is told by the token's own
- * shape, so a wrong token_type_hint never hides a token (the hint only orders cheap checks).
+ * shape, so token_type_hint is not needed and a wrong one never hides a token.
  * Anything that is not active and visible to the caller is `{active:false}` and nothing more.
  */
 export async function introspect(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
