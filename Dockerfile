@@ -12,11 +12,9 @@ RUN apt-get update \
 # Prisma's CLI must not download its native schema engine: `prisma generate` does not need it.
 ENV CI=true \
     PRISMA_SCHEMA_ENGINE_BINARY=/bin/false
-COPY package.json package-lock.json prisma.config.ts ./
-COPY prisma ./prisma
-RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npx prisma generate \
+# npm ci's postinstall generates the Prisma client and compiles src/ to dist/.
+RUN npm ci --no-audit --no-fund \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force \
  && node -e "require('argon2').hash('check').then(() => console.log('argon2 loads'))"
