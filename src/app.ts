@@ -20,6 +20,8 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): R
   const common = commonMiddleware(deps, metrics);
   const app = new Koa();
   app.proxy = deps.config.LATCHKEY_TRUST_PROXY;
+  // Behind one trusted proxy, the client is the address it appended (the rightmost).
+  app.maxIpsCount = 1;
   app.silent = true;
   app.use(common);
 

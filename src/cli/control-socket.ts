@@ -22,9 +22,12 @@ export async function startControlSocket(deps: Deps): Promise<() => Promise<void
   const server: Server = createServer((socket) => {
     let input = '';
     socket.setEncoding('utf8');
-    socket.on('data', (chunk) => {
+    socket.on('data', function onData(chunk: string) {
       input += chunk;
-      if (!input.includes('\n') || input.length > 1_000_000) return;
+      if (input.length > 1_000_000) return void socket.destroy();
+      if (!input.includes('\n')) return;
+      // One request per connection: later bytes must never run the command again.
+      socket.off('data', onData);
       const reply: Reply = { code: 1, stdout: '', stderr: '' };
       let argv: unknown;
       try {

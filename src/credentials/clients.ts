@@ -21,7 +21,8 @@ export const createClientInput = z
     ownerEmail: z.email().optional(),
     authMethod: z.enum(AUTH_METHODS).default('client_secret_basic'),
     jwks: jwks.optional(),
-    jwksUri: z.url({ protocol: /^https$|^http$/ }).optional(),
+    // Keys fetched over plain HTTP could be swapped by anyone on the path.
+    jwksUri: z.url({ protocol: /^https$/ }).optional(),
   })
   .superRefine((input, ctx) => {
     const hasKeys = input.jwks !== undefined || input.jwksUri !== undefined;

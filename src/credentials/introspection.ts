@@ -173,7 +173,10 @@ export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: C
   }
   const found = token.length <= 512 ? await verifier.findOpaque(token) : null;
   if (found && found.clientId === caller.id) {
-    await found.destroy();
-    await deps.audit.record({ type: 'access_token.revoked', actorType: 'client', actorId: caller.id, subjectType: 'access_token', subjectId: found.jti, requestId: actor.requestId, ip: actor.ip });
+    // The deletion and its audit event commit together.
+    await deps.prisma.$transaction(async (tx) => {
+      await tx.oidcPayload.deleteMany({ where: { model: found.model, id: found.jti } });
+      await appendAuditEvents(tx, [{ type: 'access_token.revoked', actorType: 'client', actorId: caller.id, subjectType: 'access_token', subjectId: found.jti, requestId: actor.requestId, ip: actor.ip }]);
+    });
   }
 }

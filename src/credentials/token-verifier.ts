@@ -9,6 +9,8 @@ export interface TokenVerifier {
 }
 
 export interface OpaqueToken {
+  /** oidc-provider's model name: the token's row is (model, jti) in oidc_payload. */
+  model: string;
   jti: string;
   clientId: string;
   accountId?: string;
@@ -16,7 +18,6 @@ export interface OpaqueToken {
   aud: string[];
   iat: number;
   exp: number;
-  destroy(): Promise<void>;
 }
 
 export function createTokenVerifier(deps: Pick<Deps, 'config'>, publicJwks: { keys: JWK[] }, provider: Provider): TokenVerifier {
@@ -34,13 +35,14 @@ export function createTokenVerifier(deps: Pick<Deps, 'config'>, publicJwks: { ke
       }
     },
     async findOpaque(token) {
-      type Found = { jti: string; clientId?: string; scope?: string; iat?: number; exp?: number; isExpired: boolean; destroy(): Promise<void> };
+      type Found = { kind: string; jti: string; clientId?: string; scope?: string; iat?: number; exp?: number; isExpired: boolean };
       const models = [provider.ClientCredentials, provider.AccessToken] as unknown as { find(value: string): Promise<Found | undefined> }[];
       for (const Model of models) {
         const found = await Model.find(token).catch(() => undefined);
         if (found && !found.isExpired) {
           const aud = (found as { aud?: string | string[] }).aud;
           return {
+            model: found.kind,
             jti: found.jti,
             clientId: found.clientId!,
             accountId: (found as { accountId?: string }).accountId,
@@ -48,7 +50,6 @@ export function createTokenVerifier(deps: Pick<Deps, 'config'>, publicJwks: { ke
             aud: aud === undefined ? [] : Array.isArray(aud) ? aud : [aud],
             iat: found.iat!,
             exp: found.exp!,
-            destroy: () => found.destroy(),
           };
         }
       }

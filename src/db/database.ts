@@ -8,6 +8,9 @@ import { PrismaClient } from './generated/client.ts';
 
 export type Prisma = PrismaClient;
 
+const HEARTBEAT_INTERVAL_MS = 2_000;
+const HEARTBEAT_TIMEOUT_MS = 1_000;
+
 /** Raw SQL access below Prisma: migrations (multi-statement scripts) and LISTEN. */
 export interface SqlSession {
   exec(script: string): Promise<void>;
@@ -65,31 +68,56 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
     async listen(channel, onMessage, onState = () => {}) {
       let client: pg.Client | undefined;
       let closed = false;
+      let reconnecting = false;
+      // A silently dead connection (half-open TCP) emits nothing: a heartbeat notices it, so
+      // caches stop trusting a listener that no longer hears revocations.
+      const heartbeat = setInterval(() => {
+        const current = client;
+        if (!current || reconnecting) return;
+        const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('listener heartbeat timed out')), HEARTBEAT_TIMEOUT_MS).unref());
+        Promise.race([current.query('SELECT 1'), timeout]).catch(() => lost(current));
+      }, HEARTBEAT_INTERVAL_MS);
+      heartbeat.unref();
+      const lost = (dead: pg.Client) => {
+        if (dead !== client || reconnecting) return;
+        // Notifications may have been missed: tell the subscriber, then reconnect (once).
+        client = undefined;
+        reconnecting = true;
+        onState(false);
+        listeners.delete(dead);
+        dead.end().catch(() => {});
+        if (!closed) retry();
+      };
       const connect = async (): Promise<void> => {
-        const next = new pg.Client({ connectionString });
+        const next = new pg.Client({ connectionString, keepAlive: true });
         next.on('notification', (message) => {
           if (message.channel === channel) onMessage(message.payload ?? '');
         });
-        next.on('error', () => {
-          // Notifications may have been missed while down: tell the subscriber, then reconnect.
-          onState(false);
-          listeners.delete(next);
+        next.on('error', () => lost(next));
+        next.on('end', () => lost(next));
+        try {
+          await next.connect();
+          await next.query(`LISTEN "${channel}"`);
+        } catch (error) {
           next.end().catch(() => {});
-          if (!closed) retry();
-        });
-        await next.connect();
-        await next.query(`LISTEN "${channel}"`);
+          throw error;
+        }
+        if (closed) return void next.end().catch(() => {});
         listeners.add(next);
         client = next;
+        reconnecting = false;
         onState(true);
       };
       const retry = () => setTimeout(() => void connect().catch(retry), 250).unref();
       await connect();
       return async () => {
         closed = true;
-        if (client) {
-          listeners.delete(client);
-          await client.end().catch(() => {});
+        clearInterval(heartbeat);
+        const current = client;
+        client = undefined;
+        if (current) {
+          listeners.delete(current);
+          await current.end().catch(() => {});
         }
       };
     },

@@ -50,6 +50,7 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
     };
     const fail = (thrown: unknown) => {
       const error = errorAnswer(thrown, req.headers.authorization, deps.log, requestId);
+      if (res.headersSent) return void res.destroy();
       // A body refused before it was read must not be left in the connection.
       req.resume();
       send(error.status, { ...baseHeaders, ...error.headers }, JSON.stringify(error.body));
@@ -65,10 +66,9 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
       } catch (thrown) {
         return fail(thrown);
       }
-      answer(req, path, params!, { requestId, ip: clientIp(req, deps.config.LATCHKEY_TRUST_PROXY) }).then(
-        (result) => send(200, baseHeaders, result === null ? '' : JSON.stringify(result)),
-        fail,
-      );
+      answer(req, path, params!, { requestId, ip: clientIp(req, deps.config.LATCHKEY_TRUST_PROXY) })
+        .then((result) => send(200, baseHeaders, result === null ? '' : JSON.stringify(result)))
+        .catch(fail);
     });
   };
 }
@@ -81,9 +81,12 @@ function requiredToken(params: Map<string, string>): string {
   return token;
 }
 
-/** The peer address; X-Forwarded-For only when a trusted proxy sets it (DESIGN §4). */
+/**
+ * The peer address; behind a trusted proxy (DESIGN §4), the address that proxy appended to
+ * X-Forwarded-For: the rightmost, since anything left of it is whatever the client sent.
+ */
 function clientIp(req: IncomingMessage, trustProxy: boolean): string | undefined {
   const forwarded = trustProxy ? req.headers['x-forwarded-for'] : undefined;
-  if (typeof forwarded === 'string' && forwarded) return forwarded.split(',')[0]!.trim();
+  if (typeof forwarded === 'string' && forwarded) return forwarded.split(',').at(-1)!.trim();
   return req.socket.remoteAddress;
 }

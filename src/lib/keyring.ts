@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, hash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -73,17 +73,27 @@ export function createKeyring(masterSecret: string): Keyring {
 export async function resolveMasterSecret(configured: string | undefined, dataDir: string): Promise<string> {
   if (configured) return configured;
   const file = path.join(dataDir, 'secret');
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (!(await readSecret(file))) {
+    // Written whole under a temporary name, then linked into place: a reader never sees a
+    // partial file, and of two racing processes the first link wins.
+    const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    await writeFile(temporary, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    await link(temporary, file).catch((error) => {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    });
+    await unlink(temporary);
+  }
+  const secret = await readSecret(file);
+  if (!secret || secret.length < 32) throw new Error(`${file} does not hold a usable secret (32+ characters); remove it or set LATCHKEY_SECRET`);
+  return secret;
+}
+
+async function readSecret(file: string): Promise<string | null> {
   try {
     return (await readFile(file, 'utf8')).trim();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
   }
-  await mkdir(dataDir, { recursive: true });
-  const secret = randomBytes(32).toString('base64url');
-  await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' }).catch(async (error) => {
-    // Another process won the race: use its secret.
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  });
-  await chmod(file, 0o600);
-  return (await readFile(file, 'utf8')).trim();
 }

@@ -1,4 +1,5 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { randomBytes } from 'node:crypto';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Deps } from '../context.ts';
 import { findClient, type ClientRecord } from '../credentials/clients.ts';
 
@@ -11,6 +12,17 @@ export class PrismaAdapter implements Adapter {
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     const expiresAt = expiresIn ? new Date(this.deps.now().getTime() + expiresIn * 1000) : null;
+    if (this.model === 'ReplayDetection') {
+      // Insert-only: oidc-provider checks for a replay and then saves, so two concurrent uses
+      // of one client assertion would both pass if a save could overwrite.
+      try {
+        await this.deps.prisma.oidcPayload.create({ data: { model: this.model, id, payload: payload as object, expiresAt } });
+      } catch (error) {
+        if ((error as { code?: string }).code === 'P2002') throw new errors.InvalidClient('client assertion was already used');
+        throw error;
+      }
+      return;
+    }
     const data = {
       payload: payload as object,
       grantId: payload.grantId ?? null,
@@ -57,6 +69,10 @@ export class PrismaAdapter implements Adapter {
   }
 }
 
+// Random per process, so that nothing (an HS* algorithm, symmetric encryption) could ever be
+// keyed with a value known outside it.
+const UNUSABLE_SECRET = randomBytes(32).toString('base64url');
+
 /** oidc-provider's view of a client, built from the cached ClientRecord. */
 export function clientMetadata(client: ClientRecord) {
   return {
@@ -64,7 +80,7 @@ export function clientMetadata(client: ClientRecord) {
     client_name: client.name,
     // oidc-provider insists on a client_secret for secret-based methods; it never sees the real
     // one: compareClientSecret (see provider.ts) checks the presented secret against our digests.
-    ...(client.authMethod === 'private_key_jwt' ? {} : { client_secret: 'digest-only' }),
+    ...(client.authMethod === 'private_key_jwt' ? {} : { client_secret: UNUSABLE_SECRET }),
     token_endpoint_auth_method: client.authMethod,
     grant_types: client.grantTypes,
     response_types: [],

@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Deps, RequestInfo } from '../context.ts';
 import { cachedClient, clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
@@ -58,7 +59,12 @@ function presentedCredentials(header: string | undefined, params: Map<string, st
   return presented;
 }
 
-// Remote key sets are cached by jose (per URI), shared by all requests.
+const MAX_ASSERTION_LIFETIME_S = 600;
+
+/** oidc-provider's ReplayDetection id for an assertion (lib/models/replay_detection.js). */
+export const replayId = (issuer: string, jti: string) => hash('sha256', `${issuer}${jti}`, 'base64url');
+
+// Remote key sets are cached by jose (per client and URI), shared by all requests.
 const remoteKeySets = new Map<string, JWTVerifyGetKey>();
 
 /**
@@ -109,8 +115,9 @@ async function verify(deps: Deps, client: ClientRecord, presented: Presented, au
   let keys: JWTVerifyGetKey | undefined;
   if (client.jwks) keys = createLocalJWKSet(client.jwks as never);
   else if (client.jwksUri) {
-    keys = remoteKeySets.get(client.jwksUri);
-    if (!keys) remoteKeySets.set(client.jwksUri, (keys = createRemoteJWKSet(new URL(client.jwksUri))));
+    const cacheKey = `${client.id} ${client.jwksUri}`;
+    keys = remoteKeySets.get(cacheKey);
+    if (!keys) remoteKeySets.set(cacheKey, (keys = createRemoteJWKSet(new URL(client.jwksUri))));
   }
   if (!keys) return false;
   try {
@@ -121,9 +128,12 @@ async function verify(deps: Deps, client: ClientRecord, presented: Presented, au
       audience,
       requiredClaims: ['exp', 'jti'],
     });
-    // One use per assertion (RFC 7523 §3): the primary key refuses a replayed jti.
+    // A short-lived proof only: a far-future exp would keep it replayable elsewhere for long.
+    if (payload.exp! - Date.now() / 1000 > MAX_ASSERTION_LIFETIME_S) return false;
+    // One use per assertion (RFC 7523 §3), shared with the token endpoint: the same record
+    // oidc-provider keeps, inserted only once (the primary key refuses a replayed jti).
     await deps.prisma.oidcPayload.create({
-      data: { model: 'ClientAssertion', id: `${client.id}:${payload.jti}`, payload: {}, expiresAt: new Date((payload.exp ?? 0) * 1000) },
+      data: { model: 'ReplayDetection', id: replayId(client.id, payload.jti!), payload: { iss: client.id }, expiresAt: new Date(payload.exp! * 1000) },
     });
     return true;
   } catch {

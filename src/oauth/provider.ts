@@ -47,6 +47,10 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     ttl: { ClientCredentials: accessTokenTTL, AccessToken: accessTokenTTL },
     features: {
       devInteractions: { enabled: false },
+      // Not offered until sign-in exists; enabled they would accept anonymous writes (sessions).
+      rpInitiatedLogout: { enabled: false },
+      userinfo: { enabled: false },
+      pushedAuthorizationRequests: { enabled: false },
       clientCredentials: { enabled: true },
       // Latchkey answers these itself: oidc-provider cannot introspect or revoke JWTs or API keys.
       introspection: { enabled: false },
@@ -101,6 +105,8 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
 
   const provider = new Provider(issuer, configuration);
   provider.proxy = config.LATCHKEY_TRUST_PROXY;
+  // Behind one trusted proxy, the client is the address it appended (the rightmost).
+  provider.maxIpsCount = 1;
 
   // Secrets are stored as keyed digests: compare digests in constant time, with the previous
   // secret accepted inside its rotation grace window.
@@ -114,8 +120,17 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     const oidcCtx = ctx as KoaContextWithOIDC;
     const route = oidcCtx.oidc?.route;
     if (route === 'token') {
-      if (ctx.status === 200) await auditTokenIssued(deps, oidcCtx);
-      else {
+      if (ctx.status === 200) {
+        try {
+          await auditTokenIssued(deps, oidcCtx);
+        } catch (error) {
+          // No audit event, no token (DESIGN §4): the answer becomes a plain server_error.
+          deps.log.error({ err: error, requestId: ctx.state.requestId }, 'could not audit an issued token; withholding it');
+          ctx.status = 500;
+          ctx.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
+          ctx.body = { error: 'server_error', error_description: 'the token could not be issued' };
+        }
+      } else {
         if (ctx.status === 400 && (ctx.body as { error_description?: string })?.error_description === NO_CLIENT_AUTH) {
           // RFC 6749 §5.2 files "no client authentication included" under invalid_client (401).
           ctx.status = 401;

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { appendAuditEvents, verifyAuditChain } from '../../src/audit/audit-log.ts';
+import { cliJson } from '../helpers/cli.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+
+let server: TestServer;
+
+before(async () => {
+  server = await startTestServer();
+  await server.deps.prisma.$transaction((tx) =>
+    appendAuditEvents(tx, [
+      { type: 'test.one', actorType: 'system', data: { b: 2, a: [1, { z: null, y: 'ü' }] } },
+      { type: 'test.two', actorType: 'cli', actorId: 'someone', subjectType: 'thing', subjectId: 't1' },
+    ]),
+  );
+  await Promise.all([1, 2, 3].map((n) => server.deps.audit.record({ type: 'test.batched', actorType: 'system', data: { n } })));
+});
+after(() => server.close());
+
+describe('audit log', () => {
+  it('chains every event, in one order, whichever path wrote it', async () => {
+    const result = await verifyAuditChain(server.deps.prisma);
+    assert.equal(result.ok, true);
+    const count = await server.deps.prisma.auditEvent.count();
+    assert.equal(result.events, count);
+    const verify = await cliJson(server, ['audit', 'verify']);
+    assert.equal(verify.ok, true);
+  });
+
+  it('refuses UPDATE, DELETE and TRUNCATE at the database', async () => {
+    const sql = ['UPDATE audit_event SET type = \'x\'', 'DELETE FROM audit_event', 'TRUNCATE audit_event'];
+    for (const statement of sql) {
+      await assert.rejects(server.deps.db.query(statement), /append-only/, statement);
+    }
+  });
+
+  it('shows an edit made behind the triggers\' back as a broken link', async () => {
+    const victim = await server.deps.prisma.auditEvent.findFirstOrThrow({ where: { type: 'test.two' } });
+    await server.deps.db.query('ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_change');
+    try {
+      await server.deps.db.query(`UPDATE audit_event SET actor_id = 'someone-else' WHERE seq = ${victim.seq}`);
+    } finally {
+      await server.deps.db.query('ALTER TABLE audit_event ENABLE TRIGGER audit_event_no_change');
+    }
+    const result = await verifyAuditChain(server.deps.prisma);
+    assert.equal(result.ok, false);
+    assert.equal(result.brokenAt, victim.seq.toString());
+  });
+});
