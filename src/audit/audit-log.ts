@@ -38,6 +38,10 @@ export function chainHash(prevHash: string, event: ChainFields): string {
   return createHash('sha256').update(prevHash).update('\n').update(chainBody(event)).digest('hex');
 }
 
+// jsonb refuses NUL and lone surrogates; one such character must not sink a whole batch.
+const storable = (text: string) => text.replace(/\u0000/g, '').toWellFormed();
+const nullableStorable = (text: string | null | undefined) => (text == null ? null : storable(text));
+
 /**
  * The argument of the database's audit_append(): the events' canonical bodies, which it
  * links into the chain under the chain lock in one statement (one round trip, which is what
@@ -48,15 +52,15 @@ function appendPayload(events: AuditEventInput[], now: Date): string {
     events.map((event) => {
       const fields: ChainFields = {
         at: now,
-        type: event.type,
+        type: storable(event.type),
         actorType: event.actorType,
-        actorId: event.actorId ?? null,
-        subjectType: event.subjectType ?? null,
-        subjectId: event.subjectId ?? null,
-        requestId: event.requestId ?? null,
-        ip: event.ip ?? null,
+        actorId: nullableStorable(event.actorId),
+        subjectType: nullableStorable(event.subjectType),
+        subjectId: nullableStorable(event.subjectId),
+        requestId: nullableStorable(event.requestId),
+        ip: nullableStorable(event.ip),
         // Through JSON once, so the body hashes exactly what jsonb will store.
-        data: JSON.parse(JSON.stringify(event.data ?? {})),
+        data: JSON.parse(JSON.stringify(event.data ?? {}, (_key, value) => (typeof value === 'string' ? storable(value) : value))),
       };
       return chainBody(fields);
     }),

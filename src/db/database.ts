@@ -131,7 +131,8 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
 
 async function openPGlite(dataDir: string): Promise<Database> {
   const dir = path.resolve(dataDir, 'pgdata');
-  await mkdir(path.dirname(dir), { recursive: true });
+  // The data (and the CLI's control socket beside it) is the owner's alone.
+  await mkdir(path.dirname(dir), { recursive: true, mode: 0o700 });
   const db = await PGlite.create(dir);
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
   return {

@@ -38,7 +38,7 @@ function checkFormRequest(req: IncomingMessage): void {
 function parseForm(text: string): Map<string, string> {
   const params = new Map<string, string>();
   for (const [key, value] of new URLSearchParams(text)) {
-    if (params.has(key)) throw new InvalidRequest(`parameter ${key} must not be repeated`);
+    if (params.has(key)) throw new InvalidRequest(`parameter ${key.slice(0, 40)} must not be repeated`);
     params.set(key, value);
   }
   return params;

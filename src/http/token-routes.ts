@@ -21,7 +21,8 @@ export const TOKEN_ENDPOINT_PATHS = new Set([INTROSPECTION_PATH, REVOCATION_PATH
  */
 export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metrics) {
   const issuer = deps.config.LATCHKEY_ISSUER;
-  const baseHeaders = { ...securityHeaders(issuer), ...NO_STORE, 'Content-Type': 'application/json; charset=utf-8' };
+  const NO_CONTENT_HEADERS = { ...securityHeaders(issuer), ...NO_STORE };
+  const baseHeaders = { ...NO_CONTENT_HEADERS, 'Content-Type': 'application/json; charset=utf-8' };
 
   /** The full path: any client authentication, any kind of token, failures audited. */
   async function answer(req: IncomingMessage, path: string, params: Map<string, string>, request: RequestInfo): Promise<Introspection | null> {
@@ -51,8 +52,11 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
     const fail = (thrown: unknown) => {
       const error = errorAnswer(thrown, req.headers.authorization, deps.log, requestId);
       if (res.headersSent) return void res.destroy();
+      // Refused for its size: do not read the rest of it, close the connection instead.
+      if (error.status === 413) error.headers.Connection = 'close';
       // A body refused before it was read must not be left in the connection.
-      req.resume();
+      if (error.status === 413) res.once('finish', () => req.socket.destroy());
+      else req.resume();
       send(error.status, { ...baseHeaders, ...error.headers }, JSON.stringify(error.body));
     };
 
@@ -67,7 +71,7 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
         return fail(thrown);
       }
       answer(req, path, params!, { requestId, ip: clientIp(req, deps.config.LATCHKEY_TRUST_PROXY) })
-        .then((result) => send(200, baseHeaders, result === null ? '' : JSON.stringify(result)))
+        .then((result) => (result === null ? send(200, NO_CONTENT_HEADERS, '') : send(200, baseHeaders, JSON.stringify(result))))
         .catch(fail);
     });
   };

@@ -28,6 +28,18 @@ describe('audit log', () => {
     assert.equal(verify.ok, true);
   });
 
+  it('stores text jsonb would refuse (NUL, lone surrogates) without losing the batch', async () => {
+    await Promise.all([
+      server.deps.audit.record({ type: 'test.hostile', actorType: 'client', actorId: 'a\u0000b', data: { reason: 'x\u0000y\ud800z' } }),
+      server.deps.audit.record({ type: 'test.neighbour', actorType: 'system' }),
+    ]);
+    const hostile = await server.deps.prisma.auditEvent.findFirstOrThrow({ where: { type: 'test.hostile' } });
+    assert.equal(hostile.actorId, 'ab');
+    assert.deepEqual(hostile.data, { reason: 'xy\ufffdz' });
+    assert.ok(await server.deps.prisma.auditEvent.findFirst({ where: { type: 'test.neighbour' } }));
+    assert.equal((await verifyAuditChain(server.deps.prisma)).ok, true);
+  });
+
   it('refuses UPDATE, DELETE and TRUNCATE at the database', async () => {
     const sql = ['UPDATE audit_event SET type = \'x\'', 'DELETE FROM audit_event', 'TRUNCATE audit_event'];
     for (const statement of sql) {

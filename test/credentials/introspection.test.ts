@@ -241,14 +241,14 @@ describe('introspection endpoint security', () => {
   it('wants POST (GET is 405) and a form body', async () => {
     const get = await fetch(meta.introspection_endpoint);
     assert.equal(get.status, 405);
-    assert.equal((await get.json()).error, 'method_not_allowed');
+    assert.equal(((await get.json()) as { error: string }).error, 'method_not_allowed');
     const json = await fetch(meta.introspection_endpoint, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: basicAuth(resourceServer.client_id, resourceServer.client_secret!) },
       body: '{"token":"x"}',
     });
     assert.equal(json.status, 400);
-    assert.equal((await json.json()).error, 'invalid_request');
+    assert.equal(((await json.json()) as { error: string }).error, 'invalid_request');
   });
 
   it('authenticates the caller (401 with invalid_client and WWW-Authenticate for Basic)', async () => {
