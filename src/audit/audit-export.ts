@@ -1,11 +1,25 @@
 import type { Prisma } from '../db/database.ts';
 
-/** Events in chain order, as plain JSON (seq as a string: it is a bigint). */
-export async function exportAuditEvents(prisma: Prisma, since?: Date, limit = 10_000) {
-  const events = await prisma.auditEvent.findMany({
-    where: since ? { at: { gte: since } } : {},
+export interface AuditExportPage {
+  events: Record<string, unknown>[];
+  /** Present when more events follow: pass it back as `afterSeq` for the next page. */
+  next_after_seq?: string;
+}
+
+/**
+ * Events in chain order, as plain JSON (seq as a string: it is a bigint), a page at a time.
+ * Paging is by seq, not time: `at` is taken before the chain lock, so it is not monotonic.
+ */
+export async function exportAuditEvents(prisma: Prisma, options: { since?: Date; afterSeq?: bigint; limit?: number } = {}): Promise<AuditExportPage> {
+  const limit = options.limit ?? 10_000;
+  const rows = await prisma.auditEvent.findMany({
+    where: {
+      ...(options.since ? { at: { gte: options.since } } : {}),
+      ...(options.afterSeq !== undefined ? { seq: { gt: options.afterSeq } } : {}),
+    },
     orderBy: { seq: 'asc' },
-    take: limit,
+    take: limit + 1,
   });
-  return events.map((event) => ({ ...event, seq: event.seq.toString(), at: event.at.toISOString() }));
+  const events = rows.slice(0, limit).map((event) => ({ ...event, seq: event.seq.toString(), at: event.at.toISOString() }));
+  return rows.length > limit ? { events, next_after_seq: events.at(-1)!.seq } : { events };
 }

@@ -150,13 +150,15 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'audit export': {
-    usage: 'audit export [--since ISO]',
-    options: { since: { type: 'string' } },
+    usage: 'audit export [--since ISO] [--after-seq N]',
+    options: { since: { type: 'string' }, 'after-seq': { type: 'string' } },
     async run(deps, v) {
       const since = str(v, 'since');
       const date = since === undefined ? undefined : new Date(since);
       if (date && Number.isNaN(date.getTime())) throw new UsageError('--since must be an ISO date');
-      return { events: await exportAuditEvents(deps.prisma, date) };
+      const after = str(v, 'after-seq');
+      if (after !== undefined && !/^\d{1,19}$/.test(after)) throw new UsageError('--after-seq must be an event sequence number');
+      return exportAuditEvents(deps.prisma, { since: date, afterSeq: after === undefined ? undefined : BigInt(after) });
     },
   },
   migrate: {

@@ -40,6 +40,17 @@ describe('audit log', () => {
     assert.equal((await verifyAuditChain(server.deps.prisma)).ok, true);
   });
 
+  it('exports a page at a time, by sequence number', async () => {
+    const { exportAuditEvents } = await import('../../src/audit/audit-export.ts');
+    const all = await exportAuditEvents(server.deps.prisma);
+    assert.equal(all.next_after_seq, undefined);
+    const first = await exportAuditEvents(server.deps.prisma, { limit: 2 });
+    assert.deepEqual(first.events.map((e) => e.seq), all.events.slice(0, 2).map((e) => e.seq));
+    assert.equal(first.next_after_seq, all.events[1]!.seq);
+    const second = await cliJson(server, ['audit', 'export', '--after-seq', first.next_after_seq!]);
+    assert.deepEqual(second.events.map((e: { seq: string }) => e.seq), all.events.slice(2).map((e) => e.seq));
+  });
+
   it('refuses UPDATE, DELETE and TRUNCATE at the database', async () => {
     const sql = ['UPDATE audit_event SET type = \'x\'', 'DELETE FROM audit_event', 'TRUNCATE audit_event'];
     for (const statement of sql) {
