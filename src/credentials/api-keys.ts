@@ -4,7 +4,7 @@ import { appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps } from '../context.ts';
 import type { ApiKey, Tx } from '../db/database.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
-import { publishInvalidation } from '../lib/invalidation.ts';
+import { changeCredentials } from '../lib/invalidation.ts';
 import { KEY_ID, newApiKey, parseApiKey } from './api-key-format.ts';
 import { assertKnownScopes, scopeName } from './scopes.ts';
 
@@ -52,13 +52,13 @@ export async function createApiKey(deps: Deps, input: z.input<typeof createApiKe
   const now = deps.now();
   const expiresAt = parsed.expiresInMs ? new Date(now.getTime() + parsed.expiresInMs) : null;
   const issued = newApiKey();
-  await deps.prisma.$transaction(async (tx) => {
+  await changeCredentials(deps, async (tx, invalidate) => {
     const ownerId = parsed.ownerEmail ? await resolveOwner(tx, parsed.ownerEmail) : null;
     await tx.apiKey.create({
       data: { id: issued.id, name: parsed.name, ownerId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
     });
     await appendAuditEvents(tx, [audit(actor, 'api_key.created', issued.id, { name: parsed.name, scopes, audiences, ownerId, expiresAt: expiresAt?.toISOString() ?? null })], now);
-    await publishInvalidation(tx, `key:${issued.id}`);
+    await invalidate(`key:${issued.id}`);
   });
   return { id: issued.id, key: issued.key, scopes, audiences, expires_at: expiresAt?.toISOString() ?? null };
 }
@@ -79,7 +79,7 @@ export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: n
   if (!Number.isFinite(options.graceMs) || options.graceMs < 0) throw new InvalidRequest('grace must be a non-negative duration');
   const now = deps.now();
   const issued = newApiKey();
-  return deps.prisma.$transaction(async (tx) => {
+  return changeCredentials(deps, async (tx, invalidate) => {
     const old = await lockKey(tx, id);
     const status = apiKeyStatus(old, now);
     if (status === 'revoked' || status === 'expired') throw new Conflict(`api key is ${status}`);
@@ -93,7 +93,7 @@ export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: n
     });
     await tx.apiKey.update({ where: { id }, data: { replacedById: issued.id, expiresAt: previousExpiresAt } });
     await appendAuditEvents(tx, [audit(actor, 'api_key.rotated', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString() })], now);
-    await publishInvalidation(tx, `key:${id}`, `key:${issued.id}`);
+    await invalidate(`key:${id}`, `key:${issued.id}`);
     return {
       id: issued.id,
       key: issued.key,
@@ -108,12 +108,12 @@ export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: n
 export async function revokeApiKey(deps: Deps, id: string, options: { reason?: string }, actor: Actor) {
   const reason = options.reason?.slice(0, 500) ?? null;
   const now = deps.now();
-  return deps.prisma.$transaction(async (tx) => {
+  return changeCredentials(deps, async (tx, invalidate) => {
     const key = await lockKey(tx, id);
     if (!key.revokedAt) {
       await tx.apiKey.update({ where: { id }, data: { revokedAt: now, revokedReason: reason } });
       await appendAuditEvents(tx, [audit(actor, 'api_key.revoked', id, { reason })], now);
-      await publishInvalidation(tx, `key:${id}`);
+      await invalidate(`key:${id}`);
     }
     return { id, status: 'revoked' as const, revoked_at: (key.revokedAt ?? now).toISOString() };
   });

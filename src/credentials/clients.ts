@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps } from '../context.ts';
 import type { OAuthClient, Tx } from '../db/database.ts';
-import { publishInvalidation } from '../lib/invalidation.ts';
+import { changeCredentials } from '../lib/invalidation.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
 import { resolveOwner } from '../accounts/owners.ts';
@@ -56,7 +56,7 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
   const id = `lkc_${randomBase62(22)}`;
   const secret = parsed.authMethod === 'private_key_jwt' ? undefined : newClientSecret();
 
-  await deps.prisma.$transaction(async (tx) => {
+  await changeCredentials(deps, async (tx, invalidate) => {
     const ownerId = parsed.ownerEmail ? await resolveOwner(tx, parsed.ownerEmail) : null;
     await tx.oAuthClient.create({
       data: {
@@ -84,7 +84,7 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
         data: { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, ownerId },
       },
     ]);
-    await publishInvalidation(tx, `client:${id}`);
+    await invalidate(`client:${id}`);
   });
   return { client_id: id, ...(secret ? { client_secret: secret } : {}), scopes, audiences };
 }
@@ -171,7 +171,7 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
   const secret = newClientSecret();
   const now = deps.now();
   const previousExpiresAt = new Date(now.getTime() + options.graceMs);
-  await deps.prisma.$transaction(async (tx) => {
+  await changeCredentials(deps, async (tx, invalidate) => {
     const client = await lockClient(tx, id);
     if (client.status === 'revoked') throw new Conflict('client is revoked');
     if (client.authMethod === 'private_key_jwt') throw new InvalidRequest('client authenticates with private_key_jwt and has no secret');
@@ -193,7 +193,7 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
       [{ type: 'client.secret_rotated', actorType: actor.type, actorId: actor.id, subjectType: 'client', subjectId: id, requestId: actor.requestId, ip: actor.ip, data: { previousExpiresAt: previousExpiresAt.toISOString(), version: client.secretVersion + 1 } }],
       now,
     );
-    await publishInvalidation(tx, `client:${id}`);
+    await invalidate(`client:${id}`);
   });
   return { client_id: id, client_secret: secret, previous_expires_at: previousExpiresAt.toISOString() };
 }
@@ -201,13 +201,13 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
 /** Revokes a client: its secrets stop working and every token it holds introspects inactive. */
 export async function revokeClient(deps: Deps, id: string, actor: Actor): Promise<{ client_id: string; revoked_at: string }> {
   const now = deps.now();
-  const revokedAt = await deps.prisma.$transaction(async (tx) => {
+  const revokedAt = await changeCredentials(deps, async (tx, invalidate) => {
     const client = await lockClient(tx, id);
     if (client.status === 'revoked') return client.revokedAt ?? now;
     await tx.oAuthClient.update({ where: { id }, data: { status: 'revoked', revokedAt: now } });
     await tx.oidcPayload.deleteMany({ where: { payload: { path: ['clientId'], equals: id } } });
     await appendAuditEvents(tx, [{ type: 'client.revoked', actorType: actor.type, actorId: actor.id, subjectType: 'client', subjectId: id, requestId: actor.requestId, ip: actor.ip }], now);
-    await publishInvalidation(tx, `client:${id}`);
+    await invalidate(`client:${id}`);
     return now;
   });
   return { client_id: id, revoked_at: revokedAt.toISOString() };

@@ -1,15 +1,15 @@
 import { appendAuditEvents } from '../audit/audit-log.ts';
 import type { Deps } from '../context.ts';
-import { publishInvalidation } from '../lib/invalidation.ts';
+import { changeCredentials } from '../lib/invalidation.ts';
 
 /**
  * Expiry needs no job to take effect (every check compares with the clock); this sweep only
  * writes the audit trail of what expired by itself, once per credential, and forgets client
  * secrets whose rotation grace has ended.
  */
-export async function recordExpirations(deps: Pick<Deps, 'prisma' | 'now'>, batch = 500): Promise<number> {
+export async function recordExpirations(deps: Pick<Deps, 'prisma' | 'cache' | 'now'>, batch = 500): Promise<number> {
   const now = deps.now();
-  return deps.prisma.$transaction(async (tx) => {
+  return changeCredentials(deps, async (tx, invalidate) => {
     const keys = await tx.$queryRaw<{ id: string; expires_at: Date }[]>`
       SELECT id, expires_at FROM api_key
       WHERE expires_at <= ${now} AND expiry_recorded_at IS NULL AND revoked_at IS NULL
@@ -33,7 +33,7 @@ export async function recordExpirations(deps: Pick<Deps, 'prisma' | 'now'>, batc
       ],
       now,
     );
-    await publishInvalidation(tx, ...secrets.map((c) => `client:${c.id}`));
+    await invalidate(...secrets.map((c) => `client:${c.id}`));
     return keys.length + secrets.length;
   });
 }

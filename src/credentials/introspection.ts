@@ -1,6 +1,6 @@
 import { appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps, RequestInfo } from '../context.ts';
-import { publishInvalidation } from '../lib/invalidation.ts';
+import { changeCredentials } from '../lib/invalidation.ts';
 import { looksLikeApiKey } from './api-key-format.ts';
 import { revokeApiKey, verifyApiKey, verifyCachedApiKey, type ApiKeyRecord } from './api-keys.ts';
 import { findClient, type ClientRecord } from './clients.ts';
@@ -160,14 +160,14 @@ export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: C
     const claims = await verifier.verifyJwt(token);
     if (!claims || claims.client_id !== caller.id || typeof claims.jti !== 'string') return;
     const jti = claims.jti;
-    await deps.prisma.$transaction(async (tx) => {
+    await changeCredentials(deps, async (tx, invalidate) => {
       const inserted = await tx.revokedToken.createMany({
         data: [{ jti, clientId: caller.id, expiresAt: new Date(claims.exp! * 1000) }],
         skipDuplicates: true,
       });
       if (inserted.count === 0) return;
       await appendAuditEvents(tx, [{ type: 'access_token.revoked', actorType: 'client', actorId: caller.id, subjectType: 'access_token', subjectId: jti, requestId: actor.requestId, ip: actor.ip }]);
-      await publishInvalidation(tx, `jti:${jti}`);
+      await invalidate(`jti:${jti}`);
     });
     return;
   }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps } from '../context.ts';
-import { publishInvalidation } from '../lib/invalidation.ts';
+import { changeCredentials } from '../lib/invalidation.ts';
 import { Conflict, LatchkeyError } from '../lib/errors.ts';
 
 // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ); we keep to a readable subset.
@@ -15,13 +15,13 @@ export const createScopeInput = z.object({
 
 export async function createScope(deps: Deps, input: z.input<typeof createScopeInput>, actor: Actor) {
   const scope = createScopeInput.parse(input);
-  return deps.prisma.$transaction(async (tx) => {
+  return changeCredentials(deps, async (tx, invalidate) => {
     if (await tx.scope.findUnique({ where: { name: scope.name } })) throw new Conflict(`scope ${scope.name} already exists`);
     const created = await tx.scope.create({ data: scope });
     await appendAuditEvents(tx, [
       { type: 'scope.created', actorType: actor.type, actorId: actor.id, subjectType: 'scope', subjectId: scope.name, data: { requiresApproval: scope.requiresApproval } },
     ]);
-    await publishInvalidation(tx, 'scopes');
+    await invalidate('scopes');
     return created;
   });
 }

@@ -1,14 +1,30 @@
 import { LRUCache } from 'lru-cache';
-import type { Database, Tx } from '../db/database.ts';
+import type { Database, Prisma, Tx } from '../db/database.ts';
 
 export const INVALIDATION_CHANNEL = 'latchkey_invalidate';
 
+export type Invalidate = (...keys: string[]) => Promise<void>;
+
 /**
- * Tells every node to drop its cached copy of `key`. NOTIFY is transactional: nodes hear it
- * only when the change commits, and never for a rolled-back one.
+ * Runs a change to credentials in one transaction. `invalidate(key)` tells every node to drop
+ * its cached copy: NOTIFY is transactional, so nodes hear it only when the change commits and
+ * never for a rolled-back one. This node drops its own copies as soon as the commit returns,
+ * so a caller that changed something never reads the old state back, even before the
+ * notification arrives.
  */
-export async function publishInvalidation(tx: Tx, ...keys: string[]): Promise<void> {
-  for (const key of keys) await tx.$executeRaw`SELECT pg_notify(${INVALIDATION_CHANNEL}, ${key})`;
+export async function changeCredentials<T>(
+  deps: { prisma: Prisma; cache: CredentialCache },
+  change: (tx: Tx, invalidate: Invalidate) => Promise<T>,
+): Promise<T> {
+  const keys: string[] = [];
+  const result = await deps.prisma.$transaction((tx) =>
+    change(tx, async (...changed) => {
+      keys.push(...changed);
+      for (const key of changed) await tx.$executeRaw`SELECT pg_notify(${INVALIDATION_CHANNEL}, ${key})`;
+    }),
+  );
+  for (const key of keys) deps.cache.delete(key);
+  return result;
 }
 
 type Entry = { value: object | null };
