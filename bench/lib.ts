@@ -14,6 +14,10 @@ export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 export const WARMUP_S = Number(process.env.BENCH_WARMUP ?? 2);
 export const DURATION_S = Number(process.env.BENCH_DURATION ?? 9);
 // Any 40-char value: the bench databases are throwaway.
+// The allocator setting `npm start` and the Docker image run Latchkey with: glibc's per-thread
+// arenas otherwise hold on to tens of MiB that a node never needs again.
+export const SERVER_MALLOC_ARENA_MAX = '2';
+
 export const BENCH_SECRET = 'bench-secret-not-for-production-0123456789abcdef';
 
 export const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);

@@ -5,7 +5,7 @@ import type { Deps } from './context.ts';
 import { commonMiddleware } from './http/common.ts';
 import type { Metrics } from './http/metrics.ts';
 import { oauthErrors } from './http/oauth-errors.ts';
-import { TOKEN_ENDPOINT_PATHS, tokenEndpoints } from './http/token-routes.ts';
+import { TOKEN_ENDPOINT_PATHS, tokenEndpoints } from './http/token-endpoints.ts';
 import type { OAuthProvider } from './oauth/provider.ts';
 
 // Paths served by Latchkey's own koa app; everything else belongs to oidc-provider.
