@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { cli, cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { basicAuth, clientAssertion, clientKeyPair, JWT_BEARER, postForm } from '../helpers/oauth.ts';
+import { accessToken, basicAuth, clientAssertion, clientKeyPair, JWT_BEARER, postForm } from '../helpers/oauth.ts';
 import { discover, rememberSecret, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
 
 const API = 'https://api.example.test';
@@ -24,11 +24,7 @@ async function newKey(argv: string[] = []): Promise<{ id: string; key: string; e
 const introspectAs = (caller: CreatedClient, token: string, extra: Record<string, string> = {}) =>
   postForm(meta.introspection_endpoint, { token, ...extra }, { authorization: basicAuth(caller.client_id, caller.client_secret!) });
 
-async function accessToken(client: CreatedClient, params: Record<string, string> = {}): Promise<string> {
-  const answer = await postForm(meta.token_endpoint, { grant_type: 'client_credentials', ...params }, { authorization: basicAuth(client.client_id, client.client_secret!) });
-  assert.equal(answer.status, 200, answer.text);
-  return answer.body.access_token;
-}
+const tokenFor = (client: CreatedClient) => accessToken(meta.token_endpoint, client);
 
 before(async () => {
   server = await startTestServer();
@@ -189,15 +185,15 @@ describe('rotation with overlap', () => {
     const next = winners[0]!.json<{ client_secret: string }>();
     rememberSecret(next.client_secret);
     // Both the old and the new secret work during the grace window.
-    await accessToken(client);
-    await accessToken({ ...client, client_secret: next.client_secret });
+    await tokenFor(client);
+    await tokenFor({ ...client, client_secret: next.client_secret });
     const realNow = server.deps.now;
     server.deps.now = () => new Date(Date.now() + 61_000);
     try {
       const answer = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, { authorization: basicAuth(client.client_id, client.client_secret!) });
       assert.equal(answer.status, 401);
       assert.equal(answer.body.error, 'invalid_client');
-      await accessToken({ ...client, client_secret: next.client_secret });
+      await tokenFor({ ...client, client_secret: next.client_secret });
     } finally {
       server.deps.now = realNow;
     }
@@ -206,7 +202,7 @@ describe('rotation with overlap', () => {
 
 describe('introspection of JWT access tokens', () => {
   it('answers active for a token meant for the caller, whatever the hint', async () => {
-    const token = await accessToken(app);
+    const token = await tokenFor(app);
     for (const hint of [undefined, 'access_token', 'refresh_token', 'api_key', 'nonsense']) {
       const answer = await introspectAs(resourceServer, token, hint ? { token_type_hint: hint } : {});
       assert.equal(answer.status, 200);
@@ -222,7 +218,7 @@ describe('introspection of JWT access tokens', () => {
   });
 
   it('is inactive for another audience, a tampered token, a foreign key and garbage', async () => {
-    const token = await accessToken(app);
+    const token = await tokenFor(app);
     assert.equal((await introspectAs(otherResourceServer, token)).text, '{"active":false}');
     const [h, p, s] = token.split('.');
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { cli, cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { basicAuth, postForm } from '../helpers/oauth.ts';
+import { accessToken, basicAuth, postForm } from '../helpers/oauth.ts';
 import { discover, rememberSecret, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
 
 const API = 'https://api.example.test';
@@ -16,11 +16,7 @@ const as = (client: CreatedClient) => ({ authorization: basicAuth(client.client_
 const introspect = (token: string) => postForm(meta.introspection_endpoint, { token }, as(resourceServer));
 const revoke = (client: CreatedClient, token: string, extra: Record<string, string> = {}) => postForm(meta.revocation_endpoint, { token, ...extra }, as(client));
 
-async function accessToken(client: CreatedClient): Promise<string> {
-  const answer = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, as(client));
-  assert.equal(answer.status, 200, answer.text);
-  return answer.body.access_token;
-}
+const tokenFor = (client: CreatedClient) => accessToken(meta.token_endpoint, client);
 
 before(async () => {
   server = await startTestServer();
@@ -33,7 +29,7 @@ after(() => server.close());
 describe('revocation (RFC 7009)', () => {
   it('revokes a JWT by jti: from then on it introspects inactive', async () => {
     const app = await createClient(server, { scopes: [scope], audiences: [API] });
-    const token = await accessToken(app);
+    const token = await tokenFor(app);
     assert.equal((await introspect(token)).body.active, true);
     const answer = await revoke(app, token, { token_type_hint: 'refresh_token' });
     assert.equal(answer.status, 200);
@@ -58,7 +54,7 @@ describe('revocation (RFC 7009)', () => {
   it('does not let a client revoke another client\'s token', async () => {
     const owner = await createClient(server, { scopes: [scope], audiences: [API] });
     const stranger = await createClient(server, { scopes: [scope], audiences: [API] });
-    const token = await accessToken(owner);
+    const token = await tokenFor(owner);
     assert.equal((await revoke(stranger, token)).status, 200);
     assert.equal((await introspect(token)).body.active, true);
   });
@@ -76,7 +72,7 @@ describe('revocation (RFC 7009)', () => {
 
   it('revoking a client ends its tokens and its secret', async () => {
     const app = await createClient(server, { scopes: [scope], audiences: [API] });
-    const token = await accessToken(app);
+    const token = await tokenFor(app);
     await cliJson(server, ['client', 'revoke', app.client_id]);
     assert.equal((await introspect(token)).text, '{"active":false}');
     const answer = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, as(app));

@@ -36,6 +36,13 @@ export function basicAuth(clientId: string, secret: string): string {
   return value;
 }
 
+/** A client_credentials token for a secret-based client; fails the test unless it is issued. */
+export async function accessToken(tokenEndpoint: string, client: { client_id: string; client_secret?: string }, params: Record<string, string> = {}): Promise<string> {
+  const answer = await postForm(tokenEndpoint, { grant_type: 'client_credentials', ...params }, { authorization: basicAuth(client.client_id, client.client_secret!) });
+  if (answer.status !== 200 || typeof answer.body.access_token !== 'string') throw new Error(`no token issued: ${answer.status} ${answer.text}`);
+  return answer.body.access_token;
+}
+
 export interface ClientKeyPair {
   privateKey: CryptoKey;
   publicJwk: JWK & { kid: string };
