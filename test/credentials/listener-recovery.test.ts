@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { cliJson } from '../helpers/cli.ts';
+import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
+import { basicAuth, postForm } from '../helpers/oauth.ts';
+import { rememberSecret, startTestServer, type TestServer } from '../helpers/server.ts';
+
+const API = 'https://api.example.test';
+const skip = process.env.DATABASE_URL ? false : 'needs DATABASE_URL (the embedded database has no connection to lose)';
+
+let server: TestServer;
+let caller: CreatedClient;
+let scope: string;
+
+const introspect = (token: string) =>
+  postForm(`${server.url}/introspect`, { token }, { authorization: basicAuth(caller.client_id, caller.client_secret!) });
+
+/** Another node's revocation: the row change and its NOTIFY, committed elsewhere. */
+async function revokeElsewhere(keyId: string) {
+  const client = new pg.Client({ connectionString: server.database.url });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('UPDATE api_key SET revoked_at = now() WHERE id = $1', [keyId]);
+    await client.query("SELECT pg_notify('latchkey_invalidate', $1)", [`key:${keyId}`]);
+    await client.query('COMMIT');
+  } finally {
+    await client.end();
+  }
+}
+
+async function killListeners() {
+  const client = new pg.Client({ connectionString: server.database.url });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'");
+    return rowCount;
+  } finally {
+    await client.end();
+  }
+}
+
+describe('cache invalidation survives a lost listener connection', { skip }, () => {
+  before(async () => {
+    server = await startTestServer();
+    scope = await createScope(server);
+    caller = await createClient(server, { scopes: [scope], audiences: [API] });
+  });
+  after(() => server?.close());
+
+  it('a revocation made elsewhere after the listener was killed is still honoured within 1 s', async () => {
+    const key = await cliJson<{ id: string; key: string }>(server, ['key', 'create', '--name', 'k', '--scopes', scope, '--audience', API]);
+    rememberSecret(key.key);
+    assert.equal((await introspect(key.key)).body.active, true);
+    assert.ok(server.deps.cache.peek(`key:${key.id}`), 'cached before the connection is lost');
+
+    assert.ok((await killListeners()) >= 1, 'a LISTEN connection was terminated');
+    await revokeElsewhere(key.id);
+    const started = Date.now();
+    while ((await introspect(key.key)).body.active !== false) {
+      assert.ok(Date.now() - started < 1_000, 'still active 1 s after a revocation on another node');
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    // And the listener is back: a later change is heard again.
+    const second = await cliJson<{ id: string; key: string }>(server, ['key', 'create', '--name', 'k2', '--scopes', scope, '--audience', API]);
+    rememberSecret(second.key);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal((await introspect(second.key)).body.active, true);
+    assert.ok(server.deps.cache.peek(`key:${second.id}`), 'caching resumed after the reconnect');
+    await revokeElsewhere(second.id);
+    const again = Date.now();
+    while ((await introspect(second.key)).body.active !== false) {
+      assert.ok(Date.now() - again < 1_000, 'the reconnected listener missed a revocation');
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  });
+});
