@@ -21,8 +21,10 @@ export const TOKEN_ENDPOINT_PATHS = new Set([INTROSPECTION_PATH, REVOCATION_PATH
  */
 export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metrics) {
   const issuer = deps.config.LATCHKEY_ISSUER;
-  const NO_CONTENT_HEADERS = { ...securityHeaders(issuer), ...NO_STORE };
-  const baseHeaders = { ...NO_CONTENT_HEADERS, 'Content-Type': 'application/json; charset=utf-8' };
+  // Headers in Node's flat [name, value, …] form, built once: measurably cheaper per response
+  // than an object (bench/introspection.ts).
+  const noContentHeaders = Object.entries({ ...securityHeaders(issuer), ...NO_STORE }).flat();
+  const jsonHeaders = [...noContentHeaders, 'Content-Type', 'application/json; charset=utf-8'];
 
   /** The full path: any client authentication, any kind of token, failures audited. */
   async function answer(req: IncomingMessage, path: string, params: Map<string, string>, request: RequestInfo): Promise<Introspection | null> {
@@ -44,8 +46,8 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
   return (req: IncomingMessage, res: ServerResponse, path: string): void => {
     const started = process.hrtime.bigint();
     const requestId = requestIdFor(req);
-    const send = (status: number, headers: Record<string, string>, body: string) => {
-      res.writeHead(status, { ...headers, 'X-Request-Id': requestId, 'Content-Length': Buffer.byteLength(body) });
+    const send = (status: number, headers: string[], body: string) => {
+      res.writeHead(status, [...headers, 'X-Request-Id', requestId, 'Content-Length', String(Buffer.byteLength(body))]);
       res.end(body);
       requestFinished(deps, metrics, { requestId, method: req.method ?? '', path, status, started });
     };
@@ -57,7 +59,8 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
       // A body refused before it was read must not be left in the connection.
       if (error.status === 413) res.once('finish', () => req.socket.destroy());
       else req.resume();
-      send(error.status, { ...baseHeaders, ...error.headers }, JSON.stringify(error.body));
+      const extra = Object.entries(error.headers).filter(([name]) => !(name in NO_STORE));
+      send(error.status, [...jsonHeaders, ...extra.flat()], JSON.stringify(error.body));
     };
 
     // RFC 7662 §2.1: POST with a form body; GET would put tokens in URLs and logs.
@@ -66,12 +69,12 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
       if (error) return fail(error);
       try {
         const cached = answerFromCache(req, path, params!);
-        if (cached) return send(200, baseHeaders, JSON.stringify(cached));
+        if (cached) return send(200, jsonHeaders, JSON.stringify(cached));
       } catch (thrown) {
         return fail(thrown);
       }
       answer(req, path, params!, { requestId, ip: clientIp(req, deps.config.LATCHKEY_TRUST_PROXY) })
-        .then((result) => (result === null ? send(200, NO_CONTENT_HEADERS, '') : send(200, baseHeaders, JSON.stringify(result))))
+        .then((result) => (result === null ? send(200, noContentHeaders, '') : send(200, jsonHeaders, JSON.stringify(result))))
         .catch(fail);
     });
   };

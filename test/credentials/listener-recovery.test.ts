@@ -35,7 +35,7 @@ async function killListeners() {
   await client.connect();
   try {
     const { rowCount } = await client.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'");
-    return rowCount;
+    return rowCount ?? 0;
   } finally {
     await client.end();
   }
