@@ -39,8 +39,7 @@ export function requestIdFor(req: IncomingMessage): string {
 export function requestFinished(deps: Deps, metrics: Metrics, details: { requestId: string; method: string; path: string; status: number; started: bigint }): void {
   const route = ROUTES.get(details.path) ?? 'other';
   const seconds = Number(process.hrtime.bigint() - details.started) / 1e9;
-  metrics.requests.labels(route, String(details.status)).inc();
-  metrics.duration.labels(route).observe(seconds);
+  metrics.observe(route, details.status, seconds);
   if (deps.log.isLevelEnabled('info')) {
     // The path only: a query string may carry a secret.
     const { requestId, method, path, status } = details;

@@ -4,21 +4,33 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'latchkey_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['route', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'latchkey_http_request_duration_seconds',
+    help: 'HTTP request duration by route',
+    labelNames: ['route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  // Label children are looked up once per (route, status), not hashed again on every request.
+  const children = new Map<string, { counter: { inc(): void }; histogram: { observe(value: number): void } }>();
   return {
     registry,
-    requests: new Counter({
-      name: 'latchkey_http_requests_total',
-      help: 'HTTP requests by route and status',
-      labelNames: ['route', 'status'] as const,
-      registers: [registry],
-    }),
-    duration: new Histogram({
-      name: 'latchkey_http_request_duration_seconds',
-      help: 'HTTP request duration by route',
-      labelNames: ['route'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers: [registry],
-    }),
+    observe(route: string, status: number, seconds: number): void {
+      const key = `${route} ${status}`;
+      let child = children.get(key);
+      if (!child) {
+        child = { counter: requests.labels(route, String(status)), histogram: duration.labels(route) };
+        children.set(key, child);
+      }
+      child.counter.inc();
+      child.histogram.observe(seconds);
+    },
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;
