@@ -1,8 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import Router from '@koa/router';
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
 import type { Deps } from './context.ts';
-import { commonMiddleware } from './http/common.ts';
 import type { Metrics } from './http/metrics.ts';
 import { oauthErrors } from './http/oauth-errors.ts';
 import { TOKEN_ENDPOINT_PATHS, tokenEndpoints } from './http/token-endpoints.ts';
@@ -16,8 +15,7 @@ const OWN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
  * introspection and revocation (hot, served from node:http directly), Latchkey's own koa app,
  * and oidc-provider (itself a koa app), so that no request crosses two koa stacks.
  */
-export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): RequestListener {
-  const common = commonMiddleware(deps, metrics);
+export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics, common: Middleware): RequestListener {
   const app = new Koa();
   app.proxy = deps.config.LATCHKEY_TRUST_PROXY;
   // Behind one trusted proxy, the client is the address it appended (the rightmost).
@@ -46,23 +44,6 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics): R
   });
   app.use(router.routes());
   app.use(router.allowedMethods());
-
-  oauth.installOuterMiddleware(common, async (ctx, next) => {
-    // RFC 8414 metadata: the same document oidc-provider serves as OpenID discovery.
-    if (ctx.path === '/.well-known/oauth-authorization-server') ctx.path = '/.well-known/openid-configuration';
-    if (ctx.path === '/token') {
-      // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
-      ctx.set('Pragma', 'no-cache');
-      if (ctx.method === 'POST' && ctx.querystring) {
-        // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
-        ctx.status = 400;
-        ctx.set('Cache-Control', 'no-store');
-        ctx.body = { error: 'invalid_request', error_description: 'parameters must be sent in the request body, not the query string' };
-        return;
-      }
-    }
-    await next();
-  });
 
   const own = app.callback();
   const tokens = tokenEndpoints(deps, oauth, metrics);

@@ -9,8 +9,8 @@ import type { Logger } from 'pino';
 import type { Deps } from './context.ts';
 import { recordExpirations } from './credentials/expiry-sweep.ts';
 import { listScopeNames } from './credentials/scopes.ts';
+import { commonMiddleware } from './http/common.ts';
 import { createMetrics } from './http/metrics.ts';
-import { INVALIDATION_CHANNEL } from './lib/invalidation.ts';
 import { sweepExpired } from './oauth/adapter.ts';
 import { createOAuthProvider } from './oauth/provider.ts';
 import { ensureSigningKey, loadSigningJwks } from './signing/signing-keys.ts';
@@ -39,23 +39,25 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const admin = await ensureFirstAdmin(deps);
   if (admin) options.onFirstAdmin?.(admin);
 
-  const oauth = createOAuthProvider(deps, await loadSigningJwks(deps), await listScopeNames(deps));
+  const metrics = createMetrics();
+  const common = commonMiddleware(deps, metrics);
+  const oauth = createOAuthProvider(deps, await loadSigningJwks(deps), await listScopeNames(deps), common);
   // Scope catalog changes reach discovery on every node.
   const refreshScopes = async () => {
     const names = await listScopeNames(deps);
     oauth.scopes.clear();
     for (const name of names) oauth.scopes.add(name);
   };
-  const stopScopes = await deps.db.listen(INVALIDATION_CHANNEL, (key) => {
+  deps.cache.subscribe((key) => {
     if (key === 'scopes') refreshScopes().catch((err) => log.warn({ err }, 'could not refresh the scope catalog'));
   });
   const stopControl = deps.db.kind === 'pglite' ? await startControlSocket(deps) : async () => {};
-  const server = createServer(createApp(deps, oauth, createMetrics()));
+  const server = createServer(createApp(deps, oauth, metrics, common));
   server.keepAliveTimeout = 65_000;
   try {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.PORT, config.HOST, resolve));
   } catch (error) {
-    await Promise.all([stopControl(), stopScopes(), deps.usage.stop(), deps.cache.stop()]);
+    await Promise.all([stopControl(), deps.usage.stop(), deps.cache.stop()]);
     await deps.db.close();
     throw error;
   }
@@ -79,7 +81,6 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       await stopControl();
       await deps.usage.stop();
       await deps.audit.idle();
-      await stopScopes();
       await deps.cache.stop();
       await deps.db.close();
     })());

@@ -1,6 +1,6 @@
 import argon2 from 'argon2';
 import { z } from 'zod';
-import { appendAuditEvents } from '../audit/audit-log.ts';
+import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps } from '../context.ts';
 import { Conflict } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
@@ -26,7 +26,7 @@ export async function createAdmin(deps: Pick<Deps, 'prisma'>, input: z.input<typ
     const saved = existing
       ? await tx.account.update({ where: { email }, data: { role: 'admin', passwordHash } })
       : await tx.account.create({ data: { email, role: 'admin', passwordHash, emailVerifiedAt: new Date() } });
-    await appendAuditEvents(tx, [{ type: 'account.admin_created', actorType: actor.type, actorId: actor.id, subjectType: 'account', subjectId: saved.id, data: { email } }]);
+    await appendAuditEvents(tx, [actorEvent(actor, 'account.admin_created', 'account', saved.id, { email })]);
     return saved;
   });
   return { id: account.id, email, ...(given ? {} : { password }) };

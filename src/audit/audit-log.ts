@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
+import type { Actor } from '../context.ts';
 import type { Database, Prisma, Tx } from '../db/database.ts';
 import { canonicalJson } from './canonical-json.ts';
 
 export interface AuditEventInput {
   type: string;
-  actorType: 'system' | 'cli' | 'client' | 'account' | 'anonymous';
+  actorType: Actor['type'] | 'anonymous';
   actorId?: string | null;
   subjectType?: string | null;
   subjectId?: string | null;
@@ -12,6 +13,11 @@ export interface AuditEventInput {
   ip?: string | null;
   /** Never a secret: ids, scopes, reasons, error codes. */
   data?: Record<string, unknown>;
+}
+
+/** The event for a change someone made: who (with request id and address), to what. */
+export function actorEvent(actor: Actor, type: string, subjectType: string, subjectId: string, data?: Record<string, unknown>): AuditEventInput {
+  return { type, actorType: actor.type, actorId: actor.id, subjectType, subjectId, requestId: actor.requestId, ip: actor.ip, data };
 }
 
 export const GENESIS_HASH = '0'.repeat(64);

@@ -188,6 +188,9 @@ function describe(error: unknown): string {
   if (error instanceof UsageError || error instanceof ConfigError) return error.message;
   if (error instanceof ZodError) return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
   if (error instanceof LatchkeyError) return error.code === 'server_error' ? 'internal error' : error.description;
+  // Prisma's messages can quote query arguments (digests, hashes): name the failure instead.
+  const { name = 'Error', code } = (error ?? {}) as { name?: string; code?: string };
+  if (name.startsWith('PrismaClient')) return `internal error (database: ${code ?? name})`;
   return `internal error (${String((error as Error)?.message ?? error).split('\n')[0]})`;
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { resolveOwner } from '../accounts/owners.ts';
-import { appendAuditEvents } from '../audit/audit-log.ts';
+import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps } from '../context.ts';
 import type { ApiKey, Tx } from '../db/database.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
@@ -33,16 +33,6 @@ export function apiKeyStatus(key: Pick<ApiKey, 'revokedAt' | 'expiresAt' | 'repl
   return key.replacedById ? 'expiring' : 'active';
 }
 
-const audit = (actor: Actor, type: string, id: string, data?: Record<string, unknown>) => ({
-  type,
-  actorType: actor.type,
-  actorId: actor.id,
-  subjectType: 'api_key',
-  subjectId: id,
-  requestId: actor.requestId,
-  ip: actor.ip,
-  data,
-});
 
 export async function createApiKey(deps: Deps, input: z.input<typeof createApiKeyInput>, actor: Actor): Promise<IssuedApiKey> {
   const parsed = createApiKeyInput.parse(input);
@@ -57,7 +47,7 @@ export async function createApiKey(deps: Deps, input: z.input<typeof createApiKe
     await tx.apiKey.create({
       data: { id: issued.id, name: parsed.name, ownerId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
     });
-    await appendAuditEvents(tx, [audit(actor, 'api_key.created', issued.id, { name: parsed.name, scopes, audiences, ownerId, expiresAt: expiresAt?.toISOString() ?? null })], now);
+    await appendAuditEvents(tx, [actorEvent(actor, 'api_key.created', 'api_key', issued.id, { name: parsed.name, scopes, audiences, ownerId, expiresAt: expiresAt?.toISOString() ?? null })], now);
     await invalidate(`key:${issued.id}`);
   });
   return { id: issued.id, key: issued.key, scopes, audiences, expires_at: expiresAt?.toISOString() ?? null };
@@ -92,7 +82,7 @@ export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: n
       data: { id: issued.id, name: old.name, ownerId: old.ownerId, scopes: old.scopes, audiences: old.audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
     });
     await tx.apiKey.update({ where: { id }, data: { replacedById: issued.id, expiresAt: previousExpiresAt } });
-    await appendAuditEvents(tx, [audit(actor, 'api_key.rotated', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString() })], now);
+    await appendAuditEvents(tx, [actorEvent(actor, 'api_key.rotated', 'api_key', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString() })], now);
     await invalidate(`key:${id}`, `key:${issued.id}`);
     return {
       id: issued.id,
@@ -112,7 +102,7 @@ export async function revokeApiKey(deps: Deps, id: string, options: { reason?: s
     const key = await lockKey(tx, id);
     if (!key.revokedAt) {
       await tx.apiKey.update({ where: { id }, data: { revokedAt: now, revokedReason: reason } });
-      await appendAuditEvents(tx, [audit(actor, 'api_key.revoked', id, { reason })], now);
+      await appendAuditEvents(tx, [actorEvent(actor, 'api_key.revoked', 'api_key', id, { reason })], now);
       await invalidate(`key:${id}`);
     }
     return { id, status: 'revoked' as const, revoked_at: (key.revokedAt ?? now).toISOString() };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { appendAuditEvents } from '../audit/audit-log.ts';
+import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps } from '../context.ts';
 import type { OAuthClient, Tx } from '../db/database.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
@@ -73,16 +73,7 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
       },
     });
     await appendAuditEvents(tx, [
-      {
-        type: 'client.created',
-        actorType: actor.type,
-        actorId: actor.id,
-        subjectType: 'client',
-        subjectId: id,
-        requestId: actor.requestId,
-        ip: actor.ip,
-        data: { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, ownerId },
-      },
+      actorEvent(actor, 'client.created', 'client', id, { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, ownerId }),
     ]);
     await invalidate(`client:${id}`);
   });
@@ -190,7 +181,7 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
     });
     await appendAuditEvents(
       tx,
-      [{ type: 'client.secret_rotated', actorType: actor.type, actorId: actor.id, subjectType: 'client', subjectId: id, requestId: actor.requestId, ip: actor.ip, data: { previousExpiresAt: previousExpiresAt.toISOString(), version: client.secretVersion + 1 } }],
+      [actorEvent(actor, 'client.secret_rotated', 'client', id, { previousExpiresAt: previousExpiresAt.toISOString(), version: client.secretVersion + 1 })],
       now,
     );
     await invalidate(`client:${id}`);
@@ -206,7 +197,7 @@ export async function revokeClient(deps: Deps, id: string, actor: Actor): Promis
     if (client.status === 'revoked') return client.revokedAt ?? now;
     await tx.oAuthClient.update({ where: { id }, data: { status: 'revoked', revokedAt: now } });
     await tx.oidcPayload.deleteMany({ where: { payload: { path: ['clientId'], equals: id } } });
-    await appendAuditEvents(tx, [{ type: 'client.revoked', actorType: actor.type, actorId: actor.id, subjectType: 'client', subjectId: id, requestId: actor.requestId, ip: actor.ip }], now);
+    await appendAuditEvents(tx, [actorEvent(actor, 'client.revoked', 'client', id)], now);
     await invalidate(`client:${id}`);
     return now;
   });

@@ -1,4 +1,4 @@
-import { appendAuditEvents } from '../audit/audit-log.ts';
+import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps, RequestInfo } from '../context.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
 import { looksLikeApiKey } from './api-key-format.ts';
@@ -122,7 +122,6 @@ async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: Client
 }
 
 async function introspectOpaque(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string): Promise<Introspection> {
-  if (token.length > 512) return INACTIVE;
   const found = await verifier.findOpaque(token);
   if (!found || !visibleTo(caller, found.aud, found.clientId)) return INACTIVE;
   const client = await findClient(deps, found.clientId);
@@ -166,17 +165,17 @@ export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: C
         skipDuplicates: true,
       });
       if (inserted.count === 0) return;
-      await appendAuditEvents(tx, [{ type: 'access_token.revoked', actorType: 'client', actorId: caller.id, subjectType: 'access_token', subjectId: jti, requestId: actor.requestId, ip: actor.ip }]);
+      await appendAuditEvents(tx, [actorEvent(actor, 'access_token.revoked', 'access_token', jti)]);
       await invalidate(`jti:${jti}`);
     });
     return;
   }
-  const found = token.length <= 512 ? await verifier.findOpaque(token) : null;
+  const found = await verifier.findOpaque(token);
   if (found && found.clientId === caller.id) {
     // The deletion and its audit event commit together.
     await deps.prisma.$transaction(async (tx) => {
       await tx.oidcPayload.deleteMany({ where: { model: found.model, id: found.jti } });
-      await appendAuditEvents(tx, [{ type: 'access_token.revoked', actorType: 'client', actorId: caller.id, subjectType: 'access_token', subjectId: found.jti, requestId: actor.requestId, ip: actor.ip }]);
+      await appendAuditEvents(tx, [actorEvent(actor, 'access_token.revoked', 'access_token', found.jti)]);
     });
   }
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { appendAuditEvents } from '../audit/audit-log.ts';
+import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps } from '../context.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
 import { Conflict, LatchkeyError } from '../lib/errors.ts';
@@ -18,9 +18,7 @@ export async function createScope(deps: Deps, input: z.input<typeof createScopeI
   return changeCredentials(deps, async (tx, invalidate) => {
     if (await tx.scope.findUnique({ where: { name: scope.name } })) throw new Conflict(`scope ${scope.name} already exists`);
     const created = await tx.scope.create({ data: scope });
-    await appendAuditEvents(tx, [
-      { type: 'scope.created', actorType: actor.type, actorId: actor.id, subjectType: 'scope', subjectId: scope.name, data: { requiresApproval: scope.requiresApproval } },
-    ]);
+    await appendAuditEvents(tx, [actorEvent(actor, 'scope.created', 'scope', scope.name, { requiresApproval: scope.requiresApproval })]);
     await invalidate('scopes');
     return created;
   });

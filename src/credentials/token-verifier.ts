@@ -35,6 +35,8 @@ export function createTokenVerifier(deps: Pick<Deps, 'config'>, publicJwks: { ke
       }
     },
     async findOpaque(token) {
+      // Opaque token values are short: anything longer is not one of ours, and not worth a lookup.
+      if (token.length > 512) return null;
       type Found = { kind: string; jti: string; clientId?: string; scope?: string; iat?: number; exp?: number; isExpired: boolean };
       const models = [provider.ClientCredentials, provider.AccessToken] as unknown as { find(value: string): Promise<Found | undefined> }[];
       for (const Model of models) {

@@ -5,10 +5,6 @@ import { toLatchkeyError } from '../lib/errors.ts';
 /** Token-ish answers must never be cached (RFC 6749 §5.1, RFC 7662 §2.2). */
 export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
 
-export function noStore(ctx: Context): void {
-  ctx.set(NO_STORE);
-}
-
 export interface ErrorAnswer {
   status: number;
   headers: Record<string, string>;

@@ -6,15 +6,10 @@ export const ERROR_STATUS = {
   invalid_request: 400,
   invalid_client: 401,
   invalid_scope: 400,
-  invalid_target: 400,
-  unsupported_token_type: 400,
-  unauthorized_client: 400,
-  access_denied: 403,
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
   payload_too_large: 413,
-  unsupported_media_type: 415,
   server_error: 500,
 } as const;
 

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Database, Prisma, Tx } from '../db/database.ts';
 
-export const INVALIDATION_CHANNEL = 'latchkey_invalidate';
+const INVALIDATION_CHANNEL = 'latchkey_invalidate';
 
 export type Invalidate = (...keys: string[]) => Promise<void>;
 
@@ -41,6 +41,7 @@ export class CredentialCache {
   // Bumped by every invalidation: a load that raced one must not be cached.
   #epoch = 0;
   #stop: (() => Promise<void>) | null = null;
+  #subscribers: ((key: string) => void)[] = [];
 
   constructor(max = 100_000, ttlMs = 60_000) {
     this.#entries = new LRUCache({ max, ttl: ttlMs });
@@ -49,7 +50,10 @@ export class CredentialCache {
   async start(db: Database): Promise<void> {
     this.#stop = await db.listen(
       INVALIDATION_CHANNEL,
-      (key) => this.delete(key),
+      (key) => {
+        this.delete(key);
+        for (const subscriber of this.#subscribers) subscriber(key);
+      },
       (up) => {
         this.#listening = up;
         this.#epoch++;
@@ -62,6 +66,11 @@ export class CredentialCache {
     this.#listening = false;
     this.#entries.clear();
     await this.#stop?.();
+  }
+
+  /** Also hear every invalidated key (one LISTEN connection per node serves all of them). */
+  subscribe(subscriber: (key: string) => void): void {
+    this.#subscribers.push(subscriber);
   }
 
   /** Cached value (possibly a cached miss), or undefined when the caller must load. */
@@ -81,9 +90,5 @@ export class CredentialCache {
   delete(key: string): void {
     this.#epoch++;
     this.#entries.delete(key);
-  }
-
-  get size(): number {
-    return this.#entries.size;
   }
 }

@@ -62,7 +62,7 @@ function presentedCredentials(header: string | undefined, params: Map<string, st
 const MAX_ASSERTION_LIFETIME_S = 600;
 
 /** oidc-provider's ReplayDetection id for an assertion (lib/models/replay_detection.js). */
-export const replayId = (issuer: string, jti: string) => hash('sha256', `${issuer}${jti}`, 'base64url');
+const replayId = (issuer: string, jti: string) => hash('sha256', `${issuer}${jti}`, 'base64url');
 
 // Remote key sets are cached by jose (per client and URI), shared by all requests.
 const remoteKeySets = new Map<string, JWTVerifyGetKey>();

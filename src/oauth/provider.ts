@@ -2,14 +2,13 @@ import { decodeJwt } from 'jose';
 import type { Middleware } from 'koa';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Deps } from '../context.ts';
-import { clientSecretMatches, findClient } from '../credentials/clients.ts';
+import { AUTH_METHODS, clientSecretMatches, findClient } from '../credentials/clients.ts';
 import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
 import { publicPart, type PrivateJwk } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
 
 export const INTROSPECTION_PATH = '/introspect';
 export const REVOCATION_PATH = '/revoke';
-export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
 // Asymmetric only: clients have no usable shared secret (we keep digests), so no HS* assertions.
 export const CLIENT_ASSERTION_ALGS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'PS256', 'RS256'];
 
@@ -18,11 +17,10 @@ export interface OAuthProvider {
   /** The scope catalog, listed in discovery as scopes_supported; kept current by the server. */
   scopes: Set<string>;
   verifier: TokenVerifier;
-  /** Adds middleware that runs around all of oidc-provider's own (request context, logging). */
-  installOuterMiddleware(...middleware: Middleware[]): void;
 }
 
-export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, scopeNames: string[]): OAuthProvider {
+/** `outer` runs around all of oidc-provider's own middleware (request id, headers, logging). */
+export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, scopeNames: string[], outer: Middleware): OAuthProvider {
   const { config } = deps;
   const issuer = config.LATCHKEY_ISSUER;
   const scopes = new Set(scopeNames);
@@ -34,7 +32,7 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     adapter: (name: string) => (name === 'Client' ? clientAdapter : new PrismaAdapter(deps, name)) as never,
     clients: [],
     jwks: jwks as Configuration['jwks'],
-    clientAuthMethods: CLIENT_AUTH_METHODS as Configuration['clientAuthMethods'],
+    clientAuthMethods: [...AUTH_METHODS],
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS as never },
     clientDefaults: {
       grant_types: ['client_credentials'],
@@ -92,10 +90,10 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     },
     discovery: {
       introspection_endpoint: `${issuer}${INTROSPECTION_PATH}`,
-      introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+      introspection_endpoint_auth_methods_supported: AUTH_METHODS,
       introspection_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS,
       revocation_endpoint: `${issuer}${REVOCATION_PATH}`,
-      revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+      revocation_endpoint_auth_methods_supported: AUTH_METHODS,
       revocation_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS,
     },
     async findAccount() {
@@ -115,52 +113,62 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     return client !== null && clientSecretMatches(deps, client, actual);
   };
 
-  const hooks: Middleware = async (ctx, next) => {
+  // provider.use adds middleware in call order, just before oidc-provider's router.
+  provider.use(outer as never);
+  provider.use(async (ctx, next) => {
+    // RFC 8414 metadata: the same document oidc-provider serves as OpenID discovery.
+    if (ctx.path === '/.well-known/oauth-authorization-server') ctx.path = '/.well-known/openid-configuration';
+    if (ctx.path === '/token') {
+      // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
+      ctx.set('Pragma', 'no-cache');
+      if (ctx.method === 'POST' && ctx.querystring) {
+        // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
+        ctx.status = 400;
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { error: 'invalid_request', error_description: 'parameters must be sent in the request body, not the query string' };
+        return;
+      }
+    }
+    await next();
+  });
+  provider.use(async (ctx, next) => {
     await next();
     const oidcCtx = ctx as KoaContextWithOIDC;
     const route = oidcCtx.oidc?.route;
-    if (route === 'token') {
-      if (ctx.status === 200) {
-        try {
-          await auditTokenIssued(deps, oidcCtx);
-        } catch (error) {
-          // No audit event, no token (DESIGN §4): the answer becomes a plain server_error.
-          deps.log.error({ err: error, requestId: ctx.state.requestId }, 'could not audit an issued token; withholding it');
-          ctx.status = 500;
-          ctx.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
-          ctx.body = { error: 'server_error', error_description: 'the token could not be issued' };
-        }
-      } else {
-        if (ctx.status === 400 && (ctx.body as { error_description?: string })?.error_description === NO_CLIENT_AUTH) {
-          // RFC 6749 §5.2 files "no client authentication included" under invalid_client (401).
-          ctx.status = 401;
-          ctx.body = { error: 'invalid_client', error_description: 'no client authentication provided' };
-        }
-        await auditTokenFailure(deps, oidcCtx);
-      }
-    }
-    if (route === 'discovery' && ctx.status === 200) (ctx.body as Record<string, unknown>).scopes_supported = [...scopes].sort();
-  };
+    if (route === 'token' && ctx.status === 200) await auditIssuedOrWithhold(deps, oidcCtx);
+    else if (route === 'token') {
+      noClientAuthenticationIsInvalidClient(oidcCtx);
+      await auditTokenFailure(deps, oidcCtx);
+    } else if (route === 'discovery' && ctx.status === 200) (ctx.body as Record<string, unknown>).scopes_supported = [...scopes].sort();
+  });
 
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server_error'));
   const verifier = createTokenVerifier(deps, { keys: jwks.keys.map(publicPart) }, provider);
-  return {
-    provider,
-    scopes,
-    verifier,
-    installOuterMiddleware(...middleware) {
-      // provider.use appends in call order, just before oidc-provider's router: ours first,
-      // then the audit hooks, which need the request context the outer middleware sets.
-      for (const fn of middleware) provider.use(fn as never);
-      provider.use(hooks as never);
-    },
-  };
+  return { provider, scopes, verifier };
 }
 
-// oidc-provider's wording for a token request with no client authentication at all.
-const NO_CLIENT_AUTH = 'no client authentication mechanism provided';
+/**
+ * RFC 6749 §5.2 files "no client authentication included" under invalid_client (401);
+ * oidc-provider answers invalid_request, recognisable only by its wording.
+ */
+function noClientAuthenticationIsInvalidClient(ctx: KoaContextWithOIDC): void {
+  if (ctx.status !== 400 || (ctx.body as { error_description?: string })?.error_description !== 'no client authentication mechanism provided') return;
+  ctx.status = 401;
+  ctx.body = { error: 'invalid_client', error_description: 'no client authentication provided' };
+}
 
-/** Runs before the response leaves: a token is only handed out once its audit event is committed. */
+/** Runs before the response leaves: no audit event committed, no token (DESIGN §4). */
+async function auditIssuedOrWithhold(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
+  try {
+    await auditTokenIssued(deps, ctx);
+  } catch (error) {
+    deps.log.error({ err: error, requestId: ctx.state.requestId }, 'could not audit an issued token; withholding it');
+    ctx.status = 500;
+    ctx.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
+    ctx.body = { error: 'server_error', error_description: 'the token could not be issued' };
+  }
+}
+
 async function auditTokenIssued(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
   const requestId: string | undefined = ctx.state.requestId;
   const ip = ctx.ip;
