@@ -90,7 +90,10 @@ export interface Child {
 
 /** Starts `node args...` with env, waits until `readyPath` answers (any HTTP status). */
 export async function startChild(args: string[], env: NodeJS.ProcessEnv, port: number, readyPath = '/', timeoutMs = 30_000): Promise<Child> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") goes to every server
+  // under test and baseline, for profiling them under load; NODE_OPTIONS refuses --cpu-prof.
+  const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...extra, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let output = '';
   const keep = (chunk: Buffer) => {

@@ -39,7 +39,7 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
   /** The hot path: undefined whenever the full path has to decide. */
   function answerFromCache(req: IncomingMessage, path: string, params: Map<string, string>): Introspection | undefined {
     if (path !== INTROSPECTION_PATH) return undefined;
-    const caller = authenticateCachedClient(deps, req.headers.authorization, params);
+    const caller = authenticateCachedClient(deps, req.socket, req.headers.authorization, params);
     return caller && introspectCachedApiKey(deps, caller, requiredToken(params));
   }
 

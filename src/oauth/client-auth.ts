@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Deps, RequestInfo } from '../context.ts';
 import { cachedClient, clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
@@ -100,15 +100,44 @@ export async function authenticateClient(
 /**
  * The same decision without waiting, for a cached client that presents a matching secret;
  * undefined for anything else (cache miss, private_key_jwt, failure), which authenticateClient
- * then decides, and audits.
+ * then decides, and audits. `connection` is the request's socket: see verifiedOnConnection.
  */
-export function authenticateCachedClient(deps: Deps, authorization: string | undefined, params: Map<string, string>): ClientRecord | undefined {
+export function authenticateCachedClient(deps: Deps, connection: object, authorization: string | undefined, params: Map<string, string>): ClientRecord | undefined {
+  const remembered = authorization !== undefined && onlyBasic(params) ? rememberedBasic(deps, connection, authorization) : undefined;
+  if (remembered) return params.has('client_id') && params.get('client_id') !== remembered.id ? undefined : remembered;
   const presented = presentedCredentials(authorization, params);
   if (presented.method === 'private_key_jwt') return undefined;
   const client = cachedClient(deps, presented.clientId);
   if (!client || client.status !== 'active' || client.authMethod !== presented.method) return undefined;
-  return clientSecretMatches(deps, client, presented.secret ?? '') ? client : undefined;
+  if (!clientSecretMatches(deps, client, presented.secret ?? '')) return undefined;
+  if (presented.method === 'client_secret_basic') {
+    // Which digest matched is not known here: while a previous secret is live, the memory
+    // lasts only until its grace ends.
+    const graceEnds = client.previousSecretExpiresAt && client.previousSecretExpiresAt > deps.now() ? client.previousSecretExpiresAt : null;
+    verifiedOnConnection.set(connection, { header: Buffer.from(authorization!, 'latin1'), client, graceEnds });
+  }
+  return client;
 }
+
+/**
+ * A resource server sends the same Basic header on every request of a keep-alive connection,
+ * so each connection remembers the one it last verified, and for which cached client record.
+ * The memory holds while that exact record is still the cached one (any change to the client
+ * replaces or drops it, on every node) and, after a rotation, only until the grace ends.
+ * The header is compared in constant time, since a proxy may carry many callers on one
+ * connection; it lives no longer than the connection that carried it.
+ */
+const verifiedOnConnection = new WeakMap<object, { header: Buffer; client: ClientRecord; graceEnds: Date | null }>();
+
+function rememberedBasic(deps: Deps, connection: object, authorization: string): ClientRecord | undefined {
+  const memo = verifiedOnConnection.get(connection);
+  if (!memo || cachedClient(deps, memo.client.id) !== memo.client || (memo.graceEnds && memo.graceEnds <= deps.now())) return undefined;
+  const presented = Buffer.from(authorization, 'latin1');
+  return presented.length === memo.header.length && timingSafeEqual(presented, memo.header) ? memo.client : undefined;
+}
+
+/** No credentials in the body: the Authorization header is the request's only method. */
+const onlyBasic = (params: Map<string, string>) => !params.has('client_secret') && !params.has('client_assertion') && !params.has('client_assertion_type');
 
 async function verify(deps: Deps, client: ClientRecord, presented: Presented, audience: string[], algorithms: string[]): Promise<boolean> {
   if (presented.method !== 'private_key_jwt') return clientSecretMatches(deps, client, presented.secret ?? '');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Agent, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { cli, cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
@@ -304,5 +305,75 @@ describe('introspection endpoint security', () => {
     const answer = await introspectAs(caller, key.key);
     assert.equal(answer.status, 401);
     assert.equal(answer.body.error, 'invalid_client');
+  });
+
+  it('lets a keep-alive connection remember its caller only while the client and secret are unchanged', async () => {
+    const caller = await createClient(server, { scopes: [scope], audiences: [API] });
+    const key = await newKey();
+    // One socket for every request, so each answer below comes over the same connection.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const onConnection = (authorization: string, extra: Record<string, string> = {}) =>
+      new Promise<{ status: number; body: Record<string, any>; reused: boolean }>((resolve, reject) => {
+        const req = request(meta.introspection_endpoint, { method: 'POST', agent, headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
+          let text = '';
+          res.on('data', (chunk) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text), reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+        req.end(new URLSearchParams({ token: key.key, ...extra }).toString());
+      });
+    const active = async (authorization: string) => {
+      const answer = await onConnection(authorization);
+      assert.equal(answer.body.active, true, JSON.stringify(answer.body));
+      return answer;
+    };
+    const refused = async (authorization: string) => {
+      const answer = await onConnection(authorization);
+      assert.equal(answer.status, 401);
+      assert.equal(answer.body.error, 'invalid_client');
+      return answer;
+    };
+    try {
+      const good = basicAuth(caller.client_id, caller.client_secret!);
+      await active(good);
+      await active(good);
+      assert.equal((await active(good)).reused, true);
+      // Another header on the same connection is checked in full.
+      assert.equal((await refused(basicAuth(caller.client_id, `${caller.client_secret}x`))).reused, true);
+      await active(good);
+      const mismatch = await onConnection(good, { client_id: app.client_id });
+      assert.equal(mismatch.status, 400);
+      assert.equal(mismatch.body.error, 'invalid_request');
+
+      // A graceful rotation: the old secret lasts exactly until its grace ends.
+      const next = await cliJson<{ client_secret: string }>(server, ['client', 'rotate-secret', caller.client_id, '--grace', '60s']);
+      rememberSecret(next.client_secret);
+      const fresh = basicAuth(caller.client_id, next.client_secret);
+      await active(fresh);
+      await active(good);
+      await active(good);
+      const realNow = server.deps.now;
+      server.deps.now = () => new Date(Date.now() + 61_000);
+      try {
+        assert.equal((await refused(good)).reused, true);
+        await active(fresh);
+      } finally {
+        server.deps.now = realNow;
+      }
+
+      // An emergency rotation and a revocation end a remembered secret at once.
+      await active(fresh);
+      await active(fresh);
+      const emergency = await cliJson<{ client_secret: string }>(server, ['client', 'rotate-secret', caller.client_id, '--grace', '0s']);
+      rememberSecret(emergency.client_secret);
+      await refused(fresh);
+      const latest = basicAuth(caller.client_id, emergency.client_secret);
+      await active(latest);
+      await active(latest);
+      await cliJson(server, ['client', 'revoke', caller.client_id]);
+      assert.equal((await refused(latest)).reused, true);
+    } finally {
+      agent.destroy();
+    }
   });
 });

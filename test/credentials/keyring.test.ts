@@ -9,7 +9,8 @@ describe('keyring', () => {
   it('digests are HMAC-SHA-256 under the derived pepper, byte for byte', () => {
     const pepper = Buffer.from(hkdfSync('sha256', MASTER, 'latchkey', 'credential-digest-v1', 32));
     const keyring = createKeyring(MASTER);
-    for (const message of ['', 'lks_abc', 'é ünïcode 🔑', 'x'.repeat(1000)]) {
+    // Around the scratch buffer's size, multi-byte text, and long then short (buffer reuse).
+    for (const message of ['', 'lks_abc', 'é ünïcode 🔑', 'x'.repeat(1000), '🔑'.repeat(170), '🔑'.repeat(171), 'é'.repeat(600), 'y'.repeat(5000), 'z']) {
       assert.deepEqual(Buffer.from(keyring.digest(message)), createHmac('sha256', pepper).update(message).digest(), message);
     }
   });
