@@ -13,6 +13,8 @@ export const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgresql://postgres@1
 export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 export const WARMUP_S = Number(process.env.BENCH_WARMUP ?? 2);
 export const DURATION_S = Number(process.env.BENCH_DURATION ?? 9);
+// Each target is measured this many times, alternating with its baseline (see measureRounds).
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 // Any 40-char value: the bench databases are throwaway.
 // The allocator setting `npm start` and the Docker image run Latchkey with: glibc's per-thread
 // arenas otherwise hold on to tens of MiB that a node never needs again.
@@ -272,6 +274,49 @@ export async function measure(name: string, url: string, requests: LoadRequest[]
   };
   log(`${name}: ${figures.rps} req/s, p50 ${figures.p50_ms} ms, p99 ${figures.p99_ms} ms, non-2xx ${figures.non2xx}, errors ${figures.errors}${figures.server_cpu_us_per_req === null ? '' : `, server CPU ${figures.server_cpu_us_per_req} µs/req (${figures.server_cpu_cores} cores)`}`);
   return figures;
+}
+
+export interface Target {
+  name: string;
+  url: string;
+  requests: LoadRequest[];
+  pid?: number;
+}
+
+export type Measured = Awaited<ReturnType<typeof measure>>;
+
+/**
+ * Measures every target once per round, in turn, for `rounds` rounds. On a shared 2-core box
+ * the speed drifts by tens of percent within a minute: alternating puts each baseline next to
+ * what it is compared with, and the median of rounds discards a round that drift spoiled.
+ */
+export async function measureRounds(targets: Target[], rounds = ROUNDS): Promise<Measured[][]> {
+  const runs: Measured[][] = targets.map(() => []);
+  for (let round = 1; round <= rounds; round++) {
+    for (const [i, target] of targets.entries()) {
+      runs[i]!.push(await measure(`${target.name} (round ${round}/${rounds})`, target.url, target.requests, { pid: target.pid }));
+    }
+  }
+  return runs;
+}
+
+export const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/** The round with the median request rate stands for a target (its latencies come from one real run). */
+export function medianRun(runs: Measured[]): Figures & { rounds_rps: number[] } {
+  const sorted = [...runs].sort((a, b) => a.rps - b.rps);
+  const { warmupOk: _w, warmupNon2xx: _n, ...figures } = sorted[(sorted.length - 1) >> 1]!;
+  return { ...figures, rounds_rps: runs.map((r) => r.rps) };
+}
+
+/** Per-round ratios of a target's rate to its baseline's in the same round, and their median. */
+export function roundRatios(target: Measured[], baseline: Measured[]): { ratio: number; rounds: number[] } {
+  const rounds = target.map((run, i) => ratio(run.rps, baseline[i]!.rps));
+  return { ratio: Math.round(median(rounds) * 1000) / 1000, rounds };
 }
 
 export const basic = (id: string, secret: string) =>

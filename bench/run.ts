@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { runIntrospectionBench, type IntrospectionResults } from './introspection.ts';
-import { CONNECTIONS, DURATION_S, WARMUP_S, cleanupAll, log, type Figures } from './lib.ts';
+import { CONNECTIONS, DURATION_S, ROUNDS, WARMUP_S, cleanupAll, log, type Figures } from './lib.ts';
 import { runTokenBench, type TokenResults } from './token.ts';
 
 // Everything is bounded: a stuck run is killed, its children and databases cleaned up.
@@ -28,7 +28,7 @@ function table(rows: string[][]): string {
 
 function summary(token: TokenResults | null, intro: IntrospectionResults | null): string {
   const out: string[] = [];
-  out.push(`Latchkey bench — ${new Date().toISOString()} — node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${WARMUP_S}s warm-up + ${DURATION_S}s measured`);
+  out.push(`Latchkey bench — ${new Date().toISOString()} — node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${WARMUP_S}s warm-up + ${DURATION_S}s measured, ${ROUNDS} alternating rounds (medians shown)`);
   out.push('');
   const rows: string[][] = [['target', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server CPU µs/req', 'server cores']];
   const row = (name: string, f: Figures) => [name, String(f.rps), ms(f.p50_ms), ms(f.p99_ms), String(f.non2xx), String(f.errors), String(f.server_cpu_us_per_req ?? '-'), String(f.server_cpu_cores ?? '-')];
@@ -46,17 +46,19 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null)
   out.push('');
   const bars: string[][] = [['bar', 'measured', 'target', 'verdict']];
   if (token) {
-    bars.push(['token req/s, Latchkey / bare', `${token.ratio_rps.toFixed(3)}x`, '>= 0.8x', verdict(token.pass)]);
+    bars.push(['token req/s, Latchkey / bare', `${token.ratio_rps.toFixed(3)}x (rounds ${token.ratio_rounds.map((r) => r.toFixed(2)).join(', ')})`, '>= 0.8x', verdict(token.pass)]);
     const a = token.audit;
     bars.push(['token.issued events vs 200s (by jti)', `${a.token_issued_rows} rows / ${a.responses_200} 200s, ${a.jtis_without_event} missing, +${a.extra_rows} in flight`, 'none missing', verdict(a.pass)]);
   }
   if (intro) {
     for (const s of intro.scales) {
-      bars.push([`introspect req/s at ${s.stored_keys.toLocaleString('en')} keys / empty koa`, `${s.ratio_vs_empty_koa.toFixed(3)}x`, '>= 0.5x', verdict(s.ratio_vs_empty_koa >= intro.bar_ratio)]);
+      const rounds = s.ratio_rounds.map((r) => r.toFixed(2)).join(', ');
+      bars.push([`introspect req/s at ${s.stored_keys.toLocaleString('en')} keys / empty koa`, `${s.ratio_vs_empty_koa.toFixed(3)}x (rounds ${rounds})`, '>= 0.5x', verdict(s.ratio_vs_empty_koa >= intro.bar_ratio)]);
     }
     if (intro.p50_change !== null) {
       const [a, b] = [intro.scales[0]!, intro.scales.at(-1)!];
-      bars.push([`introspect p50 ${b.stored_keys.toLocaleString('en')} vs ${a.stored_keys.toLocaleString('en')} keys`, `${ms(b.figures.p50_ms)} vs ${ms(a.figures.p50_ms)} ms (${intro.p50_change >= 0 ? '+' : ''}${(intro.p50_change * 100).toFixed(1)}%)`, '<= +10%', verdict(intro.p50_pass)]);
+      const change = `${intro.p50_change >= 0 ? '+' : ''}${(intro.p50_change * 100).toFixed(1)}%`;
+      bars.push([`introspect p50 ${b.stored_keys.toLocaleString('en')} vs ${a.stored_keys.toLocaleString('en')} keys`, `${ms(b.figures.p50_ms)} vs ${ms(a.figures.p50_ms)} ms (median of rounds ${change})`, '<= +10%', verdict(intro.p50_pass)]);
     }
     const large = intro.scales.at(-1);
     if (large) bars.push([`Latchkey RSS after ${large.stored_keys.toLocaleString('en')}-key run`, `${large.rss_mib_after} MiB`, '< 300 MiB', verdict(intro.rss_pass)]);
@@ -101,7 +103,7 @@ for (const failure of failures) console.error(`\n${failure}`);
 const results = {
   at: new Date().toISOString(),
   machine: { node: process.version, cores: availableParallelism(), cpu: cpus()[0]?.model.trim(), memory_mib: Math.round(totalmem() / 2 ** 20) },
-  settings: { connections: CONNECTIONS, warmup_s: WARMUP_S, duration_s: DURATION_S },
+  settings: { connections: CONNECTIONS, warmup_s: WARMUP_S, duration_s: DURATION_S, rounds: ROUNDS },
   load_average_1m: { before: loadBefore, after: loadAfter },
   token,
   introspection: intro,

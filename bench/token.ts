@@ -9,21 +9,28 @@ import {
   createDatabase,
   freePort,
   latchkeyCli,
+  CONNECTIONS,
   log,
-  measure,
-  ratio,
+  measureRounds,
+  medianRun,
+  roundRatios,
   rssMiB,
   SERVER_MALLOC_ARENA_MAX,
   startChild,
   withPg,
+  type Child,
   type Figures,
   type LoadRequest,
+  type Measured,
 } from './lib.ts';
 
 export interface TokenResults {
-  latchkey: Figures;
-  bare: Figures;
+  /** The median round (by req/s) of each, with every round's req/s. */
+  latchkey: Figures & { rounds_rps: number[] };
+  bare: Figures & { rounds_rps: number[] };
+  /** Median of the per-round ratios. */
   ratio_rps: number;
+  ratio_rounds: number[];
   bar_rps_ratio: number;
   pass: boolean;
   latchkey_rss_mib: number | null;
@@ -59,7 +66,6 @@ export async function runTokenBench(): Promise<TokenResults> {
     await latchkeyCli(env, 'scope', 'create', 's', '--description', 'bench scope');
     const client = (await latchkeyCli(env, 'client', 'create', '--name', 'bench', '--scopes', 's')) as { client_id: string; client_secret: string };
 
-    // ---- Latchkey
     const latchkey = await startChild(['bin/latchkey.mjs', 'serve'], env, port, '/healthz');
     const jtis = new Map<string, number>();
     const tokenRequest = (id: string, secret: string, collect: boolean): LoadRequest => ({
@@ -84,32 +90,32 @@ export async function runTokenBench(): Promise<TokenResults> {
     const probeJti = jtiOf(probeBody);
     if (probeJti) jtis.set(probeJti, 1);
 
-    let lk: Awaited<ReturnType<typeof measure>>;
+    // ---- Bare oidc-provider, same client id and secret, running beside Latchkey so that
+    // the two are measured in alternating rounds.
+    const barePort = await freePort();
+    let bare: Child | undefined;
+    let latchkeyRuns: Measured[];
+    let bareRuns: Measured[];
     let rss: number | null;
     try {
-      lk = await measure('token/latchkey', latchkey.url, [tokenRequest(client.client_id, client.client_secret, true)], { pid: latchkey.pid });
-      rss = rssMiB(latchkey.pid);
-    } finally {
-      // SIGTERM drains the audit writer before exit.
-      await latchkey.stop();
-    }
-
-    // ---- Bare oidc-provider, same client id and secret
-    const barePort = await freePort();
-    const bare = await startChild(['--import', 'tsx', 'bench/bare-provider.ts'], {
-      PORT: String(barePort),
-      ISSUER: `http://127.0.0.1:${barePort}`,
-      BENCH_CLIENT_ID: client.client_id,
-      BENCH_CLIENT_SECRET: client.client_secret,
-      BENCH_TTL_S: '600',
-    }, barePort, '/.well-known/openid-configuration');
-    let bareFigures: Awaited<ReturnType<typeof measure>>;
-    try {
+      bare = await startChild(['--import', 'tsx', 'bench/bare-provider.ts'], {
+        PORT: String(barePort),
+        ISSUER: `http://127.0.0.1:${barePort}`,
+        BENCH_CLIENT_ID: client.client_id,
+        BENCH_CLIENT_SECRET: client.client_secret,
+        BENCH_TTL_S: '600',
+      }, barePort, '/.well-known/openid-configuration');
       const check = await fetch(`${bare.url}/token`, { method: 'POST', headers: tokenRequest(client.client_id, client.client_secret, false).headers, body: 'grant_type=client_credentials&scope=s' });
       if (check.status !== 200) throw new Error(`bare provider /token answered ${check.status}: ${await check.text()}`);
-      bareFigures = await measure('token/bare-oidc-provider', bare.url, [tokenRequest(client.client_id, client.client_secret, false)], { pid: bare.pid });
+      [latchkeyRuns, bareRuns] = (await measureRounds([
+        { name: 'token/latchkey', url: latchkey.url, requests: [tokenRequest(client.client_id, client.client_secret, true)], pid: latchkey.pid },
+        { name: 'token/bare-oidc-provider', url: bare.url, requests: [tokenRequest(client.client_id, client.client_secret, false)], pid: bare.pid },
+      ])) as [Measured[], Measured[]];
+      rss = rssMiB(latchkey.pid);
     } finally {
-      await bare.stop();
+      await bare?.stop();
+      // SIGTERM drains the audit writer before exit.
+      await latchkey.stop();
     }
 
     // ---- Audit: one committed token.issued per 200 (matched by jti)
@@ -118,7 +124,7 @@ export async function runTokenBench(): Promise<TokenResults> {
       return new Map(result.rows.map((r) => [r.subject_id, Number(r.n)]));
     });
     const totalRows = [...rows.values()].reduce((a, b) => a + b, 0);
-    const responses200 = 1 + lk.ok + lk.warmupOk;
+    const responses200 = 1 + latchkeyRuns.reduce((sum, run) => sum + run.ok + run.warmupOk, 0);
     let missing = 0;
     let several = 0;
     for (const jti of jtis.keys()) {
@@ -135,16 +141,16 @@ export async function runTokenBench(): Promise<TokenResults> {
       jtis_with_several_events: several,
       extra_rows: extra,
       extra_rows_explained: 'tokens issued for requests still in flight when a timed run stopped (at most one per connection per run)',
-      pass: missing === 0 && several === 0 && jtis.size === responses200 && extra >= 0 && extra <= 2 * lk.connections,
+      pass: missing === 0 && several === 0 && jtis.size === responses200 && extra >= 0 && extra <= 2 * latchkeyRuns.length * CONNECTIONS,
     };
     log(`token: audit rows ${totalRows}, 200 responses ${responses200}, without event ${missing}, extra ${extra}`);
 
-    const strip = ({ warmupOk: _w, warmupNon2xx: _n, ...f }: Awaited<ReturnType<typeof measure>>): Figures => f;
-    const r = ratio(lk.rps, bareFigures.rps);
+    const { ratio: r, rounds } = roundRatios(latchkeyRuns, bareRuns);
     return {
-      latchkey: strip(lk),
-      bare: strip(bareFigures),
+      latchkey: medianRun(latchkeyRuns),
+      bare: medianRun(bareRuns),
       ratio_rps: r,
+      ratio_rounds: rounds,
       bar_rps_ratio: 0.8,
       pass: r >= 0.8,
       latchkey_rss_mib: rss,
