@@ -62,7 +62,7 @@ async function createRealKeys(env: Record<string, string>, count: number): Promi
   const { loadConfig } = await import('../src/config.ts');
   // Service wiring lives in src/deps.ts (older trees had it in src/server.ts).
   const wiring = (await import('../src/deps.ts').catch(() => import('../src/server.ts'))) as unknown as typeof import('../src/deps.ts');
-  const { createLogger, openDeps } = wiring;
+  const { closeDeps, createLogger, openDeps } = wiring;
   const { createApiKey } = await import('../src/credentials/api-keys.ts');
   const deps = await openDeps(loadConfig(env), createLogger({ LOG_LEVEL: 'warn' }));
   try {
@@ -74,7 +74,8 @@ async function createRealKeys(env: Record<string, string>, count: number): Promi
     await deps.audit.idle();
     return keys;
   } finally {
-    await deps.db.close();
+    // Older trees (A/B runs) had no closeDeps.
+    await (closeDeps ? closeDeps(deps) : deps.db.close());
   }
 }
 

@@ -6,6 +6,7 @@ import { KeyUsage } from './credentials/key-usage.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { CredentialCache } from './lib/invalidation.ts';
+import { postgresBus, redisBus } from './lib/invalidation-bus.ts';
 import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
 
 export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, destination?: DestinationStream): Logger {
@@ -33,16 +34,23 @@ export async function openDeps(config: Config, log: Logger): Promise<Deps> {
     await db.close();
     throw error;
   }
+  const keyring = createKeyring(secret);
   const deps: Deps = {
     config,
     db,
     prisma: db.prisma,
-    keyring: createKeyring(secret),
+    keyring,
     audit: new AuditWriter(db),
-    cache: new CredentialCache(),
+    cache: new CredentialCache(config.REDIS_URL ? redisBus(config.REDIS_URL, keyring.deploymentId, log) : postgresBus(db)),
     log,
     now: () => new Date(),
   } as Omit<Deps, 'usage'> as Deps;
   deps.usage = new KeyUsage(deps);
   return deps;
+}
+
+/** Closes what openDeps opened (after the server or the CLI is done with it). */
+export async function closeDeps(deps: Deps): Promise<void> {
+  await deps.cache.stop();
+  await deps.db.close();
 }

@@ -4,7 +4,7 @@ import { ensureFirstAdmin } from './accounts/admins.ts';
 import { createApp } from './app.ts';
 import { startControlSocket } from './cli/control-socket.ts';
 import { loadConfig } from './config.ts';
-import { createLogger, openDeps } from './deps.ts';
+import { closeDeps, createLogger, openDeps } from './deps.ts';
 import type { Logger } from 'pino';
 import type { Deps } from './context.ts';
 import { recordExpirations } from './credentials/expiry-sweep.ts';
@@ -33,7 +33,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const config = loadConfig(options.env ?? process.env);
   const log = options.log ?? createLogger(config);
   const deps = await openDeps(config, log);
-  await deps.cache.start(deps.db);
+  try {
+    await deps.cache.start();
+  } catch (error) {
+    await closeDeps(deps);
+    throw error;
+  }
   deps.usage.start();
   await ensureSigningKey(deps);
   const admin = await ensureFirstAdmin(deps);
@@ -57,8 +62,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   try {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.PORT, config.HOST, resolve));
   } catch (error) {
-    await Promise.all([stopControl(), deps.usage.stop(), deps.cache.stop()]);
-    await deps.db.close();
+    await Promise.all([stopControl(), deps.usage.stop()]);
+    await closeDeps(deps);
     throw error;
   }
   const sweep = () =>
@@ -81,8 +86,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       await stopControl();
       await deps.usage.stop();
       await deps.audit.idle();
-      await deps.cache.stop();
-      await deps.db.close();
+      await closeDeps(deps);
     })());
   return { url, deps, server, close };
 }

@@ -10,7 +10,7 @@ import { createApiKey, revokeApiKey, rotateApiKey } from '../credentials/api-key
 import { createScope } from '../credentials/scopes.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { LatchkeyError } from '../lib/errors.ts';
-import { createLogger, openDeps } from '../deps.ts';
+import { closeDeps, createLogger, openDeps } from '../deps.ts';
 import { forwardToServer } from './control-socket.ts';
 
 export interface CliIo {
@@ -242,6 +242,6 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     io.stderr(`latchkey: ${describe(error)}\n`);
     return error instanceof UsageError ? 2 : 1;
   } finally {
-    if (deps && !io.deps) await deps.db.close();
+    if (deps && !io.deps) await closeDeps(deps);
   }
 }

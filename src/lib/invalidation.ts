@@ -1,16 +1,15 @@
 import { LRUCache } from 'lru-cache';
-import type { Database, Prisma, Tx } from '../db/database.ts';
-
-const INVALIDATION_CHANNEL = 'latchkey_invalidate';
+import type { Prisma, Tx } from '../db/database.ts';
+import type { InvalidationBus } from './invalidation-bus.ts';
 
 export type Invalidate = (...keys: string[]) => Promise<void>;
 
 /**
  * Runs a change to credentials in one transaction. `invalidate(key)` tells every node to drop
- * its cached copy: NOTIFY is transactional, so nodes hear it only when the change commits and
- * never for a rolled-back one. This node drops its own copies as soon as the commit returns,
- * so a caller that changed something never reads the old state back, even before the
- * notification arrives.
+ * its cached copy, through the cache's bus (invalidation-bus.ts: announced inside the
+ * transaction, and again after the commit where the bus is not transactional). This node
+ * drops its own copies as soon as the commit returns, so a caller that changed something
+ * never reads the old state back, even before the announcement arrives.
  */
 export async function changeCredentials<T>(
   deps: { prisma: Prisma; cache: CredentialCache },
@@ -20,10 +19,11 @@ export async function changeCredentials<T>(
   const result = await deps.prisma.$transaction((tx) =>
     change(tx, async (...changed) => {
       keys.push(...changed);
-      for (const key of changed) await tx.$executeRaw`SELECT pg_notify(${INVALIDATION_CHANNEL}, ${key})`;
+      await deps.cache.bus.announceInTransaction(tx, changed);
     }),
   );
   for (const key of keys) deps.cache.delete(key);
+  if (keys.length > 0) await deps.cache.bus.announceCommitted(keys);
   return result;
 }
 
@@ -31,7 +31,7 @@ type Entry = { value: object | null };
 
 /**
  * A node-local, bounded cache of credential lookups (negative results too). Entries are
- * dropped on NOTIFY; while the listener is down nothing is cached, so no node serves a stale
+ * dropped when the bus announces a change; while the listener is down nothing is cached, so no node serves a stale
  * answer for longer than the reconnect takes. The TTL is a last line of defence, not the
  * mechanism.
  */
@@ -43,13 +43,16 @@ export class CredentialCache {
   #stop: (() => Promise<void>) | null = null;
   #subscribers: ((key: string) => void)[] = [];
 
-  constructor(max = 100_000, ttlMs = 60_000) {
+  constructor(
+    readonly bus: InvalidationBus,
+    max = 100_000,
+    ttlMs = 60_000,
+  ) {
     this.#entries = new LRUCache({ max, ttl: ttlMs });
   }
 
-  async start(db: Database): Promise<void> {
-    this.#stop = await db.listen(
-      INVALIDATION_CHANNEL,
+  async start(): Promise<void> {
+    this.#stop = await this.bus.listen(
       (key) => {
         this.delete(key);
         for (const subscriber of this.#subscribers) subscriber(key);
@@ -62,13 +65,16 @@ export class CredentialCache {
     );
   }
 
+  /** Stops listening and closes the bus (the CLI, which only announces, calls it too). */
   async stop(): Promise<void> {
     this.#listening = false;
     this.#entries.clear();
     await this.#stop?.();
+    this.#stop = null;
+    await this.bus.close();
   }
 
-  /** Also hear every invalidated key (one LISTEN connection per node serves all of them). */
+  /** Also hear every invalidated key (one listener per node serves all of them). */
   subscribe(subscriber: (key: string) => void): void {
     this.#subscribers.push(subscriber);
   }

@@ -14,6 +14,12 @@ export interface Keyring {
   encrypt(plaintext: string): string;
   decrypt(ciphertext: string): string;
   cookieKeys: string[];
+  /**
+   * Names this deployment where others may share infrastructure (its Redis channel): derived
+   * from the master secret, so every node and the CLI agree without configuration, and
+   * revealing nothing about the secret.
+   */
+  deploymentId: string;
 }
 
 /**
@@ -74,6 +80,7 @@ export function createKeyring(masterSecret: string): Keyring {
       return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
     },
     cookieKeys: [derive(masterSecret, 'cookie-signing-v1').toString('base64url')],
+    deploymentId: derive(masterSecret, 'deployment-id-v1').subarray(0, 12).toString('hex'),
   };
 }
 

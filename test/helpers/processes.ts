@@ -12,12 +12,12 @@ export interface ServerProcess {
 }
 
 /** A real `latchkey serve` process, as an operator would run one. */
-export async function spawnServer(databaseUrl: string, issuer?: string): Promise<ServerProcess> {
+export async function spawnServer(databaseUrl: string, issuer?: string, env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   let output = '';
   const child = spawn(process.execPath, [BIN, 'serve'], {
-    env: { PATH: process.env.PATH, DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', LATCHKEY_ISSUER: issuer ?? url, LATCHKEY_SECRET: TEST_SECRET, LOG_LEVEL: 'warn', NODE_ENV: 'test' },
+    env: { PATH: process.env.PATH, DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', LATCHKEY_ISSUER: issuer ?? url, LATCHKEY_SECRET: TEST_SECRET, LOG_LEVEL: 'warn', NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (chunk) => void (output += chunk));
@@ -47,10 +47,10 @@ export async function spawnServer(databaseUrl: string, issuer?: string): Promise
 }
 
 /** `latchkey <argv> --json` as a separate process. */
-export function runCli(databaseUrl: string, argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(databaseUrl: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...argv], {
-      env: { PATH: process.env.PATH, DATABASE_URL: databaseUrl, LATCHKEY_SECRET: TEST_SECRET, NODE_ENV: 'test' },
+      env: { PATH: process.env.PATH, DATABASE_URL: databaseUrl, LATCHKEY_SECRET: TEST_SECRET, NODE_ENV: 'test', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

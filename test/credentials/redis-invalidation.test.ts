@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config.ts';
+import { createApiKey } from '../../src/credentials/api-keys.ts';
+import { closeDeps, createLogger, openDeps } from '../../src/deps.ts';
+import { cliJson } from '../helpers/cli.ts';
+import { testDatabase } from '../helpers/database.ts';
+import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
+import { basicAuth, postForm } from '../helpers/oauth.ts';
+import { redisSkip, TEST_REDIS_URL, withRedis } from '../helpers/redis.ts';
+import { freePort, rememberSecret, startTestServer, TEST_SECRET, type TestServer } from '../helpers/server.ts';
+
+const API = 'https://api.example.test';
+const skip = await redisSkip();
+
+let server: TestServer;
+let caller: CreatedClient;
+let scope: string;
+
+const introspect = (token: string) =>
+  postForm(`${server.url}/introspect`, { token }, { authorization: basicAuth(caller.client_id, caller.client_secret!) });
+
+async function newKey() {
+  const key = await cliJson<{ id: string; key: string }>(server, ['key', 'create', '--name', 'k', '--scopes', scope, '--audience', API]);
+  rememberSecret(key.key);
+  return key;
+}
+
+/** Another node's revocation: the row change, then its announcement on the deployment's channel. */
+async function revokeElsewhere(keyId: string) {
+  await server.deps.prisma.apiKey.update({ where: { id: keyId }, data: { revokedAt: new Date() } });
+  await withRedis((redis) => redis.publish(`latchkey_invalidate:${server.deps.keyring.deploymentId}`, `key:${keyId}`));
+}
+
+async function expectInactiveWithin(ms: number, token: string, message: string) {
+  const started = Date.now();
+  while ((await introspect(token)).body.active !== false) {
+    assert.ok(Date.now() - started < ms, message);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/**
+ * A TCP proxy in front of the test Redis that can cut every connection and refuse new ones,
+ * as a Redis restart or a network partition would.
+ */
+async function cuttableProxy(): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
+  const target = new URL(TEST_REDIS_URL);
+  const sockets = new Set<Socket>();
+  let open = true;
+  const proxy = createServer((client) => {
+    if (!open) return void client.destroy();
+    const upstream = connect(Number(target.port || 6379), target.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const { port } = proxy.address() as AddressInfo;
+  const cut = () => {
+    open = false;
+    for (const socket of sockets) socket.destroy();
+  };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    cut,
+    restore: () => void (open = true),
+    close: () => {
+      cut();
+      return new Promise((resolve) => proxy.close(() => resolve()));
+    },
+  };
+}
+
+describe('cache invalidation over Redis pub/sub (REDIS_URL)', { skip }, () => {
+  let redis: Awaited<ReturnType<typeof cuttableProxy>>;
+  before(async () => {
+    redis = await cuttableProxy();
+    server = await startTestServer({ env: { REDIS_URL: redis.url } });
+    scope = await createScope(server);
+    caller = await createClient(server, { scopes: [scope], audiences: [API] });
+  });
+  after(async () => {
+    await server?.close();
+    await redis?.close();
+  });
+
+  it('caches lookups, and drops one when another node announces a change', async () => {
+    const key = await newKey();
+    assert.equal((await introspect(key.key)).body.active, true);
+    assert.ok(server.deps.cache.peek(`key:${key.id}`), 'cached while subscribed');
+    await revokeElsewhere(key.id);
+    await expectInactiveWithin(1_000, key.key, 'still active 1 s after another node revoked the key');
+  });
+
+  it('survives losing Redis: nothing stale while it is gone, caching resumes after', async () => {
+    const key = await newKey();
+    assert.equal((await introspect(key.key)).body.active, true);
+    assert.ok(server.deps.cache.peek(`key:${key.id}`), 'cached before Redis is lost');
+    redis.cut();
+    try {
+      // Announced while this node cannot hear it, and cannot reconnect either.
+      await revokeElsewhere(key.id);
+      await expectInactiveWithin(1_000, key.key, 'still active 1 s after a revocation this node could not hear');
+      assert.equal(server.deps.cache.peek(`key:${key.id}`), undefined, 'nothing is cached while unsubscribed');
+    } finally {
+      redis.restore();
+    }
+
+    const second = await newKey();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal((await introspect(second.key)).body.active, true);
+    assert.ok(server.deps.cache.peek(`key:${second.id}`), 'caching resumed after the reconnect');
+    await revokeElsewhere(second.id);
+    await expectInactiveWithin(1_000, second.key, 'the resubscribed node missed a revocation');
+  });
+
+  it('does not make a change it cannot announce', async () => {
+    const database = await testDatabase();
+    const env = { LATCHKEY_SECRET: TEST_SECRET, LATCHKEY_DATA_DIR: database.dataDir, NODE_ENV: 'test', REDIS_URL: `redis://127.0.0.1:${await freePort()}`, ...(database.url ? { DATABASE_URL: database.url } : {}) };
+    const deps = await openDeps(loadConfig(env), createLogger({ LOG_LEVEL: 'silent' }));
+    try {
+      await deps.prisma.scope.create({ data: { name: 'read', description: 'read' } });
+      await assert.rejects(createApiKey(deps, { name: 'k', scopes: ['read'] }, { type: 'cli' }));
+      assert.equal(await deps.prisma.apiKey.count(), 0, 'no key was created');
+    } finally {
+      await closeDeps(deps);
+      await database.drop();
+    }
+  });
+});
