@@ -5,6 +5,7 @@ import type { Deps } from './context.ts';
 import { KeyUsage } from './credentials/key-usage.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
+import { errorForLog } from './lib/errors.ts';
 import { CredentialCache } from './lib/invalidation.ts';
 import { postgresBus, redisBus } from './lib/invalidation-bus.ts';
 import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
@@ -14,6 +15,7 @@ export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, destination?: De
     {
       level: config.LOG_LEVEL,
       base: { service: 'latchkey' },
+      serializers: { err: errorForLog },
       // Belt and braces: no code path logs these, and if one ever does they are masked.
       redact: {
         paths: ['*.authorization', '*.client_secret', '*.password', '*.token', '*.key', 'req.headers.authorization', 'req.headers.cookie'],

@@ -9,7 +9,7 @@ import { createClient, revokeClient, rotateClientSecret } from '../credentials/c
 import { createApiKey, revokeApiKey, rotateApiKey } from '../credentials/api-keys.ts';
 import { createScope } from '../credentials/scopes.ts';
 import { parseDuration } from '../lib/duration.ts';
-import { LatchkeyError } from '../lib/errors.ts';
+import { isDatabaseError, LatchkeyError } from '../lib/errors.ts';
 import { closeDeps, createLogger, openDeps } from '../deps.ts';
 import { forwardToServer } from './control-socket.ts';
 
@@ -188,9 +188,8 @@ function describe(error: unknown): string {
   if (error instanceof UsageError || error instanceof ConfigError) return error.message;
   if (error instanceof ZodError) return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
   if (error instanceof LatchkeyError) return error.code === 'server_error' ? 'internal error' : error.description;
-  // Prisma's messages can quote query arguments (digests, hashes): name the failure instead.
   const { name = 'Error', code } = (error ?? {}) as { name?: string; code?: string };
-  if (name.startsWith('PrismaClient')) return `internal error (database: ${code ?? name})`;
+  if (isDatabaseError(error)) return `internal error (database: ${code ?? name})`;
   return `internal error (${String((error as Error)?.message ?? error).split('\n')[0]})`;
 }
 

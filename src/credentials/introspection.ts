@@ -40,7 +40,7 @@ const visibleTo = (caller: ClientRecord, audiences: string[], clientId?: string)
  */
 export async function introspect(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
   if (looksLikeApiKey(token)) return introspectApiKey(deps, caller, token, request);
-  if (isJwt(token)) return introspectJwt(deps, verifier, caller, token);
+  if (isJwt(token)) return introspectJwt(deps, verifier, caller, token, request);
   return introspectOpaque(deps, verifier, caller, token);
 }
 
@@ -58,22 +58,8 @@ export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: 
 
 async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
   const verdict = await verifyApiKey(deps, token);
-  if (verdict.result !== 'VALID') {
-    if (verdict.result !== 'MALFORMED') {
-      const { requestId, ip } = request;
-      await deps.audit.record({
-        type: 'api_key.check_failed',
-        actorType: 'client',
-        actorId: caller.id,
-        subjectType: 'api_key',
-        subjectId: verdict.keyId,
-        requestId,
-        ip,
-        data: { result: verdict.result },
-      });
-    }
-    return INACTIVE;
-  }
+  if (verdict.result === 'MALFORMED') return INACTIVE;
+  if (verdict.result !== 'VALID') return checkFailed(deps, caller, request, 'api_key', verdict.keyId, verdict.result);
   return apiKeyAnswer(deps, caller, verdict.key);
 }
 
@@ -99,14 +85,19 @@ async function isRevokedJti(deps: Deps, jti: string): Promise<boolean> {
   return entry !== null;
 }
 
-async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string): Promise<Introspection> {
-  const claims = await verifier.verifyJwt(token);
-  if (!claims || typeof claims.client_id !== 'string' || typeof claims.jti !== 'string') return INACTIVE;
+async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
+  const { claims, failure } = await verifier.verifyJwt(token);
+  const jti = typeof claims?.jti === 'string' ? claims.jti : null;
+  if (failure === 'INVALID') return checkFailed(deps, caller, request, 'access_token', null, 'INVALID');
+  if (typeof claims.client_id !== 'string' || !jti) return INACTIVE;
   const audiences = claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  // Not meant for the caller: inactive, and none of its business why (nor an audit matter).
   if (!visibleTo(caller, audiences, claims.client_id)) return INACTIVE;
+  if (failure === 'EXPIRED') return checkFailed(deps, caller, request, 'access_token', jti, 'EXPIRED');
   // A revoked client takes its tokens with it.
   const client = await findClient(deps, claims.client_id);
-  if (client?.status !== 'active' || (await isRevokedJti(deps, claims.jti))) return INACTIVE;
+  if (client?.status !== 'active') return checkFailed(deps, caller, request, 'access_token', jti, 'CLIENT_INACTIVE');
+  if (await isRevokedJti(deps, jti)) return checkFailed(deps, caller, request, 'access_token', jti, 'REVOKED');
   return {
     active: true,
     token_type: 'Bearer',
@@ -117,8 +108,18 @@ async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: Client
     iss: claims.iss!,
     exp: claims.exp!,
     iat: claims.iat!,
-    jti: claims.jti,
+    jti,
   };
+}
+
+/**
+ * A failed check of a well-formed credential is audited (`api_key.check_failed`,
+ * `access_token.check_failed`) with its id, never the credential itself, and answers inactive.
+ */
+async function checkFailed(deps: Deps, caller: ClientRecord, request: RequestInfo, kind: 'api_key' | 'access_token', id: string | null, result: string): Promise<Introspection> {
+  const { requestId, ip } = request;
+  await deps.audit.record({ type: `${kind}.check_failed`, actorType: 'client', actorId: caller.id, subjectType: kind, subjectId: id, requestId, ip, data: { result } });
+  return INACTIVE;
 }
 
 async function introspectOpaque(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string): Promise<Introspection> {
@@ -156,8 +157,9 @@ export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: C
     return;
   }
   if (isJwt(token)) {
-    const claims = await verifier.verifyJwt(token);
-    if (!claims || claims.client_id !== caller.id || typeof claims.jti !== 'string') return;
+    const { claims, failure } = await verifier.verifyJwt(token);
+    // An expired token needs no revoking; a forged one cannot be.
+    if (failure || claims.client_id !== caller.id || typeof claims.jti !== 'string') return;
     const jti = claims.jti;
     await changeCredentials(deps, async (tx, invalidate) => {
       const inserted = await tx.revokedToken.createMany({

@@ -1,12 +1,18 @@
-import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { createLocalJWKSet, errors, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type Provider from 'oidc-provider';
 import type { Deps } from '../context.ts';
 
 /** What Latchkey needs to recognise tokens it issued: its JWT keys and its opaque-token store. */
 export interface TokenVerifier {
-  verifyJwt(token: string): Promise<JWTPayload | null>;
+  verifyJwt(token: string): Promise<JwtVerification>;
   findOpaque(token: string): Promise<OpaqueToken | null>;
 }
+
+/**
+ * A verified JWT's claims, or why it failed: EXPIRED carries the claims too (the signature
+ * held), INVALID nothing (bad signature, unknown key, wrong type or issuer, missing claims).
+ */
+export type JwtVerification = { claims: JWTPayload; failure?: undefined } | { failure: 'EXPIRED'; claims: JWTPayload } | { failure: 'INVALID'; claims?: undefined };
 
 export interface OpaqueToken {
   /** oidc-provider's model name: the token's row is (model, jti) in oidc_payload. */
@@ -20,7 +26,7 @@ export interface OpaqueToken {
   exp: number;
 }
 
-export function createTokenVerifier(deps: Pick<Deps, 'config'>, publicJwks: { keys: JWK[] }, provider: Provider): TokenVerifier {
+export function createTokenVerifier(deps: Pick<Deps, 'config' | 'now'>, publicJwks: { keys: JWK[] }, provider: Provider): TokenVerifier {
   // Keys are chosen by kid among our own only; jku/x5u/embedded jwk headers are never consulted,
   // and each key's `alg` pins the algorithm a token may claim for it.
   const keys = createLocalJWKSet(publicJwks);
@@ -28,10 +34,11 @@ export function createTokenVerifier(deps: Pick<Deps, 'config'>, publicJwks: { ke
   return {
     async verifyJwt(token) {
       try {
-        const { payload } = await jwtVerify(token, keys, { algorithms, issuer: deps.config.LATCHKEY_ISSUER, typ: 'at+jwt', requiredClaims: ['exp', 'iat', 'jti', 'client_id'] });
-        return payload;
-      } catch {
-        return null;
+        const { payload } = await jwtVerify(token, keys, { algorithms, issuer: deps.config.LATCHKEY_ISSUER, typ: 'at+jwt', requiredClaims: ['exp', 'iat', 'jti', 'client_id'], currentDate: deps.now() });
+        return { claims: payload };
+      } catch (error) {
+        // jose checks the signature before the claims: an expired token's claims are genuine.
+        return error instanceof errors.JWTExpired ? { failure: 'EXPIRED', claims: error.payload } : { failure: 'INVALID' };
       }
     },
     async findOpaque(token) {

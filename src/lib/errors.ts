@@ -48,8 +48,33 @@ export class Conflict extends LatchkeyError {
   }
 }
 
-/** Anything that is not a LatchkeyError becomes a server_error without detail. */
+/** Anything that is not a LatchkeyError becomes a server_error (the error itself is logged, see errorForLog). */
 export function toLatchkeyError(error: unknown): LatchkeyError {
-  if (error instanceof LatchkeyError) return error;
-  return new LatchkeyError('server_error', 'internal server error', error instanceof Error ? error.stack : String(error));
+  return error instanceof LatchkeyError ? error : new LatchkeyError('server_error', 'internal server error');
+}
+
+/**
+ * Database errors can quote what a query carried (Prisma's messages show its arguments,
+ * Postgres's `detail` shows key values): digests, hashes, token ids. They are named, never
+ * quoted, wherever they leave the process.
+ */
+export function isDatabaseError(error: unknown): boolean {
+  const name = (error as { name?: unknown } | null)?.name;
+  return typeof name === 'string' && (name.startsWith('PrismaClient') || name === 'DriverAdapterError' || error instanceof DatabaseErrorShape);
+}
+
+// pg's DatabaseError (name 'error'), recognised by its shape rather than imported.
+class DatabaseErrorShape {
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && 'severity' in value && 'code' in value && 'routine' in value;
+  }
+}
+
+/** The log form of an error (pino's `err` serializer): database errors keep their name, code and stack frames only. */
+export function errorForLog(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { message: String(error) };
+  if (!isDatabaseError(error)) return { type: error.name, message: error.message, stack: error.stack };
+  const { code } = error as { code?: unknown };
+  const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
+  return { type: error.name, code, message: `database error ${String(code ?? error.name)} (details withheld)`, stack: frames.join('\n') };
 }

@@ -63,7 +63,7 @@ export function redisBus(url: string, deploymentId: string, log: Logger): Invali
   return {
     announceInTransaction: (_tx, keys) => publish(keys),
     async announceCommitted(keys) {
-      await publish(keys).catch((err) => log.error({ err: String(err) }, 'could not announce a committed credential change on Redis'));
+      await publish(keys).catch((err) => log.error({ err }, 'could not announce a committed credential change on Redis'));
     },
     async listen(onMessage, onState) {
       // Named, so that an operator (or a test) can tell the connections apart in CLIENT LIST.

@@ -234,6 +234,37 @@ describe('introspection of JWT access tokens', () => {
   });
 });
 
+describe('audit of failed JWT checks', () => {
+  const lastSeq = async () => (await server.deps.prisma.auditEvent.aggregate({ _max: { seq: true } }))._max.seq ?? 0n;
+  const failuresAfter = async (seq: bigint) =>
+    (await server.deps.prisma.auditEvent.findMany({ where: { type: 'access_token.check_failed', seq: { gt: seq } }, orderBy: { seq: 'asc' } })).map((e) => ({ subject: e.subjectId, actor: e.actorId, data: e.data }));
+
+  it('records invalid, expired and revoked tokens by jti, never the token, and not what was not meant for the caller', async () => {
+    const token = await tokenFor(app);
+    const before = await lastSeq();
+    const { jti } = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string };
+    const [h, p] = token.split('.');
+    await introspectAs(resourceServer, `${h}.${p}.${'A'.repeat(86)}`);
+    await introspectAs(otherResourceServer, token);
+    const realNow = server.deps.now;
+    server.deps.now = () => new Date(Date.now() + 601_000);
+    try {
+      assert.equal((await introspectAs(resourceServer, token)).text, '{"active":false}');
+    } finally {
+      server.deps.now = realNow;
+    }
+    assert.equal((await postForm(meta.revocation_endpoint, { token }, { authorization: basicAuth(app.client_id, app.client_secret!) })).status, 200);
+    await introspectAs(resourceServer, token);
+    assert.deepEqual(await failuresAfter(before), [
+      { subject: null, actor: resourceServer.client_id, data: { result: 'INVALID' } },
+      { subject: jti, actor: resourceServer.client_id, data: { result: 'EXPIRED' } },
+      { subject: jti, actor: resourceServer.client_id, data: { result: 'REVOKED' } },
+    ]);
+    const all = JSON.stringify(await server.deps.prisma.auditEvent.findMany(), (_k, v) => (typeof v === 'bigint' ? String(v) : v));
+    assert.ok(!all.includes(token.split('.')[2]!), 'no token in the audit log');
+  });
+});
+
 describe('introspection endpoint security', () => {
   it('wants POST (GET is 405) and a form body', async () => {
     const get = await fetch(meta.introspection_endpoint);
