@@ -107,10 +107,13 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
   provider.maxIpsCount = 1;
 
   // Secrets are stored as keyed digests: compare digests in constant time, with the previous
-  // secret accepted inside its rotation grace window.
+  // secret accepted inside its rotation grace window. oidc-provider lets basic and post stand
+  // in for each other; a client authenticates only the way it registered, as it must at
+  // Latchkey's own endpoints.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
     const client = await findClient(deps, this.clientId);
-    return client !== null && clientSecretMatches(deps, client, actual);
+    const presented = Provider.ctx?.headers.authorization === undefined ? 'client_secret_post' : 'client_secret_basic';
+    return client !== null && client.authMethod === presented && clientSecretMatches(deps, client, actual);
   };
 
   // provider.use adds middleware in call order, just before oidc-provider's router.
