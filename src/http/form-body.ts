@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { LatchkeyError, InvalidRequest } from '../lib/errors.ts';
+import { InvalidRequest, PayloadTooLarge } from '../lib/errors.ts';
 
 const MAX_BODY = 16 * 1024;
 const FORM = 'application/x-www-form-urlencoded';
@@ -32,7 +32,7 @@ function checkFormRequest(req: IncomingMessage): void {
   if (!(type === FORM || (type.startsWith(FORM) && /^[\s;]/.test(type.slice(FORM.length))))) {
     throw new InvalidRequest(`the request body must be ${FORM}`);
   }
-  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw new LatchkeyError('payload_too_large', 'request body too large');
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw new PayloadTooLarge();
 }
 
 function parseForm(text: string): Map<string, string> {
@@ -58,7 +58,7 @@ function readBody(req: IncomingMessage, done: (error: unknown, text?: string) =>
     if (size > MAX_BODY) {
       req.removeAllListeners('data');
       req.resume();
-      finish(new LatchkeyError('payload_too_large', 'request body too large'));
+      finish(new PayloadTooLarge());
       return;
     }
     chunks.push(chunk);

@@ -9,7 +9,6 @@ export const ERROR_STATUS = {
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
-  payload_too_large: 413,
   server_error: 500,
 } as const;
 
@@ -21,9 +20,10 @@ export class LatchkeyError extends Error {
     readonly code: ErrorCode,
     readonly description: string,
     readonly detail?: string,
+    status: number = ERROR_STATUS[code],
   ) {
     super(`${code}: ${description}`);
-    this.status = ERROR_STATUS[code];
+    this.status = status;
   }
 }
 
@@ -35,6 +35,12 @@ export class InvalidRequest extends LatchkeyError {
 export class InvalidClient extends LatchkeyError {
   constructor(description = 'client authentication failed', detail?: string) {
     super('invalid_client', description, detail);
+  }
+}
+/** An oversize body: RFC 6749 has no code of its own for it, so invalid_request, with 413. */
+export class PayloadTooLarge extends LatchkeyError {
+  constructor() {
+    super('invalid_request', 'request body too large', undefined, 413);
   }
 }
 export class NotFound extends LatchkeyError {

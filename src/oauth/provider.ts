@@ -1,5 +1,5 @@
 import { decodeJwt } from 'jose';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Deps } from '../context.ts';
 import { AUTH_METHODS, clientSecretMatches, findClient } from '../credentials/clients.ts';
@@ -124,13 +124,13 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     if (ctx.path === '/token') {
       // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
       ctx.set('Pragma', 'no-cache');
-      if (ctx.method === 'POST' && ctx.querystring) {
-        // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
-        ctx.status = 400;
-        ctx.set('Cache-Control', 'no-store');
-        ctx.body = { error: 'invalid_request', error_description: 'parameters must be sent in the request body, not the query string' };
-        return;
-      }
+      // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
+      if (ctx.method === 'POST' && ctx.querystring) return refuse(ctx, 400, 'parameters must be sent in the request body, not the query string');
+    }
+    // oidc-provider refuses such a body too, but as a 400 and only after reading it.
+    if ((ctx.request.length ?? 0) > MAX_PROVIDER_BODY) {
+      ctx.set('Connection', 'close');
+      return refuse(ctx, 413, 'request body too large');
     }
     await next();
   });
@@ -148,6 +148,15 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server_error'));
   const verifier = createTokenVerifier(deps, { keys: jwks.keys.map(publicPart) }, provider);
   return { provider, scopes, verifier };
+}
+
+/** oidc-provider's own limit for request bodies (lib/shared/selective_body.js). */
+const MAX_PROVIDER_BODY = 56 * 1024;
+
+function refuse(ctx: Context, status: number, description: string): void {
+  ctx.status = status;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = { error: 'invalid_request', error_description: description };
 }
 
 /**

@@ -3,7 +3,7 @@ import { Agent, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { cli, cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { accessToken, basicAuth, clientAssertion, clientKeyPair, JWT_BEARER, postForm } from '../helpers/oauth.ts';
+import { accessToken, basicAuth, clientAssertion, clientKeyPair, JWT_BEARER, postAnnouncingBody, postForm } from '../helpers/oauth.ts';
 import { discover, rememberSecret, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
 
 const API = 'https://api.example.test';
@@ -277,6 +277,16 @@ describe('introspection endpoint security', () => {
     });
     assert.equal(json.status, 400);
     assert.equal(((await json.json()) as { error: string }).error, 'invalid_request');
+  });
+
+  it('refuses an oversize body with 413, before reading it, at both endpoints', async () => {
+    for (const endpoint of [meta.introspection_endpoint, meta.revocation_endpoint]) {
+      const answer = await postAnnouncingBody(endpoint, 100_000);
+      assert.equal(answer.status, 413, endpoint);
+      assert.equal(answer.body.error, 'invalid_request');
+      assert.equal(answer.headers['cache-control'], 'no-store');
+      assert.equal(answer.headers.connection, 'close');
+    }
   });
 
   it('authenticates the caller (401 with invalid_client and WWW-Authenticate for Basic)', async () => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { rememberSecret } from './server.ts';
 
@@ -27,6 +28,22 @@ export async function postForm(url: string, body: string | Record<string, string
   }
   if (typeof parsed.access_token === 'string') rememberSecret(parsed.access_token);
   return { status: response.status, headers: response.headers, body: parsed, text };
+}
+
+/**
+ * A POST that announces a body of `length` bytes and sends none of it: the answer proves the
+ * server refused the body before reading it.
+ */
+export function postAnnouncingBody(url: string, length: number): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Record<string, any> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': FORM, 'content-length': String(length) } }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
 }
 
 /** RFC 6749 §2.3.1: client id and secret are form-urlencoded, then joined and base64-encoded. */

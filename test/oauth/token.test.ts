@@ -4,7 +4,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload }
 import { cli, cliJson } from '../helpers/cli.ts';
 import { testDatabase } from '../helpers/database.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { basicAuth, clientAssertion, clientKeyPair, JWT_BEARER, postForm, type HttpResult } from '../helpers/oauth.ts';
+import { basicAuth, clientAssertion, clientKeyPair, JWT_BEARER, postAnnouncingBody, postForm, type HttpResult } from '../helpers/oauth.ts';
 import { allLogs, discover, mintedSecrets, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
 
 const CLIENT_CREDENTIALS = { grant_type: 'client_credentials' };
@@ -111,6 +111,14 @@ describe('token endpoint: client authentication methods', () => {
     const client = await createClient(server, { scopes: [read], authMethod: 'client_secret_post' });
     const result = await postForm(meta.token_endpoint, { ...CLIENT_CREDENTIALS, client_id: client.client_id, client_secret: client.client_secret! });
     await assertToken(result, client.client_id, { scope: read, aud: server.issuer });
+  });
+
+  test('refuses an oversize body with 413, before reading it', async () => {
+    const answer = await postAnnouncingBody(meta.token_endpoint, 100_000);
+    assert.equal(answer.status, 413);
+    assert.equal(answer.body.error, 'invalid_request');
+    assert.equal(answer.headers['cache-control'], 'no-store');
+    assert.equal(answer.headers.connection, 'close');
   });
 
   test('a client authenticates only the way it registered; key clients cannot use a secret', async () => {
