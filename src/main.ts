@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from './config.ts';
+import { describeFailure } from './lib/errors.ts';
 
 /** `latchkey serve`: start, and stop gracefully on SIGTERM/SIGINT. */
 export async function serve(): Promise<void> {
@@ -14,7 +15,7 @@ export async function serve(): Promise<void> {
       },
     });
   } catch (error) {
-    process.stderr.write(`latchkey: ${error instanceof ConfigError ? error.message : (error as Error).message}\n`);
+    process.stderr.write(`latchkey: ${error instanceof ConfigError ? error.message : describeFailure(error)}\n`);
     process.exit(1);
   }
   const { close, deps } = running;

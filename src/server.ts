@@ -5,14 +5,15 @@ import { createApp } from './app.ts';
 import { startControlSocket } from './cli/control-socket.ts';
 import { loadConfig } from './config.ts';
 import { closeDeps, createLogger, openDeps } from './deps.ts';
+import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { Deps } from './context.ts';
 import { recordExpirations } from './credentials/expiry-sweep.ts';
 import { listScopeNames } from './credentials/scopes.ts';
 import { commonMiddleware } from './http/common.ts';
-import { createMetrics } from './http/metrics.ts';
+import { createMetrics, type Metrics } from './http/metrics.ts';
 import { sweepExpired } from './oauth/adapter.ts';
-import { createOAuthProvider } from './oauth/provider.ts';
+import { createOAuthProvider, type OAuthProvider } from './oauth/provider.ts';
 import { ensureSigningKey, loadSigningJwks } from './signing/signing-keys.ts';
 
 export interface RunningServer {
@@ -33,28 +34,34 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const config = loadConfig(options.env ?? process.env);
   const log = options.log ?? createLogger(config);
   const deps = await openDeps(config, log);
+  let oauth: OAuthProvider;
+  let metrics: Metrics;
+  let common: Middleware;
   try {
     await deps.cache.start();
+    await ensureSigningKey(deps);
+    const admin = await ensureFirstAdmin(deps);
+    if (admin) options.onFirstAdmin?.(admin);
+    metrics = createMetrics();
+    common = commonMiddleware(deps, metrics);
+    oauth = createOAuthProvider(deps, await loadSigningJwks(deps), await listScopeNames(deps), common);
   } catch (error) {
     await closeDeps(deps);
     throw error;
   }
   deps.usage.start();
-  await ensureSigningKey(deps);
-  const admin = await ensureFirstAdmin(deps);
-  if (admin) options.onFirstAdmin?.(admin);
-
-  const metrics = createMetrics();
-  const common = commonMiddleware(deps, metrics);
-  const oauth = createOAuthProvider(deps, await loadSigningJwks(deps), await listScopeNames(deps), common);
-  // Scope catalog changes reach discovery on every node.
+  // Scope catalog changes reach discovery on every node. Only the latest refresh may apply
+  // its result (two can race), and one runs whenever the listener may have missed messages.
+  let refreshes = 0;
   const refreshScopes = async () => {
+    const refresh = ++refreshes;
     const names = await listScopeNames(deps);
+    if (refresh !== refreshes) return;
     oauth.scopes.clear();
     for (const name of names) oauth.scopes.add(name);
   };
   deps.cache.subscribe((key) => {
-    if (key === 'scopes') refreshScopes().catch((err) => log.warn({ err }, 'could not refresh the scope catalog'));
+    if (key === 'scopes' || key === null) refreshScopes().catch((err) => log.warn({ err }, 'could not refresh the scope catalog'));
   });
   const stopControl = deps.db.kind === 'pglite' ? await startControlSocket(deps) : async () => {};
   const server = createServer(createApp(deps, oauth, metrics, common));

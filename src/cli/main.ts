@@ -9,7 +9,7 @@ import { createClient, revokeClient, rotateClientSecret } from '../credentials/c
 import { createApiKey, revokeApiKey, rotateApiKey } from '../credentials/api-keys.ts';
 import { createScope } from '../credentials/scopes.ts';
 import { parseDuration } from '../lib/duration.ts';
-import { isDatabaseError, LatchkeyError } from '../lib/errors.ts';
+import { describeFailure, LatchkeyError } from '../lib/errors.ts';
 import { closeDeps, createLogger, openDeps } from '../deps.ts';
 import { forwardToServer } from './control-socket.ts';
 
@@ -187,10 +187,7 @@ function print(io: CliIo, result: object, asJson: boolean) {
 function describe(error: unknown): string {
   if (error instanceof UsageError || error instanceof ConfigError) return error.message;
   if (error instanceof ZodError) return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-  if (error instanceof LatchkeyError) return error.code === 'server_error' ? 'internal error' : error.description;
-  const { name = 'Error', code } = (error ?? {}) as { name?: string; code?: string };
-  if (isDatabaseError(error)) return `internal error (database: ${code ?? name})`;
-  return `internal error (${String((error as Error)?.message ?? error).split('\n')[0]})`;
+  return describeFailure(error);
 }
 
 /** Runs one command; returns the exit code. Errors are one line on stderr. */

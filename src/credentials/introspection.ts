@@ -88,7 +88,10 @@ async function isRevokedJti(deps: Deps, jti: string): Promise<boolean> {
 async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
   const { claims, failure } = await verifier.verifyJwt(token);
   const jti = typeof claims?.jti === 'string' ? claims.jti : null;
-  if (failure === 'INVALID') return checkFailed(deps, caller, request, 'access_token', null, 'INVALID');
+  // Not ours (forged, garbled, another issuer's): not audited, since resource servers pass on
+  // whatever bearer value reaches them, and junk would flood the log. A JWT has no checksum
+  // to tell junk from a real attempt without this check.
+  if (failure === 'INVALID') return INACTIVE;
   if (typeof claims.client_id !== 'string' || !jti) return INACTIVE;
   const audiences = claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   // Not meant for the caller: inactive, and none of its business why (nor an audit matter).
@@ -113,8 +116,9 @@ async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: Client
 }
 
 /**
- * A failed check of a well-formed credential is audited (`api_key.check_failed`,
- * `access_token.check_failed`) with its id, never the credential itself, and answers inactive.
+ * A failed check of a credential that is ours (an API key that passed its checksum, a JWT
+ * whose signature held) is audited (`api_key.check_failed`, `access_token.check_failed`) with
+ * its id, never the credential itself, and answers inactive.
  */
 async function checkFailed(deps: Deps, caller: ClientRecord, request: RequestInfo, kind: 'api_key' | 'access_token', id: string | null, result: string): Promise<Introspection> {
   const { requestId, ip } = request;

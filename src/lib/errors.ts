@@ -1,3 +1,5 @@
+import pino from 'pino';
+
 /**
  * The closed set of errors Latchkey reports. `description` is public; `detail` only reaches logs.
  * OAuth endpoints render them as RFC 6749 §5.2 bodies; the CLI as one line on stderr.
@@ -79,8 +81,17 @@ class DatabaseErrorShape {
 /** The log form of an error (pino's `err` serializer): database errors keep their name, code and stack frames only. */
 export function errorForLog(error: unknown): Record<string, unknown> {
   if (!(error instanceof Error)) return { message: String(error) };
-  if (!isDatabaseError(error)) return { type: error.name, message: error.message, stack: error.stack };
+  // Anything else keeps what pino records of it (code, errno, cause…).
+  if (!isDatabaseError(error)) return pino.stdSerializers.err(error) as unknown as Record<string, unknown>;
   const { code } = error as { code?: unknown };
   const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
   return { type: error.name, code, message: `database error ${String(code ?? error.name)} (details withheld)`, stack: frames.join('\n') };
+}
+
+/** One line for a person (CLI, `latchkey serve` failing to start): database errors named, not quoted. */
+export function describeFailure(error: unknown): string {
+  if (error instanceof LatchkeyError) return error.code === 'server_error' ? 'internal error' : error.description;
+  const { name = 'Error', code } = (error ?? {}) as { name?: string; code?: string };
+  if (isDatabaseError(error)) return `internal error (database: ${code ?? name})`;
+  return `internal error (${String((error as Error)?.message ?? error).split('\n')[0]})`;
 }

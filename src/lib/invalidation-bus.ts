@@ -6,6 +6,7 @@ const CHANNEL = 'latchkey_invalidate';
 const HEARTBEAT_INTERVAL_MS = 2_000;
 const HEARTBEAT_TIMEOUT_MS = 1_000;
 const CONNECT_TIMEOUT_MS = 5_000;
+const PUBLISH_ATTEMPTS = 3;
 
 /**
  * How nodes tell each other that a cached credential changed. Messages are cache keys;
@@ -13,7 +14,7 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * it hears again (the cache trusts nothing in between).
  */
 export interface InvalidationBus {
-  /** Inside the change's transaction; a failure here undoes the change. */
+  /** Inside the change's transaction (a failure there undoes the change). */
   announceInTransaction(tx: Tx, keys: string[]): Promise<void>;
   /** After the change has committed; never throws (the change stands). */
   announceCommitted(keys: string[]): Promise<void>;
@@ -39,12 +40,14 @@ export function postgresBus(db: Database): InvalidationBus {
 /**
  * Redis pub/sub (REDIS_URL), for deployments where LISTEN cannot work, such as Postgres
  * behind a transaction-pooling PgBouncer. Publishing is not transactional, so a change is
- * announced twice: inside its transaction (other nodes drop the old state at once, and a
- * change that cannot be announced is not made) and after the commit (a node that re-read the
- * old state in between drops it again). Only a crash in the instant between the commit and
- * the second announcement can leave such a node stale, for at most the cache's TTL.
- * The channel is per deployment (Keyring.deploymentId), so deployments sharing one Redis do
- * not hear each other.
+ * announced twice: inside its transaction (other nodes drop the old state at once) and after
+ * the commit (a node that re-read the old state in between drops it again), with retries.
+ * A change is made even when Redis cannot be reached: revoking must never wait on an optional
+ * transport, and nodes that cannot hear Redis cache nothing meanwhile. What is left is a node
+ * that hears Redis but missed both announcements (this node lost Redis alone, or crashed
+ * between commit and announcement): it may serve the old state for at most the cache's TTL.
+ * Both are logged. The channel is per deployment (Keyring.deploymentId), so deployments
+ * sharing one Redis do not hear each other.
  */
 export function redisBus(url: string, deploymentId: string, log: Logger): InvalidationBus {
   const channel = `${CHANNEL}:${deploymentId}`;
@@ -61,9 +64,18 @@ export function redisBus(url: string, deploymentId: string, log: Logger): Invali
   };
   const subscribers = new Set<Redis>();
   return {
-    announceInTransaction: (_tx, keys) => publish(keys),
+    async announceInTransaction(_tx, keys) {
+      await publish(keys).catch((err) => log.warn({ err }, 'could not announce a credential change on Redis before its commit'));
+    },
     async announceCommitted(keys) {
-      await publish(keys).catch((err) => log.error({ err }, 'could not announce a committed credential change on Redis'));
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await publish(keys);
+        } catch (err) {
+          if (attempt === PUBLISH_ATTEMPTS) return log.error({ err, keys }, 'could not announce a committed credential change on Redis; other nodes may serve the old state until their cache entries expire');
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      }
     },
     async listen(onMessage, onState) {
       // Named, so that an operator (or a test) can tell the connections apart in CLIENT LIST.

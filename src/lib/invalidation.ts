@@ -41,7 +41,7 @@ export class CredentialCache {
   // Bumped by every invalidation: a load that raced one must not be cached.
   #epoch = 0;
   #stop: (() => Promise<void>) | null = null;
-  #subscribers: ((key: string) => void)[] = [];
+  #subscribers: ((key: string | null) => void)[] = [];
 
   constructor(
     readonly bus: InvalidationBus,
@@ -61,6 +61,8 @@ export class CredentialCache {
         this.#listening = up;
         this.#epoch++;
         this.#entries.clear();
+        // Back after a gap: anything may have changed meanwhile.
+        if (up) for (const subscriber of this.#subscribers) subscriber(null);
       },
     );
   }
@@ -74,8 +76,11 @@ export class CredentialCache {
     await this.bus.close();
   }
 
-  /** Also hear every invalidated key (one listener per node serves all of them). */
-  subscribe(subscriber: (key: string) => void): void {
+  /**
+   * Also hear every invalidated key (one listener per node serves all of them), and `null`
+   * whenever the listener is back after a gap in which messages may have been missed.
+   */
+  subscribe(subscriber: (key: string | null) => void): void {
     this.#subscribers.push(subscriber);
   }
 

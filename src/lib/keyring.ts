@@ -43,7 +43,10 @@ function hmacSha256(key: Buffer): (message: string) => string {
     // UTF-8 needs at most 3 bytes per UTF-16 unit, so a message that passes this always fits.
     const fits = message.length * 3 <= inner.length - 64;
     const innerInput = fits ? inner.subarray(0, 64 + inner.write(message, 64, 'utf8')) : Buffer.concat([innerPad, Buffer.from(message, 'utf8')]);
-    outer.write(hash('sha256', innerInput, 'binary'), 64, 'latin1');
+    const innerHash = hash('sha256', innerInput, 'binary');
+    // The secret does not linger in the scratch buffer.
+    if (fits) inner.fill(0, 64, innerInput.length);
+    outer.write(innerHash, 64, 'latin1');
     return hash('sha256', outer, 'binary');
   };
 }

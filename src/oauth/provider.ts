@@ -1,8 +1,11 @@
 import { decodeJwt } from 'jose';
 import type { Context, Middleware } from 'koa';
+import type { Logger } from 'pino';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Deps } from '../context.ts';
 import { AUTH_METHODS, clientSecretMatches, findClient } from '../credentials/clients.ts';
+import { errorAnswer } from '../http/oauth-errors.ts';
+import { InvalidRequest, PayloadTooLarge, type LatchkeyError } from '../lib/errors.ts';
 import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
 import { publicPart, type PrivateJwk } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
@@ -112,7 +115,8 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
   // Latchkey's own endpoints.
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
     const client = await findClient(deps, this.clientId);
-    const presented = Provider.ctx?.headers.authorization === undefined ? 'client_secret_post' : 'client_secret_basic';
+    // The rule oidc-provider itself follows (shared/client_auth.js): a secret in the body wins.
+    const presented = Provider.ctx?.oidc.params?.client_secret ? 'client_secret_post' : 'client_secret_basic';
     return client !== null && client.authMethod === presented && clientSecretMatches(deps, client, actual);
   };
 
@@ -125,12 +129,13 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
       // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
       ctx.set('Pragma', 'no-cache');
       // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
-      if (ctx.method === 'POST' && ctx.querystring) return refuse(ctx, 400, 'parameters must be sent in the request body, not the query string');
+      if (ctx.method === 'POST' && ctx.querystring) return refuse(ctx, deps.log, new InvalidRequest('parameters must be sent in the request body, not the query string'));
     }
-    // oidc-provider refuses such a body too, but as a 400 and only after reading it.
+    // oidc-provider refuses such a body too, but as a 400 and only after reading it (a chunked
+    // body, which announces no length, still gets that 400).
     if ((ctx.request.length ?? 0) > MAX_PROVIDER_BODY) {
       ctx.set('Connection', 'close');
-      return refuse(ctx, 413, 'request body too large');
+      return refuse(ctx, deps.log, new PayloadTooLarge());
     }
     await next();
   });
@@ -153,10 +158,11 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
 /** oidc-provider's own limit for request bodies (lib/shared/selective_body.js). */
 const MAX_PROVIDER_BODY = 56 * 1024;
 
-function refuse(ctx: Context, status: number, description: string): void {
-  ctx.status = status;
-  ctx.set('Cache-Control', 'no-store');
-  ctx.body = { error: 'invalid_request', error_description: description };
+function refuse(ctx: Context, log: Logger, error: LatchkeyError): void {
+  const answer = errorAnswer(error, ctx.get('authorization'), log, ctx.state.requestId);
+  ctx.status = answer.status;
+  ctx.set(answer.headers);
+  ctx.body = answer.body;
 }
 
 /**

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { testDatabase, type TestDatabase } from '../helpers/database.ts';
 import { basicAuth, postForm } from '../helpers/oauth.ts';
@@ -11,7 +12,8 @@ const needsPostgres = process.env.DATABASE_URL ? false : 'needs DATABASE_URL (tw
 
 const transports = [
   { name: 'Postgres LISTEN/NOTIFY', env: {}, skip: needsPostgres },
-  { name: 'Redis pub/sub (REDIS_URL)', env: { REDIS_URL: TEST_REDIS_URL }, skip: needsPostgres || (await redisSkip()) },
+  // A secret of its own: its Redis channel is then its own too.
+  { name: 'Redis pub/sub (REDIS_URL)', env: { REDIS_URL: TEST_REDIS_URL, LATCHKEY_SECRET: `propagation-${randomBytes(12).toString('hex')}` }, skip: needsPostgres || (await redisSkip()) },
 ];
 
 for (const transport of transports) {

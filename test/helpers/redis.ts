@@ -1,6 +1,9 @@
 import { Redis } from 'ioredis';
 
-/** The Redis the tests use (the machine's own by default); each test uses its own channel. */
+/**
+ * The Redis the tests use (the machine's own by default). A deployment's channel follows its
+ * LATCHKEY_SECRET: a test file that must not hear others' messages uses a secret of its own.
+ */
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /**

@@ -124,6 +124,8 @@ describe('token endpoint: client authentication methods', () => {
   test('a client authenticates only the way it registered; key clients cannot use a secret', async () => {
     // oidc-provider alone would let client_secret_basic and client_secret_post stand in for each other.
     assertError(await postForm(meta.token_endpoint, { ...CLIENT_CREDENTIALS, client_id: basic.client_id, client_secret: basic.client_secret! }), 401, 'invalid_client');
+    // An empty Authorization header does not make a body secret count as Basic.
+    assertError(await postForm(meta.token_endpoint, { ...CLIENT_CREDENTIALS, client_id: basic.client_id, client_secret: basic.client_secret! }, { authorization: '' }), 401, 'invalid_client');
     const postClient = await createClient(server, { scopes: [read], authMethod: 'client_secret_post' });
     assertError(await postForm(meta.token_endpoint, CLIENT_CREDENTIALS, { authorization: basicAuth(postClient.client_id, postClient.client_secret!) }), 401, 'invalid_client');
 
