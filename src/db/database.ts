@@ -4,12 +4,14 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { heartbeat } from '../lib/heartbeat.ts';
 import { PrismaClient } from './generated/client.ts';
 
 export type Prisma = PrismaClient;
 
-const HEARTBEAT_INTERVAL_MS = 2_000;
-const HEARTBEAT_TIMEOUT_MS = 1_000;
+/** The listening connection's application_name, for pg_stat_activity (operators, tests). */
+export const LISTENER_NAME = 'latchkey:listener';
+
 
 /** Raw SQL access below Prisma: migrations (multi-statement scripts) and LISTEN. */
 export interface SqlSession {
@@ -69,15 +71,13 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
       let client: pg.Client | undefined;
       let closed = false;
       let reconnecting = false;
-      // A silently dead connection (half-open TCP) emits nothing: a heartbeat notices it, so
-      // caches stop trusting a listener that no longer hears revocations.
-      const heartbeat = setInterval(() => {
-        const current = client;
-        if (!current || reconnecting) return;
-        const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('listener heartbeat timed out')), HEARTBEAT_TIMEOUT_MS).unref());
-        Promise.race([current.query('SELECT 1'), timeout]).catch(() => lost(current));
-      }, HEARTBEAT_INTERVAL_MS);
-      heartbeat.unref();
+      // Pinged on the listening connection itself: that is the one that must be alive.
+      let pinged: pg.Client | undefined;
+      const stopHeartbeat = heartbeat(
+        () => (pinged = client!).query('SELECT 1'),
+        () => client !== undefined && !reconnecting,
+        () => pinged && lost(pinged),
+      );
       const lost = (dead: pg.Client) => {
         if (dead !== client || reconnecting) return;
         // Notifications may have been missed: tell the subscriber, then reconnect (once).
@@ -89,7 +89,7 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
         if (!closed) retry();
       };
       const connect = async (): Promise<void> => {
-        const next = new pg.Client({ connectionString, keepAlive: true });
+        const next = new pg.Client({ connectionString, keepAlive: true, application_name: LISTENER_NAME });
         next.on('notification', (message) => {
           if (message.channel === channel) onMessage(message.payload ?? '');
         });
@@ -112,7 +112,7 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
       await connect();
       return async () => {
         closed = true;
-        clearInterval(heartbeat);
+        stopHeartbeat();
         const current = client;
         client = undefined;
         if (current) {

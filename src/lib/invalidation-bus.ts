@@ -1,10 +1,9 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Database, Tx } from '../db/database.ts';
+import { heartbeat } from './heartbeat.ts';
 
 const CHANNEL = 'latchkey_invalidate';
-const HEARTBEAT_INTERVAL_MS = 2_000;
-const HEARTBEAT_TIMEOUT_MS = 1_000;
 const CONNECT_TIMEOUT_MS = 5_000;
 const PUBLISH_ATTEMPTS = 3;
 
@@ -107,18 +106,16 @@ export function redisBus(url: string, deploymentId: string, log: Logger): Invali
           () => subscriber.disconnect(true),
         );
       });
-      // A half-open connection emits nothing: a heartbeat notices it.
-      const heartbeat = setInterval(() => {
-        if (!up) return;
-        const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('heartbeat timed out')), HEARTBEAT_TIMEOUT_MS).unref());
-        Promise.race([subscriber.ping(), timeout]).catch(() => {
+      const stopHeartbeat = heartbeat(
+        () => subscriber.ping(),
+        () => up,
+        () => {
           down();
           subscriber.disconnect(true);
-        });
-      }, HEARTBEAT_INTERVAL_MS);
-      heartbeat.unref();
+        },
+      );
       const stop = async () => {
-        clearInterval(heartbeat);
+        stopHeartbeat();
         subscribers.delete(subscriber);
         subscriber.disconnect(false);
       };

@@ -377,7 +377,17 @@ describe('introspection endpoint security', () => {
       const good = basicAuth(caller.client_id, caller.client_secret!);
       await active(good);
       await active(good);
-      assert.equal((await active(good)).reused, true);
+      // Remembered: the only secret checked now is the key's, not the caller's.
+      const keyring = server.deps.keyring;
+      const matches = keyring.matches;
+      let checks = 0;
+      keyring.matches = (...args) => (checks++, matches.apply(keyring, args));
+      try {
+        assert.equal((await active(good)).reused, true);
+      } finally {
+        keyring.matches = matches;
+      }
+      assert.equal(checks, 1, 'the caller was not verified again on its own connection');
       // Another header on the same connection is checked in full.
       assert.equal((await refused(basicAuth(caller.client_id, `${caller.client_secret}x`))).reused, true);
       await active(good);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { LISTENER_NAME } from '../../src/db/database.ts';
 import { cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
 import { basicAuth, postForm } from '../helpers/oauth.ts';
@@ -34,7 +35,7 @@ async function killListeners() {
   const client = new pg.Client({ connectionString: server.database.url });
   await client.connect();
   try {
-    const { rowCount } = await client.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'");
+    const { rowCount } = await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [LISTENER_NAME]);
     return rowCount ?? 0;
   } finally {
     await client.end();

@@ -46,25 +46,25 @@ async function expectInactiveWithin(ms: number, token: string, message: string) 
 
 /**
  * A TCP proxy in front of the test Redis that can cut every connection and refuse new ones,
- * as a Redis restart or a network partition would.
+ * as a Redis restart would, or freeze them (open, but silent), as a network partition would.
  */
-async function cuttableProxy(): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
+async function cuttableProxy(): Promise<{ url: string; cut(): void; freeze(): void; restore(): void; close(): Promise<void> }> {
   const target = new URL(TEST_REDIS_URL);
   const sockets = new Set<Socket>();
   let open = true;
+  let frozen = false;
   const proxy = createServer((client) => {
     if (!open) return void client.destroy();
     const upstream = connect(Number(target.port || 6379), target.hostname);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.on('close', () => {
-        sockets.delete(socket);
-        client.destroy();
-        upstream.destroy();
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(from);
+      from.on('data', (chunk) => frozen || to.write(chunk));
+      from.on('error', () => {});
+      from.on('close', () => {
+        sockets.delete(from);
+        to.destroy();
       });
     }
-    client.pipe(upstream).pipe(client);
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   const { port } = proxy.address() as AddressInfo;
@@ -75,7 +75,13 @@ async function cuttableProxy(): Promise<{ url: string; cut(): void; restore(): v
   return {
     url: `redis://127.0.0.1:${port}`,
     cut,
-    restore: () => void (open = true),
+    freeze: () => void (frozen = true),
+    // What a frozen connection dropped would garble its stream: those connections end here.
+    restore: () => {
+      if (frozen) for (const socket of sockets) socket.destroy();
+      frozen = false;
+      open = true;
+    },
     close: () => {
       cut();
       return new Promise((resolve) => proxy.close(() => resolve()));
@@ -129,6 +135,20 @@ describe('cache invalidation over Redis pub/sub (REDIS_URL)', { skip }, () => {
     }
     await revokeElsewhere(second.id);
     await expectInactiveWithin(1_000, second.key, 'the resubscribed node missed a revocation');
+  });
+
+  it('notices a connection that went silent (half-open) within a second or so, and stops trusting its cache', async () => {
+    const key = await newKey();
+    assert.equal((await introspect(key.key)).body.active, true);
+    assert.ok(server.deps.cache.peek(`key:${key.id}`), 'cached before the partition');
+    redis.freeze();
+    try {
+      await revokeElsewhere(key.id);
+      // Heard by nobody here: only the heartbeat can end the cached answer.
+      await expectInactiveWithin(1_500, key.key, 'still active 1.5 s into a silent partition');
+    } finally {
+      redis.restore();
+    }
   });
 
   it('makes a change even when Redis cannot hear of it, and logs that it could not announce it', async () => {

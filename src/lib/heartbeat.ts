@@ -1,0 +1,24 @@
+// Every 500 ms, with 500 ms to answer: a listener that went silent is noticed within a
+// second, the time in which every node must honour a revocation.
+const INTERVAL_MS = 500;
+const TIMEOUT_MS = 500;
+
+/**
+ * A silently dead connection (half-open TCP) emits nothing, so a listener on one would never
+ * hear another revocation: `ping` runs on it regularly (while `alive()` says it is worth
+ * asking), and `dead()` is called when one fails or goes unanswered. Returns the stop function.
+ */
+export function heartbeat(ping: () => Promise<unknown>, alive: () => boolean, dead: () => void): () => void {
+  const timer = setInterval(() => {
+    if (!alive()) return;
+    let timeout: NodeJS.Timeout | undefined;
+    const late = new Promise((_, reject) => {
+      timeout = setTimeout(() => reject(new Error('heartbeat unanswered')), TIMEOUT_MS);
+    });
+    Promise.race([ping(), late])
+      .catch(() => dead())
+      .finally(() => clearTimeout(timeout));
+  }, INTERVAL_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
