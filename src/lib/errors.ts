@@ -81,8 +81,9 @@ class DatabaseErrorShape {
 /** The log form of an error (pino's `err` serializer): database errors keep their name, code and stack frames only. */
 export function errorForLog(error: unknown): Record<string, unknown> {
   if (!(error instanceof Error)) return { message: String(error) };
-  // Anything else keeps what pino records of it (code, errno, cause…).
-  if (!isDatabaseError(error)) return pino.stdSerializers.err(error) as unknown as Record<string, unknown>;
+  // Anything else keeps what pino records of it (code, errno, cause…): unless it wraps a
+  // database error, since pino folds causes' messages into the message.
+  if (!isDatabaseError(error) && !isDatabaseError(error.cause)) return pino.stdSerializers.err(error) as unknown as Record<string, unknown>;
   const { code } = error as { code?: unknown };
   const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
   return { type: error.name, code, message: `database error ${String(code ?? error.name)} (details withheld)`, stack: frames.join('\n') };
