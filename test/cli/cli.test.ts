@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { cli, type CliResult } from '../helpers/cli.ts';
 import { createScope } from '../helpers/factories.ts';
-import { basicAuth, postForm } from '../helpers/oauth.ts';
+import { authAs, postForm } from '../helpers/oauth.ts';
 import { discover, rememberSecret, startTestServer, TEST_SECRET, type TestServer } from '../helpers/server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -164,7 +164,7 @@ describe('bin/latchkey.mjs', () => {
     assert.deepEqual(created.scopes, [scope]);
 
     const meta = await discover(server);
-    const token = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, { authorization: basicAuth(created.client_id, created.client_secret) });
+    const token = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, authAs(created));
     assert.equal(token.status, 200, token.text);
     assert.equal(token.body.scope, scope);
 
@@ -183,7 +183,7 @@ describe('bin/latchkey.mjs', () => {
     const created = JSON.parse(result.stdout);
     rememberSecret(created.client_secret);
     const meta = await discover(server);
-    const token = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, { authorization: basicAuth(created.client_id, created.client_secret) });
+    const token = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, authAs(created));
     assert.equal(token.status, 200, token.text);
 
     const bad = await runBin(['client', 'create', '--scopes', scope, '--json'], env);

@@ -3,7 +3,7 @@ import { Agent, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { cli, cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { accessToken, basicAuth, clientAssertion, clientKeyPair, JWT_BEARER, postAnnouncingBody, postForm } from '../helpers/oauth.ts';
+import { accessToken, authAs, basicAuth, clientAssertion, clientKeyPair, introspectAs, JWT_BEARER, postAnnouncingBody, postForm } from '../helpers/oauth.ts';
 import { discover, rememberSecret, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
 
 const API = 'https://api.example.test';
@@ -22,8 +22,7 @@ async function newKey(argv: string[] = []): Promise<{ id: string; key: string; e
   return key;
 }
 
-const introspectAs = (caller: CreatedClient, token: string, extra: Record<string, string> = {}) =>
-  postForm(meta.introspection_endpoint, { token, ...extra }, { authorization: basicAuth(caller.client_id, caller.client_secret!) });
+const introspect = (caller: CreatedClient, token: string, extra: Record<string, string> = {}) => introspectAs(meta.introspection_endpoint, caller, token, extra);
 
 const tokenFor = (client: CreatedClient) => accessToken(meta.token_endpoint, client);
 
@@ -40,7 +39,7 @@ after(() => server.close());
 describe('introspection of API keys', () => {
   it('answers active with the RFC 7662 fields and token_type api_key', async () => {
     const key = await newKey(['--expires-in', '30d', '--owner', 'dev@example.test']);
-    const answer = await introspectAs(resourceServer, key.key);
+    const answer = await introspect(resourceServer, key.key);
     assert.equal(answer.status, 200);
     assert.equal(answer.headers.get('cache-control'), 'no-store');
     const account = await server.deps.prisma.account.findUniqueOrThrow({ where: { email: 'dev@example.test' } });
@@ -77,7 +76,7 @@ describe('introspection of API keys', () => {
     assert.ok(parseApiKey(cases['wrong secret']!), 'the wrong-secret key is well-formed');
     const bodies = new Set<string>();
     for (const [name, token] of Object.entries(cases)) {
-      const answer = await introspectAs(resourceServer, token);
+      const answer = await introspect(resourceServer, token);
       assert.equal(answer.status, 200, name);
       assert.equal(answer.text, '{"active":false}', name);
       assert.equal(answer.headers.get('cache-control'), 'no-store', name);
@@ -85,14 +84,14 @@ describe('introspection of API keys', () => {
     }
     assert.equal(bodies.size, 1, 'every inactive answer looks the same');
     // The live key still works: a failed check never harms it.
-    assert.equal((await introspectAs(resourceServer, live.key)).body.active, true);
+    assert.equal((await introspect(resourceServer, live.key)).body.active, true);
   });
 
   it('answers the same from a warm cache as from the database, and still audits failures', async () => {
     const key = await newKey(['--expires-in', '30d']);
-    const cold = await introspectAs(resourceServer, key.key);
+    const cold = await introspect(resourceServer, key.key);
     assert.ok(server.deps.cache.peek(`key:${key.id}`), 'the first answer warmed the cache');
-    const warm = await introspectAs(resourceServer, key.key);
+    const warm = await introspect(resourceServer, key.key);
     assert.equal(warm.text, cold.text);
     assert.deepEqual([...warm.headers.keys()].sort(), [...cold.headers.keys()].sort());
     // A wrong secret for a cached id is refused, and the failure audited like any other.
@@ -100,23 +99,23 @@ describe('introspection of API keys', () => {
     const { crc32 } = await import('node:zlib');
     const body = `lk_${key.id}_${'C'.repeat(43)}`;
     const forged = `${body}${base62(crc32(body), 6)}`;
-    assert.equal((await introspectAs(resourceServer, forged)).text, '{"active":false}');
+    assert.equal((await introspect(resourceServer, forged)).text, '{"active":false}');
     const audited = await server.deps.prisma.auditEvent.findFirst({ where: { type: 'api_key.check_failed', subjectId: key.id } });
     assert.deepEqual(audited?.data, { result: 'INVALID_SECRET' });
   });
 
   it('hides a key from a resource server of another audience', async () => {
     const key = await newKey();
-    assert.equal((await introspectAs(otherResourceServer, key.key)).text, '{"active":false}');
+    assert.equal((await introspect(otherResourceServer, key.key)).text, '{"active":false}');
   });
 
   it('expires a key by the clock alone, and audits the expiry once', async () => {
     const key = await newKey(['--expires-in', '60s']);
-    assert.equal((await introspectAs(resourceServer, key.key)).body.active, true);
+    assert.equal((await introspect(resourceServer, key.key)).body.active, true);
     const realNow = server.deps.now;
     server.deps.now = () => new Date(Date.now() + 61_000);
     try {
-      assert.equal((await introspectAs(resourceServer, key.key)).text, '{"active":false}');
+      assert.equal((await introspect(resourceServer, key.key)).text, '{"active":false}');
       const { recordExpirations } = await import('../../src/credentials/expiry-sweep.ts');
       assert.ok((await recordExpirations(server.deps)) >= 1);
       await recordExpirations(server.deps);
@@ -130,7 +129,7 @@ describe('introspection of API keys', () => {
   it('audits failed checks with the key id and never the secret', async () => {
     const key = await newKey();
     await cliJson(server, ['key', 'revoke', key.id]);
-    await introspectAs(resourceServer, key.key);
+    await introspect(resourceServer, key.key);
     const event = await server.deps.prisma.auditEvent.findFirst({ where: { type: 'api_key.check_failed', subjectId: key.id } });
     assert.ok(event);
     assert.deepEqual(event.data, { result: 'REVOKED' });
@@ -145,13 +144,13 @@ describe('rotation with overlap', () => {
     const rotated = await cliJson<{ id: string; key: string; previous_expires_at: string }>(server, ['key', 'rotate', key.id, '--grace', '60s']);
     rememberSecret(rotated.key);
     assert.notEqual(rotated.id, key.id);
-    assert.equal((await introspectAs(resourceServer, key.key)).body.active, true);
-    assert.equal((await introspectAs(resourceServer, rotated.key)).body.active, true);
+    assert.equal((await introspect(resourceServer, key.key)).body.active, true);
+    assert.equal((await introspect(resourceServer, rotated.key)).body.active, true);
     const realNow = server.deps.now;
     server.deps.now = () => new Date(Date.now() + 61_000);
     try {
-      assert.equal((await introspectAs(resourceServer, key.key)).text, '{"active":false}');
-      assert.equal((await introspectAs(resourceServer, rotated.key)).body.active, true);
+      assert.equal((await introspect(resourceServer, key.key)).text, '{"active":false}');
+      assert.equal((await introspect(resourceServer, rotated.key)).body.active, true);
     } finally {
       server.deps.now = realNow;
     }
@@ -191,7 +190,7 @@ describe('rotation with overlap', () => {
     const realNow = server.deps.now;
     server.deps.now = () => new Date(Date.now() + 61_000);
     try {
-      const answer = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, { authorization: basicAuth(client.client_id, client.client_secret!) });
+      const answer = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, authAs(client));
       assert.equal(answer.status, 401);
       assert.equal(answer.body.error, 'invalid_client');
       await tokenFor({ ...client, client_secret: next.client_secret });
@@ -205,7 +204,7 @@ describe('introspection of JWT access tokens', () => {
   it('answers active for a token meant for the caller, whatever the hint', async () => {
     const token = await tokenFor(app);
     for (const hint of [undefined, 'access_token', 'refresh_token', 'api_key', 'nonsense']) {
-      const answer = await introspectAs(resourceServer, token, hint ? { token_type_hint: hint } : {});
+      const answer = await introspect(resourceServer, token, hint ? { token_type_hint: hint } : {});
       assert.equal(answer.status, 200);
       assert.equal(answer.body.active, true, `hint ${hint}`);
       assert.equal(answer.body.token_type, 'Bearer');
@@ -220,14 +219,14 @@ describe('introspection of JWT access tokens', () => {
 
   it('is inactive for another audience, a tampered token, a foreign key and garbage', async () => {
     const token = await tokenFor(app);
-    assert.equal((await introspectAs(otherResourceServer, token)).text, '{"active":false}');
+    assert.equal((await introspect(otherResourceServer, token)).text, '{"active":false}');
     const [h, p, s] = token.split('.');
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
     const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, scope: 'admin' })).toString('base64url')}.${s}`;
     const noneAlg = `${Buffer.from('{"alg":"none","typ":"at+jwt"}').toString('base64url')}.${p}.`;
     const hostileKid = `${Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'at+jwt', kid: '../../etc/passwd', jku: 'https://evil.test/jwks' })).toString('base64url')}.${p}.${s}`;
     for (const bad of [forged, noneAlg, hostileKid, 'a.b.c', 'x'.repeat(5000)]) {
-      const answer = await introspectAs(resourceServer, bad);
+      const answer = await introspect(resourceServer, bad);
       assert.equal(answer.status, 200);
       assert.equal(answer.text, '{"active":false}');
     }
@@ -244,17 +243,17 @@ describe('audit of failed JWT checks', () => {
     const before = await lastSeq();
     const { jti } = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string };
     const [h, p] = token.split('.');
-    await introspectAs(resourceServer, `${h}.${p}.${'A'.repeat(86)}`);
-    await introspectAs(otherResourceServer, token);
+    await introspect(resourceServer, `${h}.${p}.${'A'.repeat(86)}`);
+    await introspect(otherResourceServer, token);
     const realNow = server.deps.now;
     server.deps.now = () => new Date(Date.now() + 601_000);
     try {
-      assert.equal((await introspectAs(resourceServer, token)).text, '{"active":false}');
+      assert.equal((await introspect(resourceServer, token)).text, '{"active":false}');
     } finally {
       server.deps.now = realNow;
     }
-    assert.equal((await postForm(meta.revocation_endpoint, { token }, { authorization: basicAuth(app.client_id, app.client_secret!) })).status, 200);
-    await introspectAs(resourceServer, token);
+    assert.equal((await postForm(meta.revocation_endpoint, { token }, authAs(app))).status, 200);
+    await introspect(resourceServer, token);
     assert.deepEqual(await failuresAfter(before), [
       { subject: jti, actor: resourceServer.client_id, data: { result: 'EXPIRED' } },
       { subject: jti, actor: resourceServer.client_id, data: { result: 'REVOKED' } },
@@ -301,7 +300,7 @@ describe('introspection endpoint security', () => {
   });
 
   it('refuses repeated parameters, two authentication methods and query-string secrets', async () => {
-    const auth = { authorization: basicAuth(resourceServer.client_id, resourceServer.client_secret!) };
+    const auth = authAs(resourceServer);
     const repeated = await postForm(meta.introspection_endpoint, 'token=a&token=b', auth);
     assert.equal(repeated.status, 400);
     assert.equal(repeated.body.error, 'invalid_request');
@@ -322,7 +321,7 @@ describe('introspection endpoint security', () => {
     const viaPost = await postForm(meta.introspection_endpoint, { token: key.key, client_id: postClient.client_id, client_secret: postClient.client_secret! });
     assert.equal(viaPost.body.active, true);
     // A client registered for client_secret_post may not use Basic.
-    const viaBasic = await introspectAs(postClient, key.key);
+    const viaBasic = await introspect(postClient, key.key);
     assert.equal(viaBasic.status, 401);
 
     const keys = await clientKeyPair();
@@ -340,9 +339,9 @@ describe('introspection endpoint security', () => {
   it('refuses a revoked client', async () => {
     const caller = await createClient(server, { scopes: [scope], audiences: [API] });
     const key = await newKey();
-    assert.equal((await introspectAs(caller, key.key)).body.active, true);
+    assert.equal((await introspect(caller, key.key)).body.active, true);
     await cliJson(server, ['client', 'revoke', caller.client_id]);
-    const answer = await introspectAs(caller, key.key);
+    const answer = await introspect(caller, key.key);
     assert.equal(answer.status, 401);
     assert.equal(answer.body.error, 'invalid_client');
   });

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { LISTENER_NAME } from '../../src/db/database.ts';
 import { cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { basicAuth, postForm } from '../helpers/oauth.ts';
+import { introspectAs } from '../helpers/oauth.ts';
 import { rememberSecret, startTestServer, type TestServer } from '../helpers/server.ts';
 
 const API = 'https://api.example.test';
@@ -14,8 +14,7 @@ let server: TestServer;
 let caller: CreatedClient;
 let scope: string;
 
-const introspect = (token: string) =>
-  postForm(`${server.url}/introspect`, { token }, { authorization: basicAuth(caller.client_id, caller.client_secret!) });
+const introspect = (token: string) => introspectAs(`${server.url}/introspect`, caller, token);
 
 /** Another node's revocation: the row change and its NOTIFY, committed elsewhere. */
 async function revokeElsewhere(keyId: string) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { testDatabase, type TestDatabase } from '../helpers/database.ts';
-import { basicAuth, postForm } from '../helpers/oauth.ts';
+import { authAs, postForm } from '../helpers/oauth.ts';
 import { runCli, spawnServer, type ServerProcess } from '../helpers/processes.ts';
 import { redisSkip, TEST_REDIS_URL } from '../helpers/redis.ts';
 
@@ -46,8 +46,8 @@ for (const transport of transports) {
       const rs = await cliJson(['client', 'create', '--name', 'rs', '--scopes', 'read', '--audience', API]);
       const app = await cliJson(['client', 'create', '--name', 'app', '--scopes', 'read', '--audience', API]);
       const key = await cliJson(['key', 'create', '--name', 'k', '--scopes', 'read', '--audience', API]);
-      const rsAuth = { authorization: basicAuth(rs.client_id, rs.client_secret) };
-      const appAuth = { authorization: basicAuth(app.client_id, app.client_secret) };
+      const rsAuth = authAs(rs);
+      const appAuth = authAs(app);
       const introspectOn = (node: ServerProcess, token: string) => postForm(`${node.url}/introspect`, { token }, rsAuth);
 
       const token = (await postForm(`${nodeA.url}/token`, { grant_type: 'client_credentials' }, appAuth)).body.access_token as string;

@@ -8,7 +8,7 @@ import { closeDeps, createLogger, openDeps } from '../../src/deps.ts';
 import { cliJson } from '../helpers/cli.ts';
 import { testDatabase } from '../helpers/database.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { basicAuth, postForm } from '../helpers/oauth.ts';
+import { introspectAs } from '../helpers/oauth.ts';
 import { redisSkip, TEST_REDIS_URL, withRedis } from '../helpers/redis.ts';
 import { freePort, rememberSecret, startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -21,8 +21,7 @@ let server: TestServer;
 let caller: CreatedClient;
 let scope: string;
 
-const introspect = (token: string) =>
-  postForm(`${server.url}/introspect`, { token }, { authorization: basicAuth(caller.client_id, caller.client_secret!) });
+const introspect = (token: string) => introspectAs(`${server.url}/introspect`, caller, token);
 
 async function newKey() {
   const key = await cliJson<{ id: string; key: string }>(server, ['key', 'create', '--name', 'k', '--scopes', scope, '--audience', API]);
@@ -34,6 +33,14 @@ async function newKey() {
 async function revokeElsewhere(keyId: string) {
   await server.deps.prisma.apiKey.update({ where: { id: keyId }, data: { revokedAt: new Date() } });
   await withRedis((redis) => redis.publish(`latchkey_invalidate:${server.deps.keyring.deploymentId}`, `key:${keyId}`));
+}
+
+/** A new key, introspected once so that this node has it cached. */
+async function cachedActiveKey(when: string) {
+  const key = await newKey();
+  assert.equal((await introspect(key.key)).body.active, true);
+  assert.ok(server.deps.cache.peek(`key:${key.id}`), `cached ${when}`);
+  return key;
 }
 
 async function expectInactiveWithin(ms: number, token: string, message: string) {
@@ -103,17 +110,13 @@ describe('cache invalidation over Redis pub/sub (REDIS_URL)', { skip }, () => {
   });
 
   it('caches lookups, and drops one when another node announces a change', async () => {
-    const key = await newKey();
-    assert.equal((await introspect(key.key)).body.active, true);
-    assert.ok(server.deps.cache.peek(`key:${key.id}`), 'cached while subscribed');
+    const key = await cachedActiveKey('while subscribed');
     await revokeElsewhere(key.id);
     await expectInactiveWithin(1_000, key.key, 'still active 1 s after another node revoked the key');
   });
 
   it('survives losing Redis: nothing stale while it is gone, caching resumes after', async () => {
-    const key = await newKey();
-    assert.equal((await introspect(key.key)).body.active, true);
-    assert.ok(server.deps.cache.peek(`key:${key.id}`), 'cached before Redis is lost');
+    const key = await cachedActiveKey('before Redis is lost');
     redis.cut();
     try {
       // Announced while this node cannot hear it, and cannot reconnect either.
@@ -138,9 +141,7 @@ describe('cache invalidation over Redis pub/sub (REDIS_URL)', { skip }, () => {
   });
 
   it('notices a connection that went silent (half-open) within a second or so, and stops trusting its cache', async () => {
-    const key = await newKey();
-    assert.equal((await introspect(key.key)).body.active, true);
-    assert.ok(server.deps.cache.peek(`key:${key.id}`), 'cached before the partition');
+    const key = await cachedActiveKey('before the partition');
     redis.freeze();
     try {
       await revokeElsewhere(key.id);

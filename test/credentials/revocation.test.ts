@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { cli, cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { accessToken, basicAuth, postForm } from '../helpers/oauth.ts';
+import { accessToken, authAs, introspectAs, postForm } from '../helpers/oauth.ts';
 import { discover, rememberSecret, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
 
 const API = 'https://api.example.test';
@@ -12,9 +12,8 @@ let meta: Discovery;
 let scope: string;
 let resourceServer: CreatedClient;
 
-const as = (client: CreatedClient) => ({ authorization: basicAuth(client.client_id, client.client_secret!) });
-const introspect = (token: string) => postForm(meta.introspection_endpoint, { token }, as(resourceServer));
-const revoke = (client: CreatedClient, token: string, extra: Record<string, string> = {}) => postForm(meta.revocation_endpoint, { token, ...extra }, as(client));
+const introspect = (token: string) => introspectAs(meta.introspection_endpoint, resourceServer, token);
+const revoke = (client: CreatedClient, token: string, extra: Record<string, string> = {}) => postForm(meta.revocation_endpoint, { token, ...extra }, authAs(client));
 
 const tokenFor = (client: CreatedClient) => accessToken(meta.token_endpoint, client);
 
@@ -75,7 +74,7 @@ describe('revocation (RFC 7009)', () => {
     const token = await tokenFor(app);
     await cliJson(server, ['client', 'revoke', app.client_id]);
     assert.equal((await introspect(token)).text, '{"active":false}');
-    const answer = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, as(app));
+    const answer = await postForm(meta.token_endpoint, { grant_type: 'client_credentials' }, authAs(app));
     assert.equal(answer.status, 401);
     assert.equal(answer.body.error, 'invalid_client');
     const rotate = await cli(server, ['client', 'rotate-secret', app.client_id, '--json']);

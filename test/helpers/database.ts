@@ -24,7 +24,7 @@ export async function testDatabase(): Promise<TestDatabase> {
     return { url: undefined, dataDir, kind: 'pglite', drop: () => rm(dataDir, { recursive: true, force: true }) };
   }
   const name = `latchkey_test_${randomBytes(6).toString('hex')}`;
-  await withAdmin(base, (client) => client.query(`CREATE DATABASE "${name}"`));
+  await withPg(base, (client) => client.query(`CREATE DATABASE "${name}"`));
   const url = new URL(base);
   url.pathname = `/${name}`;
   let dropped: Promise<void> | undefined;
@@ -34,7 +34,7 @@ export async function testDatabase(): Promise<TestDatabase> {
     kind: 'postgres',
     drop: () =>
       (dropped ??= (async () => {
-        await withAdmin(base, async (client) => {
+        await withPg(base, async (client) => {
           await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
           await client.query(`DROP DATABASE IF EXISTS "${name}"`);
         });
@@ -43,7 +43,8 @@ export async function testDatabase(): Promise<TestDatabase> {
   };
 }
 
-async function withAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs fn on a fresh connection to `url` (the tests' and the benchmarks' way to administer Postgres). */
+export async function withPg<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {

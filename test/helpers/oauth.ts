@@ -53,9 +53,16 @@ export function basicAuth(clientId: string, secret: string): string {
   return value;
 }
 
+/** The Authorization header of a secret-based client. */
+export const authAs = (client: { client_id: string; client_secret?: string }) => ({ authorization: basicAuth(client.client_id, client.client_secret!) });
+
+/** POST /introspect as `caller` (RFC 7662), with any extra parameters. */
+export const introspectAs = (endpoint: string, caller: { client_id: string; client_secret?: string }, token: string, extra: Record<string, string> = {}) =>
+  postForm(endpoint, { token, ...extra }, authAs(caller));
+
 /** A client_credentials token for a secret-based client; fails the test unless it is issued. */
 export async function accessToken(tokenEndpoint: string, client: { client_id: string; client_secret?: string }, params: Record<string, string> = {}): Promise<string> {
-  const answer = await postForm(tokenEndpoint, { grant_type: 'client_credentials', ...params }, { authorization: basicAuth(client.client_id, client.client_secret!) });
+  const answer = await postForm(tokenEndpoint, { grant_type: 'client_credentials', ...params }, authAs(client));
   if (answer.status !== 200 || typeof answer.body.access_token !== 'string') throw new Error(`no token issued: ${answer.status} ${answer.text}`);
   return answer.body.access_token;
 }

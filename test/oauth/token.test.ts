@@ -4,7 +4,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload }
 import { cli, cliJson } from '../helpers/cli.ts';
 import { testDatabase } from '../helpers/database.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { basicAuth, clientAssertion, clientKeyPair, JWT_BEARER, postAnnouncingBody, postForm, type HttpResult } from '../helpers/oauth.ts';
+import { authAs, basicAuth, clientAssertion, clientKeyPair, JWT_BEARER, postAnnouncingBody, postForm, type HttpResult } from '../helpers/oauth.ts';
 import { allLogs, discover, mintedSecrets, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
 
 const CLIENT_CREDENTIALS = { grant_type: 'client_credentials' };
@@ -52,7 +52,7 @@ function assertRefused(result: HttpResult) {
 }
 
 async function tokenWithBasic(client: CreatedClient, params: Record<string, string> = {}) {
-  return postForm(meta.token_endpoint, { ...CLIENT_CREDENTIALS, ...params }, { authorization: basicAuth(client.client_id, client.client_secret!) });
+  return postForm(meta.token_endpoint, { ...CLIENT_CREDENTIALS, ...params }, authAs(client));
 }
 
 /** Asserts a successful token answer and the RFC 9068 shape of its JWT; returns the claims. */
@@ -127,7 +127,7 @@ describe('token endpoint: client authentication methods', () => {
     // An empty Authorization header does not make a body secret count as Basic.
     assertError(await postForm(meta.token_endpoint, { ...CLIENT_CREDENTIALS, client_id: basic.client_id, client_secret: basic.client_secret! }, { authorization: '' }), 401, 'invalid_client');
     const postClient = await createClient(server, { scopes: [read], authMethod: 'client_secret_post' });
-    assertError(await postForm(meta.token_endpoint, CLIENT_CREDENTIALS, { authorization: basicAuth(postClient.client_id, postClient.client_secret!) }), 401, 'invalid_client');
+    assertError(await postForm(meta.token_endpoint, CLIENT_CREDENTIALS, authAs(postClient)), 401, 'invalid_client');
 
     const keys = await clientKeyPair();
     const keyClient = await createClient(server, { scopes: [read], authMethod: 'private_key_jwt', jwks: keys.jwks });
@@ -240,7 +240,7 @@ describe('token endpoint: errors (RFC 6749 §5.2)', () => {
     assertError(await postForm(meta.token_endpoint, { ...CLIENT_CREDENTIALS, client_id: basic.client_id }), 401, 'invalid_client');
   });
 
-  const auth = () => ({ authorization: basicAuth(basic.client_id, basic.client_secret!) });
+  const auth = () => (authAs(basic));
   const cases: { name: string; body: () => string; headers?: () => Record<string, string>; url?: () => string; status: number; error: string }[] = [
     { name: 'missing grant_type', body: () => '', headers: auth, status: 400, error: 'invalid_request' },
     { name: 'grant_type=password', body: () => 'grant_type=password&username=u&password=p', headers: auth, status: 400, error: 'unsupported_grant_type' },
@@ -349,7 +349,7 @@ describe('token endpoint: restart on the same database', () => {
         const scope = await createScope(first);
         client = await createClient(first, { scopes: [scope] });
         const firstMeta = await discover(first);
-        const result = await postForm(firstMeta.token_endpoint, CLIENT_CREDENTIALS, { authorization: basicAuth(client.client_id, client.client_secret!) });
+        const result = await postForm(firstMeta.token_endpoint, CLIENT_CREDENTIALS, authAs(client));
         assert.equal(result.status, 200, result.text);
         token = result.body.access_token;
         kids = ((await (await fetch(firstMeta.jwks_uri)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
@@ -365,7 +365,7 @@ describe('token endpoint: restart on the same database', () => {
         const { payload } = await jwtVerify(token, createRemoteJWKSet(new URL(secondMeta.jwks_uri)), { issuer: second.issuer, typ: 'at+jwt' });
         assert.equal(payload.client_id, client.client_id);
 
-        const again = await postForm(secondMeta.token_endpoint, CLIENT_CREDENTIALS, { authorization: basicAuth(client.client_id, client.client_secret!) });
+        const again = await postForm(secondMeta.token_endpoint, CLIENT_CREDENTIALS, authAs(client));
         assert.equal(again.status, 200, again.text);
         assert.equal(decodeProtectedHeader(again.body.access_token).kid, kids[0]);
         const verify = await cli(second, ['audit', 'verify', '--json']);
