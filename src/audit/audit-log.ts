@@ -16,7 +16,7 @@ export interface AuditEventInput {
 }
 
 /** The event for a change someone made: who (with request id and address), to what. */
-export function actorEvent(actor: Actor, type: string, subjectType: string, subjectId: string, data?: Record<string, unknown>): AuditEventInput {
+export function actorEvent(actor: Actor, type: string, subjectType: string, subjectId: string | null, data?: Record<string, unknown>): AuditEventInput {
   return { type, actorType: actor.type, actorId: actor.id, subjectType, subjectId, requestId: actor.requestId, ip: actor.ip, data };
 }
 

@@ -21,6 +21,9 @@ export interface CliIo {
   deps?: Deps;
 }
 
+// Sequence numbers are Postgres bigints.
+const MAX_SEQ = 2n ** 63n - 1n;
+
 const defaultIo = (): CliIo => ({
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
@@ -157,7 +160,7 @@ const COMMANDS: Record<string, Command> = {
       const date = since === undefined ? undefined : new Date(since);
       if (date && Number.isNaN(date.getTime())) throw new UsageError('--since must be an ISO date');
       const after = str(v, 'after-seq');
-      if (after !== undefined && !/^\d{1,19}$/.test(after)) throw new UsageError('--after-seq must be an event sequence number');
+      if (after !== undefined && !(/^\d{1,19}$/.test(after) && BigInt(after) <= MAX_SEQ)) throw new UsageError('--after-seq must be an event sequence number');
       return exportAuditEvents(deps.prisma, { since: date, afterSeq: after === undefined ? undefined : BigInt(after) });
     },
   },

@@ -45,12 +45,11 @@ export async function introspect(deps: Deps, verifier: TokenVerifier, caller: Cl
 }
 
 /**
- * The answer for an API key whose record is cached, without waiting for anything (the
- * endpoint's hot path); undefined when the full path must run: a cache miss, or a failed
- * check, which is audited.
+ * The answer for a token shaped like an API key (looksLikeApiKey) whose record is cached,
+ * without waiting for anything (the endpoint's hot path); undefined when the full path must
+ * run: a cache miss, or a failed check, which is audited.
  */
 export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string): Introspection | undefined {
-  if (!looksLikeApiKey(token)) return undefined;
   const verdict = verifyCachedApiKey(deps, token);
   if (verdict?.result === 'MALFORMED') return INACTIVE;
   return verdict?.result === 'VALID' ? apiKeyAnswer(deps, caller, verdict.key) : undefined;
@@ -121,8 +120,7 @@ async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: Client
  * its id, never the credential itself, and answers inactive.
  */
 async function checkFailed(deps: Deps, caller: ClientRecord, request: RequestInfo, kind: 'api_key' | 'access_token', id: string | null, result: string): Promise<Introspection> {
-  const { requestId, ip } = request;
-  await deps.audit.record({ type: `${kind}.check_failed`, actorType: 'client', actorId: caller.id, subjectType: kind, subjectId: id, requestId, ip, data: { result } });
+  await deps.audit.record(actorEvent({ type: 'client', id: caller.id, ...request }, `${kind}.check_failed`, kind, id, { result }));
   return INACTIVE;
 }
 

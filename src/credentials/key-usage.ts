@@ -1,5 +1,7 @@
 import type { Deps } from '../context.ts';
 
+const FLUSH_CHUNK = 10_000;
+
 /**
  * Records "last used" for API keys without a write per request: ids are collected and
  * written in one statement every few seconds (a crash loses at most that much of a
@@ -24,9 +26,13 @@ export class KeyUsage {
     if (this.#pending.size === 0) return;
     const ids = [...this.#pending];
     this.#pending.clear();
-    await this.deps.prisma.apiKey
-      .updateMany({ where: { id: { in: ids } }, data: { lastUsedAt: this.deps.now() } })
-      .catch((err) => this.deps.log.warn({ err }, 'could not record key usage'));
+    const now = this.deps.now();
+    // In chunks: one bind parameter per id, and Postgres takes at most 65,535 per statement.
+    for (let start = 0; start < ids.length; start += FLUSH_CHUNK) {
+      await this.deps.prisma.apiKey
+        .updateMany({ where: { id: { in: ids.slice(start, start + FLUSH_CHUNK) } }, data: { lastUsedAt: now } })
+        .catch((err) => this.deps.log.warn({ err }, 'could not record key usage'));
+    }
   }
 
   async stop(): Promise<void> {

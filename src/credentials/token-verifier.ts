@@ -26,6 +26,8 @@ export interface OpaqueToken {
   exp: number;
 }
 
+const OPAQUE_TOKEN = /^[\w-]{43}$/;
+
 export function createTokenVerifier(deps: Pick<Deps, 'config' | 'now'>, publicJwks: { keys: JWK[] }, provider: Provider): TokenVerifier {
   // Keys are chosen by kid among our own only; jku/x5u/embedded jwk headers are never consulted,
   // and each key's `alg` pins the algorithm a token may claim for it.
@@ -42,8 +44,9 @@ export function createTokenVerifier(deps: Pick<Deps, 'config' | 'now'>, publicJw
       }
     },
     async findOpaque(token) {
-      // Opaque token values are short: anything longer is not one of ours, and not worth a lookup.
-      if (token.length > 512) return null;
+      // oidc-provider's opaque values are 43-character nanoids: anything else is not one of
+      // ours, and not worth two database reads.
+      if (!OPAQUE_TOKEN.test(token)) return null;
       type Found = { kind: string; jti: string; clientId?: string; scope?: string; iat?: number; exp?: number; isExpired: boolean };
       const models = [provider.ClientCredentials, provider.AccessToken] as unknown as { find(value: string): Promise<Found | undefined> }[];
       for (const Model of models) {

@@ -28,7 +28,8 @@ export function readForm(req: IncomingMessage, done: (error: unknown, params?: M
 
 function checkFormRequest(req: IncomingMessage): void {
   if (req.url?.includes('?')) throw new InvalidRequest('parameters must be sent in the request body, not the query string');
-  const type = req.headers['content-type'] ?? '';
+  // Media types are case-insensitive (RFC 9110 §8.3.1).
+  const type = (req.headers['content-type'] ?? '').toLowerCase();
   if (!(type === FORM || (type.startsWith(FORM) && /^[\s;]/.test(type.slice(FORM.length))))) {
     throw new InvalidRequest(`the request body must be ${FORM}`);
   }

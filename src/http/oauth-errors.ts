@@ -17,7 +17,8 @@ export interface ErrorAnswer {
  */
 export function errorAnswer(thrown: unknown, authorization: string | undefined, log: Logger, requestId: string): ErrorAnswer {
   const error = toLatchkeyError(thrown);
-  if (error.status >= 500) log.error({ err: thrown, requestId }, 'request failed');
+  // Unexpected failures are logged here; a server_error raised on purpose was logged by its raiser.
+  if (error !== thrown) log.error({ err: thrown, requestId }, 'request failed');
   else if (error.detail) log.info({ code: error.code, detail: error.detail, requestId }, 'request rejected');
   const headers: Record<string, string> = { ...NO_STORE };
   if (error.code === 'invalid_client' && /^basic /i.test(authorization ?? '')) {
@@ -28,15 +29,20 @@ export function errorAnswer(thrown: unknown, authorization: string | undefined, 
   return { status: error.status, headers, body: { error: error.code, error_description: error.description } };
 }
 
+/** The same answer on a koa context. */
+export function respondWithError(ctx: Context, thrown: unknown, log: Logger): void {
+  const answer = errorAnswer(thrown, ctx.get('authorization'), log, ctx.state.requestId);
+  ctx.status = answer.status;
+  ctx.set(answer.headers);
+  ctx.body = answer.body;
+}
+
 export function oauthErrors(log: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
     } catch (thrown) {
-      const answer = errorAnswer(thrown, ctx.get('authorization'), log, ctx.state.requestId);
-      ctx.status = answer.status;
-      ctx.set(answer.headers);
-      ctx.body = answer.body;
+      respondWithError(ctx, thrown, log);
     }
   };
 }

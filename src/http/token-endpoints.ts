@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Deps, RequestInfo } from '../context.ts';
+import { looksLikeApiKey } from '../credentials/api-key-format.ts';
 import { introspect, introspectCachedApiKey, revokeToken, type Introspection } from '../credentials/introspection.ts';
 import { InvalidRequest, LatchkeyError } from '../lib/errors.ts';
 import { authenticateCachedClient, authenticateClient } from '../oauth/client-auth.ts';
@@ -36,11 +37,15 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
     return null;
   }
 
-  /** The hot path: undefined whenever the full path has to decide. */
+  /**
+   * The hot path: undefined whenever the full path has to decide. Only an API key can be
+   * answered here, so nothing else is authenticated twice.
+   */
   function answerFromCache(req: IncomingMessage, path: string, params: Map<string, string>): Introspection | undefined {
-    if (path !== INTROSPECTION_PATH) return undefined;
+    const token = params.get('token');
+    if (path !== INTROSPECTION_PATH || !token || !looksLikeApiKey(token)) return undefined;
     const caller = authenticateCachedClient(deps, req.socket, req.headers.authorization, params);
-    return caller && introspectCachedApiKey(deps, caller, requiredToken(params));
+    return caller && introspectCachedApiKey(deps, caller, token);
   }
 
   return (req: IncomingMessage, res: ServerResponse, path: string): void => {

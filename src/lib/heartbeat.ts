@@ -11,13 +11,17 @@ const TIMEOUT_MS = 500;
 export function heartbeat(ping: () => Promise<unknown>, alive: () => boolean, dead: () => void): () => void {
   const timer = setInterval(() => {
     if (!alive()) return;
-    let timeout: NodeJS.Timeout | undefined;
-    const late = new Promise((_, reject) => {
-      timeout = setTimeout(() => reject(new Error('heartbeat unanswered')), TIMEOUT_MS);
-    });
-    Promise.race([ping(), late])
-      .catch(() => dead())
-      .finally(() => clearTimeout(timeout));
+    let settled = false;
+    const settle = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timeout);
+      if (!ok) dead();
+    };
+    ping().then(() => settle(true), () => settle(false));
+    // After a stalled event loop the answer may be waiting, unread, when the timer fires:
+    // setImmediate runs after this turn's I/O has been read, so only real silence counts.
+    const timeout = setTimeout(() => setImmediate(() => settle(false)), TIMEOUT_MS).unref();
   }, INTERVAL_MS);
   timer.unref();
   return () => clearInterval(timer);

@@ -1,11 +1,10 @@
 import { decodeJwt } from 'jose';
-import type { Context, Middleware } from 'koa';
-import type { Logger } from 'pino';
+import type { Middleware } from 'koa';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Deps } from '../context.ts';
 import { AUTH_METHODS, clientSecretMatches, findClient } from '../credentials/clients.ts';
-import { errorAnswer } from '../http/oauth-errors.ts';
-import { InvalidRequest, PayloadTooLarge, type LatchkeyError } from '../lib/errors.ts';
+import { respondWithError } from '../http/oauth-errors.ts';
+import { InvalidRequest, LatchkeyError, PayloadTooLarge } from '../lib/errors.ts';
 import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
 import { publicPart, type PrivateJwk } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
@@ -129,13 +128,13 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
       // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
       ctx.set('Pragma', 'no-cache');
       // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
-      if (ctx.method === 'POST' && ctx.querystring) return refuse(ctx, deps.log, new InvalidRequest('parameters must be sent in the request body, not the query string'));
+      if (ctx.method === 'POST' && ctx.querystring) return respondWithError(ctx, new InvalidRequest('parameters must be sent in the request body, not the query string'), deps.log);
     }
     // oidc-provider refuses such a body too, but as a 400 and only after reading it (a chunked
     // body, which announces no length, still gets that 400).
     if ((ctx.request.length ?? 0) > MAX_PROVIDER_BODY) {
       ctx.set('Connection', 'close');
-      return refuse(ctx, deps.log, new PayloadTooLarge());
+      return respondWithError(ctx, new PayloadTooLarge(), deps.log);
     }
     await next();
   });
@@ -158,13 +157,6 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
 /** oidc-provider's own limit for request bodies (lib/shared/selective_body.js). */
 const MAX_PROVIDER_BODY = 56 * 1024;
 
-function refuse(ctx: Context, log: Logger, error: LatchkeyError): void {
-  const answer = errorAnswer(error, ctx.get('authorization'), log, ctx.state.requestId);
-  ctx.status = answer.status;
-  ctx.set(answer.headers);
-  ctx.body = answer.body;
-}
-
 /**
  * RFC 6749 §5.2 files "no client authentication included" under invalid_client (401);
  * oidc-provider answers invalid_request, recognisable only by its wording.
@@ -181,9 +173,7 @@ async function auditIssuedOrWithhold(deps: Deps, ctx: KoaContextWithOIDC): Promi
     await auditTokenIssued(deps, ctx);
   } catch (error) {
     deps.log.error({ err: error, requestId: ctx.state.requestId }, 'could not audit an issued token; withholding it');
-    ctx.status = 500;
-    ctx.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
-    ctx.body = { error: 'server_error', error_description: 'the token could not be issued' };
+    respondWithError(ctx, new LatchkeyError('server_error', 'the token could not be issued'), deps.log);
   }
 }
 

@@ -121,6 +121,7 @@ describe('cli errors', () => {
     { name: 'private key in --jwks', argv: () => ['client', 'create', '--name', 'x', '--scopes', scope, '--auth-method', 'private_key_jwt', '--jwks', '{"keys":[{"kty":"EC","d":"x"}]}'], pattern: /public keys only/ },
     { name: 'bad auth method', argv: () => ['client', 'create', '--name', 'x', '--scopes', scope, '--auth-method', 'none'], pattern: /authMethod/ },
     { name: 'duplicate scope', argv: () => ['scope', 'create', scope, '--description', 'again'], pattern: /already exists/ },
+    { name: '--after-seq beyond bigint', argv: () => ['audit', 'export', '--after-seq', '9999999999999999999'], code: 2, pattern: /--after-seq must be an event sequence number/ },
   ];
   for (const c of cases) {
     for (const json of [false, true]) {

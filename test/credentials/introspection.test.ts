@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { cli, cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
 import { accessToken, authAs, basicAuth, clientAssertion, clientKeyPair, introspectAs, JWT_BEARER, postAnnouncingBody, postForm } from '../helpers/oauth.ts';
-import { discover, rememberSecret, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
+import { discover, rememberSecret, startTestServer, untilCached, type Discovery, type TestServer } from '../helpers/server.ts';
 
 const API = 'https://api.example.test';
 const OTHER_API = 'https://other.example.test';
@@ -89,8 +89,7 @@ describe('introspection of API keys', () => {
 
   it('answers the same from a warm cache as from the database, and still audits failures', async () => {
     const key = await newKey(['--expires-in', '30d']);
-    const cold = await introspect(resourceServer, key.key);
-    assert.ok(server.deps.cache.peek(`key:${key.id}`), 'the first answer warmed the cache');
+    const cold = await untilCached(server, `key:${key.id}`, () => introspect(resourceServer, key.key), 'the answer warms the cache');
     const warm = await introspect(resourceServer, key.key);
     assert.equal(warm.text, cold.text);
     assert.deepEqual([...warm.headers.keys()].sort(), [...cold.headers.keys()].sort());
@@ -275,6 +274,10 @@ describe('introspection endpoint security', () => {
     });
     assert.equal(json.status, 400);
     assert.equal(((await json.json()) as { error: string }).error, 'invalid_request');
+    // Media types are case-insensitive (RFC 9110 §8.3.1).
+    const key = await newKey();
+    const shouted = await postForm(meta.introspection_endpoint, { token: key.key }, { ...authAs(resourceServer), 'content-type': 'Application/X-WWW-Form-Urlencoded; Charset=UTF-8' });
+    assert.equal(shouted.body.active, true, shouted.text);
   });
 
   it('refuses an oversize body with 413, before reading it, at both endpoints', async () => {

@@ -5,7 +5,7 @@ import { LISTENER_NAME } from '../../src/db/database.ts';
 import { cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
 import { introspectAs } from '../helpers/oauth.ts';
-import { rememberSecret, startTestServer, type TestServer } from '../helpers/server.ts';
+import { rememberSecret, startTestServer, untilCached, type TestServer } from '../helpers/server.ts';
 
 const API = 'https://api.example.test';
 const skip = process.env.DATABASE_URL ? false : 'needs DATABASE_URL (the embedded database has no connection to lose)';
@@ -52,8 +52,7 @@ describe('cache invalidation survives a lost listener connection', { skip }, () 
   it('a revocation made elsewhere after the listener was killed is still honoured within 1 s', async () => {
     const key = await cliJson<{ id: string; key: string }>(server, ['key', 'create', '--name', 'k', '--scopes', scope, '--audience', API]);
     rememberSecret(key.key);
-    assert.equal((await introspect(key.key)).body.active, true);
-    assert.ok(server.deps.cache.peek(`key:${key.id}`), 'cached before the connection is lost');
+    assert.equal((await untilCached(server, `key:${key.id}`, () => introspect(key.key), 'before the connection is lost')).body.active, true);
 
     assert.ok((await killListeners()) >= 1, 'a LISTEN connection was terminated');
     await revokeElsewhere(key.id);
@@ -65,9 +64,7 @@ describe('cache invalidation survives a lost listener connection', { skip }, () 
     // And the listener is back: a later change is heard again.
     const second = await cliJson<{ id: string; key: string }>(server, ['key', 'create', '--name', 'k2', '--scopes', scope, '--audience', API]);
     rememberSecret(second.key);
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    assert.equal((await introspect(second.key)).body.active, true);
-    assert.ok(server.deps.cache.peek(`key:${second.id}`), 'caching resumed after the reconnect');
+    assert.equal((await untilCached(server, `key:${second.id}`, () => introspect(second.key), 'caching resumes after the reconnect')).body.active, true);
     await revokeElsewhere(second.id);
     const again = Date.now();
     while ((await introspect(second.key)).body.active !== false) {

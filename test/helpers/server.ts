@@ -109,3 +109,18 @@ export async function discover(server: Pick<TestServer, 'url'>): Promise<Discove
   if (response.status !== 200) throw new Error(`discovery answered ${response.status}`);
   return (await response.json()) as Discovery;
 }
+
+/**
+ * Repeats `request` until the server holds `cacheKey` in its cache, and returns the last
+ * answer. A node caches nothing while its listener is down, and on a busy machine a heartbeat
+ * may just have taken it down: caching resumes within moments, and this waits for that.
+ */
+export async function untilCached<T>(server: Pick<TestServer, 'deps'>, cacheKey: string, request: () => Promise<T>, message: string): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const answer = await request();
+    if (server.deps.cache.peek(cacheKey)) return answer;
+    if (Date.now() - started > 10_000) throw new Error(`not cached within 10 s: ${message}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

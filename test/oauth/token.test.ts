@@ -113,6 +113,18 @@ describe('token endpoint: client authentication methods', () => {
     await assertToken(result, client.client_id, { scope: read, aud: server.issuer });
   });
 
+  test('withholds the token when its audit event cannot be committed', async () => {
+    const { audit } = server.deps;
+    const record = audit.record;
+    audit.record = () => Promise.reject(new Error('audit storage unavailable'));
+    try {
+      assertError(await tokenWithBasic(basic), 500, 'server_error');
+    } finally {
+      audit.record = record;
+    }
+    await assertToken(await tokenWithBasic(basic), basic.client_id, { scope: `${read} ${write}`, aud: server.issuer });
+  });
+
   test('refuses an oversize body with 413, before reading it', async () => {
     const answer = await postAnnouncingBody(meta.token_endpoint, 100_000);
     assert.equal(answer.status, 413);
