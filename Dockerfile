@@ -28,8 +28,8 @@ ENV NODE_ENV=production \
     PORT=8080 \
     LATCHKEY_DATA_DIR=/data
 COPY --from=build --chown=root:root /app /app
-# Runs as the image's unprivileged `node` user; /data (mail spool when SMTP_URL is unset, or the
-# embedded database when DATABASE_URL is unset) is the only place it writes.
+# Runs as the image's unprivileged `node` user; /data (the embedded database, when DATABASE_URL
+# is unset) is the only place it writes.
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

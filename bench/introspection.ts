@@ -4,6 +4,9 @@
 // Each scale has its own database and node; the baseline and the nodes are measured in
 // alternating rounds, and each ratio is the median of per-round ratios.
 import { pathToFileURL } from 'node:url';
+import { loadConfig } from '../src/config.ts';
+import { createApiKey } from '../src/credentials/api-keys.ts';
+import { closeDeps, createLogger, openDeps } from '../src/deps.ts';
 import {
   BENCH_SECRET,
   basic,
@@ -59,11 +62,6 @@ export interface IntrospectionResults {
 
 /** Creates the real keys with Latchkey's own code (digests must match), in this process. */
 async function createRealKeys(env: Record<string, string>, count: number): Promise<string[]> {
-  const { loadConfig } = await import('../src/config.ts');
-  // Service wiring lives in src/deps.ts (older trees had it in src/server.ts).
-  const wiring = (await import('../src/deps.ts').catch(() => import('../src/server.ts'))) as unknown as typeof import('../src/deps.ts');
-  const { closeDeps, createLogger, openDeps } = wiring;
-  const { createApiKey } = await import('../src/credentials/api-keys.ts');
   const deps = await openDeps(loadConfig(env), createLogger({ LOG_LEVEL: 'warn' }));
   try {
     const keys: string[] = [];
@@ -74,8 +72,7 @@ async function createRealKeys(env: Record<string, string>, count: number): Promi
     await deps.audit.idle();
     return keys;
   } finally {
-    // Older trees (A/B runs) had no closeDeps.
-    await (closeDeps ? closeDeps(deps) : deps.db.close());
+    await closeDeps(deps);
   }
 }
 

@@ -15,11 +15,11 @@ export const WARMUP_S = Number(process.env.BENCH_WARMUP ?? 2);
 export const DURATION_S = Number(process.env.BENCH_DURATION ?? 9);
 // Each target is measured this many times, alternating with its baseline (see measureRounds).
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-// Any 40-char value: the bench databases are throwaway.
 // The allocator setting `npm start` and the Docker image run Latchkey with: glibc's per-thread
 // arenas otherwise hold on to tens of MiB that a node never needs again.
 export const SERVER_MALLOC_ARENA_MAX = '2';
 
+// Any value of 32+ characters: the bench databases are throwaway.
 export const BENCH_SECRET = 'bench-secret-not-for-production-0123456789abcdef';
 
 export const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);

@@ -27,7 +27,7 @@ const schema = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   LATCHKEY_DATA_DIR: z.string().min(1).default('./.latchkey'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
-  /** Unset = mail is written to the log and to LATCHKEY_DATA_DIR/mail/. */
+  /** Accepted for the mail that sign-up and alerts will send; nothing sends mail yet. */
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
   /** Master secret (≥ 32 chars): peppers and encryption at rest. Generated into the data dir when unset, outside production. */
   LATCHKEY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),

@@ -36,9 +36,9 @@ for (const transport of transports) {
       nodeB = await spawnServer(db.url!, 'https://auth.example.test', transport.env);
     });
     after(async () => {
-      assert.equal(await nodeA?.stop(), 0, 'node A exits cleanly on SIGTERM');
-      assert.equal(await nodeB?.stop(), 0, 'node B exits cleanly on SIGTERM');
+      const codes = await Promise.all([nodeA?.stop(), nodeB?.stop()]);
       await db?.drop();
+      assert.deepEqual(codes, [0, 0], 'both nodes exit cleanly on SIGTERM');
     });
 
     it('API keys, client secrets and JWTs: revoked through node A, dead on node B', async () => {

@@ -132,13 +132,14 @@ describe('cache invalidation over Redis pub/sub (REDIS_URL)', { skip }, () => {
     await expectInactiveWithin(1_000, second.key, 'the resubscribed node missed a revocation');
   });
 
-  it('notices a connection that went silent (half-open) within a second or so, and stops trusting its cache', async () => {
+  it('notices a connection that went silent (half-open), and stops trusting its cache', async () => {
     const key = await cachedActiveKey('before the partition');
     redis.freeze();
     try {
       await revokeElsewhere(key.id);
       // Heard by nobody here: only the heartbeat can end the cached answer.
-      await expectInactiveWithin(1_500, key.key, 'still active 1.5 s into a silent partition');
+      // Noticed within ~1 s (a ping every 500 ms, 500 ms to answer); 2 s leaves room for a busy box.
+      await expectInactiveWithin(2_000, key.key, 'still active 2 s into a silent partition');
     } finally {
       redis.restore();
     }

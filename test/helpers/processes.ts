@@ -37,10 +37,15 @@ export async function spawnServer(databaseUrl: string, issuer?: string, env: Nod
     url,
     child,
     output: () => output,
+    // A node that does not stop within 15 s is killed (and reports no exit code).
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve(child.exitCode);
-        child.once('exit', (code) => resolve(code));
+        const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        child.once('exit', (code) => {
+          clearTimeout(kill);
+          resolve(code);
+        });
         child.kill('SIGTERM');
       }),
   };

@@ -11,7 +11,7 @@ export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6
  * Redis is a failure, not a skip: .ci/run starts one.
  */
 export async function redisSkip(): Promise<string | false> {
-  if (process.env.CI) return false;
+  if (process.env.CI === 'true') return false;
   const probe = new Redis(TEST_REDIS_URL, { lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => {});
   try {

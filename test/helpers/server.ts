@@ -20,6 +20,16 @@ export const rememberSecret = (secret: string | undefined): void => {
 };
 export const mintedSecrets = (): string[] => [...minted];
 
+/** Throws if `logs` hold any secret this process minted, whole or its random part. */
+export function assertNoSecretsIn(logs: string): void {
+  for (const secret of minted) {
+    if (logs.includes(secret)) throw new Error(`a log line contains ${secret.slice(0, 12)}…`);
+    // Nor in parts: the random half of a client secret or API key, or a JWT's signature.
+    const tail = secret.startsWith('lks_') ? secret.slice(4) : secret.startsWith('lk_') ? secret.slice(16) : secret.split('.').at(-1)!;
+    if (tail.length >= 20 && logs.includes(tail)) throw new Error('a log line contains part of a secret');
+  }
+}
+
 export interface TestServer {
   url: string;
   issuer: string;
@@ -91,6 +101,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       (closed ??= (async () => {
         await running.close();
         if (owned) await database.drop();
+        // Every test file, whatever it exercised: nothing it minted reached this server's log.
+        assertNoSecretsIn(lines.join(''));
       })()),
   };
 }
