@@ -1,5 +1,5 @@
 import { hash, timingSafeEqual } from 'node:crypto';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Deps, RequestInfo } from '../context.ts';
 import { cachedClient, clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
 import { InvalidClient, InvalidRequest } from '../lib/errors.ts';
@@ -149,23 +149,32 @@ async function verify(deps: Deps, client: ClientRecord, presented: Presented, au
     if (!keys) remoteKeySets.set(cacheKey, (keys = createRemoteJWKSet(new URL(client.jwksUri))));
   }
   if (!keys) return false;
+  const now = deps.now();
+  let payload: JWTPayload;
   try {
-    const { payload } = await jwtVerify(presented.assertion ?? '', keys, {
+    ({ payload } = await jwtVerify(presented.assertion ?? '', keys, {
       algorithms,
       issuer: client.id,
       subject: client.id,
       audience,
       requiredClaims: ['exp', 'jti'],
-    });
-    // A short-lived proof only: a far-future exp would keep it replayable elsewhere for long.
-    if (payload.exp! - Date.now() / 1000 > MAX_ASSERTION_LIFETIME_S) return false;
-    // One use per assertion (RFC 7523 §3), shared with the token endpoint: the same record
-    // oidc-provider keeps, inserted only once (the primary key refuses a replayed jti).
+      currentDate: now,
+    }));
+  } catch {
+    return false;
+  }
+  // A short-lived proof only: a far-future exp would keep it replayable elsewhere for long.
+  if (payload.exp! - now.getTime() / 1000 > MAX_ASSERTION_LIFETIME_S) return false;
+  // One use per assertion (RFC 7523 §3), shared with the token endpoint: the same record
+  // oidc-provider keeps, inserted only once (the primary key refuses a replayed jti). Any
+  // other database failure is a server error, not a failed authentication.
+  try {
     await deps.prisma.oidcPayload.create({
       data: { model: 'ReplayDetection', id: replayId(client.id, payload.jti!), payload: { iss: client.id }, expiresAt: new Date(payload.exp! * 1000) },
     });
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'P2002') return false;
+    throw error;
   }
 }

@@ -10,7 +10,7 @@ import { testDatabase } from '../helpers/database.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
 import { introspectAs } from '../helpers/oauth.ts';
 import { redisSkip, TEST_REDIS_URL, withRedis } from '../helpers/redis.ts';
-import { freePort, rememberSecret, startTestServer, untilCached, type TestServer } from '../helpers/server.ts';
+import { eventually, freePort, rememberSecret, startTestServer, untilCached, type TestServer } from '../helpers/server.ts';
 
 const API = 'https://api.example.test';
 const skip = await redisSkip();
@@ -42,13 +42,7 @@ async function cachedActiveKey(when: string) {
   return key;
 }
 
-async function expectInactiveWithin(ms: number, token: string, message: string) {
-  const started = Date.now();
-  while ((await introspect(token)).body.active !== false) {
-    assert.ok(Date.now() - started < ms, message);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const expectInactiveWithin = (ms: number, token: string, message: string) => eventually(() => introspect(token), (answer) => answer.body.active === false, ms, message);
 
 /**
  * A TCP proxy in front of the test Redis that can cut every connection and refuse new ones,

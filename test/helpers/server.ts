@@ -123,16 +123,23 @@ export async function discover(server: Pick<TestServer, 'url'>): Promise<Discove
 }
 
 /**
+ * Repeats `request` until `done(answer)`, and returns that answer; fails with `message` once
+ * `withinMs` have passed. The one polling loop of the tests (propagation, cache, listeners).
+ */
+export async function eventually<T>(request: () => Promise<T>, done: (answer: T) => boolean, withinMs: number, message: string): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const answer = await request();
+    if (done(answer)) return answer;
+    if (Date.now() - started >= withinMs) throw new Error(`${message} (after ${withinMs} ms)`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/**
  * Repeats `request` until the server holds `cacheKey` in its cache, and returns the last
  * answer. A node caches nothing while its listener is down, and on a busy machine a heartbeat
  * may just have taken it down: caching resumes within moments, and this waits for that.
  */
-export async function untilCached<T>(server: Pick<TestServer, 'deps'>, cacheKey: string, request: () => Promise<T>, message: string): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const answer = await request();
-    if (server.deps.cache.peek(cacheKey)) return answer;
-    if (Date.now() - started > 10_000) throw new Error(`not cached within 10 s: ${message}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+export const untilCached = <T>(server: Pick<TestServer, 'deps'>, cacheKey: string, request: () => Promise<T>, message: string): Promise<T> =>
+  eventually(request, () => server.deps.cache.peek(cacheKey) !== undefined, 10_000, `not cached: ${message}`);
