@@ -27,8 +27,10 @@ const schema = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   LATCHKEY_DATA_DIR: z.string().min(1).default('./.latchkey'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
-  /** Accepted for the mail that sign-up and alerts will send; nothing sends mail yet. */
+  /** Mail relay, `smtp://` or `smtps://` with credentials in the URL; unset = each message written as an .eml file to LATCHKEY_DATA_DIR/mail/. */
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
+  /** From header of every message Latchkey sends (an RFC 5322 address, at most 320 characters). */
+  LATCHKEY_MAIL_FROM: z.string().trim().min(1).max(320).regex(/^[^\r\n]*$/, 'must be one line').default('Latchkey <latchkey@localhost>'),
   /** Master secret (≥ 32 chars): peppers and encryption at rest. Generated into the data dir when unset, outside production. */
   LATCHKEY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   LATCHKEY_ADMIN_EMAIL: z.email().default('admin@localhost.localdomain'),
