@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the compiled dist/ when it is at least as new as every file in src/ (npm run build,
+// Runs the compiled dist/ when it is at least as new as every file in src/ and views/ (npm run build,
 // also run by postinstall); otherwise runs src/ through tsx, so an edit is never shadowed
 // by a stale build.
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -16,9 +16,9 @@ function newest(dir) {
   return latest;
 }
 
-const compiled = `${root}dist/cli/main.js`;
+const compiled = `${root}dist/src/cli/main.js`;
 let main;
-if (existsSync(compiled) && newest(`${root}dist`) >= newest(`${root}src`)) {
+if (existsSync(compiled) && newest(`${root}dist`) >= Math.max(newest(`${root}src`), newest(`${root}views`))) {
   ({ main } = await import(compiled));
 } else {
   const { register } = await import('tsx/esm/api');

@@ -6,23 +6,14 @@ import type { Metrics } from './http/metrics.ts';
 import { oauthErrors } from './http/oauth-errors.ts';
 import { TOKEN_ENDPOINT_PATHS, tokenEndpoints } from './http/token-endpoints.ts';
 import type { OAuthProvider } from './oauth/provider.ts';
+import { assetRoutes } from './web/assets.ts';
+import { pageSurface } from './web/pages.ts';
+import { PORTAL_ROUTES } from './web/portal/index.ts';
 
-// Paths served by Latchkey's own koa app; everything else belongs to oidc-provider.
-const OWN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+const routes = (router: Router): Middleware[] => [router.routes() as Middleware, router.allowedMethods() as Middleware];
 
-/**
- * One listener in front of three handlers, chosen by path before any of them runs:
- * introspection and revocation (hot, served from node:http directly), Latchkey's own koa app,
- * and oidc-provider (itself a koa app), so that no request crosses two koa stacks.
- */
-export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics, common: Middleware): RequestListener {
-  const app = new Koa();
-  app.proxy = deps.config.LATCHKEY_TRUST_PROXY;
-  // Behind one trusted proxy, the client is the address it appended (the rightmost).
-  app.maxIpsCount = 1;
-  app.silent = true;
-  app.use(common);
-
+/** Operations: liveness, readiness and metrics, for orchestrators and Prometheus. */
+function operationsRouter(deps: Deps, metrics: Metrics): Router {
   const router = new Router();
   router.use(oauthErrors(deps.log));
   router.get('/healthz', (ctx) => {
@@ -42,17 +33,50 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics, co
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();
   });
-  app.use(router.routes());
-  app.use(router.allowedMethods());
+  return router;
+}
+
+/**
+ * The composition root of HTTP: every surface is mounted here by path prefix, grouped by how
+ * its callers authenticate.
+ *   - `/introspect`, `/revoke`: resource servers (client authentication), served straight
+ *     from node:http — the one exception to koa, because every API call of every resource
+ *     server lands there (http/token-endpoints.ts);
+ *   - `/portal` (people, session cookie) and `/assets` (anonymous): Latchkey's koa app;
+ *   - `/healthz`, `/readyz`, `/metrics`: operations, in the same koa app;
+ *   - everything else: oidc-provider (OAuth clients), itself a koa app, so that no request
+ *     crosses two koa stacks.
+ */
+export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics, common: Middleware): RequestListener {
+  const app = new Koa();
+  app.proxy = deps.config.LATCHKEY_TRUST_PROXY;
+  // Behind one trusted proxy, the client is the address it appended (the rightmost).
+  app.maxIpsCount = 1;
+  app.silent = true;
+  app.use(common);
+
+  const surfaces: { prefixes: string[]; handle: Middleware[] }[] = [
+    { prefixes: ['/portal'], handle: [pageSurface(deps, '/portal', PORTAL_ROUTES)] },
+    { prefixes: ['/assets'], handle: routes(assetRoutes()) },
+    { prefixes: ['/healthz', '/readyz', '/metrics'], handle: routes(operationsRouter(deps, metrics)) },
+  ];
+  const ownPrefixes = surfaces.flatMap((surface) => surface.prefixes);
+  for (const middleware of surfaces.flatMap((surface) => surface.handle)) app.use(middleware);
+  // The front door leads to the portal.
+  app.use(async (ctx, next) => {
+    if (ctx.path !== '/') return next();
+    ctx.redirect('/portal');
+  });
 
   const own = app.callback();
   const tokens = tokenEndpoints(deps, oauth, metrics);
   const protocol = oauth.provider.callback();
+  const owns = (path: string) => path === '/' || ownPrefixes.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query < 0 ? url : url.slice(0, query);
     if (TOKEN_ENDPOINT_PATHS.has(path)) void tokens(req, res, path);
-    else void (OWN_PATHS.has(path) ? own : protocol)(req, res);
+    else void (owns(path) ? own : protocol)(req, res);
   };
 }

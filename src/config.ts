@@ -40,6 +40,15 @@ const schema = z.object({
   LATCHKEY_DEFAULT_AUDIENCE: url.optional(),
   /** Trust X-Forwarded-* (only behind a proxy that sets them). */
   LATCHKEY_TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** Who may sign up in the portal: `open`, `invite` (by a team invitation only) or `domain:example.com`. */
+  LATCHKEY_SIGNUP: z
+    .string()
+    .default('open')
+    .refine((v) => v === 'open' || v === 'invite' || /^domain:[a-z0-9.-]+\.[a-z]{2,}$/i.test(v), 'must be open, invite or domain:example.com'),
+  /** A portal session ends after this long without a request (ASVS 7.3.1)… */
+  LATCHKEY_SESSION_IDLE: duration('30m'),
+  /** …and after this long in any case (ASVS 7.3.2). */
+  LATCHKEY_SESSION_MAX: duration('12h'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -5,6 +5,7 @@ import type { KeyUsage } from './credentials/key-usage.ts';
 import type { Database, Prisma } from './db/database.ts';
 import type { CredentialCache } from './lib/invalidation.ts';
 import type { Keyring } from './lib/keyring.ts';
+import type { Mailer } from './mail/mailer.ts';
 
 /** Everything a service needs, passed in explicitly: nothing is created at module load. */
 export interface Deps {
@@ -15,6 +16,8 @@ export interface Deps {
   audit: AuditWriter;
   cache: CredentialCache;
   usage: KeyUsage;
+  /** Send only after the commit of what a message announces. */
+  mailer: Mailer;
   log: Logger;
   /** Injected so that expiry and rotation are testable without sleeping. */
   now: () => Date;

@@ -9,6 +9,7 @@ import { errorForLog } from './lib/errors.ts';
 import { CredentialCache } from './lib/invalidation.ts';
 import { postgresBus, redisBus } from './lib/invalidation-bus.ts';
 import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
+import { createMailer } from './mail/mailer.ts';
 
 export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, destination?: DestinationStream): Logger {
   return pino(
@@ -45,6 +46,7 @@ export async function openDeps(config: Config, log: Logger): Promise<Deps> {
     audit: new AuditWriter(db),
     cache: new CredentialCache(config.REDIS_URL ? redisBus(config.REDIS_URL, keyring.deploymentId, log) : postgresBus(db)),
     log,
+    mailer: createMailer({ config, log }),
     now: () => new Date(),
   } as Omit<Deps, 'usage'> as Deps;
   deps.usage = new KeyUsage(deps);
@@ -53,6 +55,7 @@ export async function openDeps(config: Config, log: Logger): Promise<Deps> {
 
 /** Closes what openDeps opened (after the server or the CLI is done with it). */
 export async function closeDeps(deps: Deps): Promise<void> {
+  await deps.mailer.close();
   await deps.cache.stop();
   await deps.db.close();
 }

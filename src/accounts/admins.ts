@@ -4,6 +4,7 @@ import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps } from '../context.ts';
 import { Conflict } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
+import { createAccount } from './accounts.ts';
 
 // OWASP password storage cheat sheet: argon2id, 19 MiB, t=2, p=1 is the floor; we go above it.
 export const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 3, parallelism: 1 } as const;
@@ -16,24 +17,25 @@ export const createAdminInput = z.object({
 });
 
 /** Creates an admin; without a password one is generated and returned (shown once, never logged). */
-export async function createAdmin(deps: Pick<Deps, 'prisma'>, input: z.input<typeof createAdminInput>, actor: Actor) {
+export async function createAdmin(deps: Pick<Deps, 'prisma' | 'now'>, input: z.input<typeof createAdminInput>, actor: Actor) {
   const { email, password: given } = createAdminInput.parse(input);
   const password = given ?? randomBase62(24);
   const passwordHash = await hashPassword(password);
+  const now = deps.now();
   const account = await deps.prisma.$transaction(async (tx) => {
     const existing = await tx.account.findUnique({ where: { email } });
     if (existing?.role === 'admin') throw new Conflict(`an admin with email ${email} already exists`);
     const saved = existing
-      ? await tx.account.update({ where: { email }, data: { role: 'admin', passwordHash } })
-      : await tx.account.create({ data: { email, role: 'admin', passwordHash, emailVerifiedAt: new Date() } });
-    await appendAuditEvents(tx, [actorEvent(actor, 'account.admin_created', 'account', saved.id, { email })]);
+      ? await tx.account.update({ where: { email }, data: { role: 'admin', passwordHash, passwordChangedAt: now } })
+      : (await createAccount(tx, { email, passwordHash, role: 'admin', emailVerifiedAt: now, now })).account;
+    await appendAuditEvents(tx, [actorEvent(actor, 'account.admin_created', 'account', saved.id, { email })], now);
     return saved;
   });
   return { id: account.id, email, ...(given ? {} : { password }) };
 }
 
 /** First start: make sure someone can sign in to the admin screens. */
-export async function ensureFirstAdmin(deps: Pick<Deps, 'prisma' | 'config'>) {
+export async function ensureFirstAdmin(deps: Pick<Deps, 'prisma' | 'config' | 'now'>) {
   if (await deps.prisma.account.count({ where: { role: 'admin' } })) return null;
   return createAdmin(deps, { email: deps.config.LATCHKEY_ADMIN_EMAIL }, { type: 'system' }).catch((error) => {
     // Another node created it first.

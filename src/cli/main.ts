@@ -80,7 +80,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'client create': {
-    usage: 'client create --name N --scopes "a b" [--audience URL]... [--owner EMAIL] [--auth-method M] [--jwks JSON | --jwks-uri URL]',
+    usage: 'client create --name N --scopes "a b" [--audience URL]... [--owner EMAIL|TEAM_ID] [--auth-method M] [--jwks JSON | --jwks-uri URL]',
     options: {
       name: { type: 'string' },
       scopes: { type: 'string' },
@@ -97,7 +97,7 @@ const COMMANDS: Record<string, Command> = {
           name: required(v, 'name'),
           scopes: words(required(v, 'scopes')),
           audiences: (v.audience as string[] | undefined) ?? [],
-          ownerEmail: str(v, 'owner'),
+          owner: str(v, 'owner'),
           authMethod: (str(v, 'auth-method') ?? 'client_secret_basic') as never,
           jwks: v.jwks === undefined ? undefined : json(str(v, 'jwks')!, 'jwks'),
           jwksUri: str(v, 'jwks-uri'),
@@ -117,7 +117,7 @@ const COMMANDS: Record<string, Command> = {
     run: (deps, _v, [id], actor) => revokeClient(deps, id!, actor),
   },
   'key create': {
-    usage: 'key create --name N --scopes "a b" [--audience URL]... [--owner EMAIL] [--expires-in 30d]',
+    usage: 'key create --name N --scopes "a b" [--audience URL]... [--owner EMAIL|TEAM_ID] [--expires-in 30d]',
     options: { name: { type: 'string' }, scopes: { type: 'string' }, audience: { type: 'string', multiple: true }, owner: { type: 'string' }, 'expires-in': { type: 'string' } },
     run: (deps, v, _p, actor) =>
       createApiKey(
@@ -126,7 +126,7 @@ const COMMANDS: Record<string, Command> = {
           name: required(v, 'name'),
           scopes: words(required(v, 'scopes')),
           audiences: (v.audience as string[] | undefined) ?? [],
-          ownerEmail: str(v, 'owner'),
+          owner: str(v, 'owner'),
           expiresInMs: v['expires-in'] === undefined ? undefined : duration(v, 'expires-in', '30d'),
         },
         actor,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { resolveOwner } from '../accounts/owners.ts';
+import { resolveOwnerTeam } from '../accounts/owners.ts';
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, Deps } from '../context.ts';
 import type { ApiKey, Tx } from '../db/database.ts';
@@ -12,7 +12,10 @@ export const createApiKeyInput = z.object({
   name: z.string().trim().min(1).max(200),
   scopes: z.array(scopeName).min(1),
   audiences: z.array(z.url({ protocol: /^https?$/ })).default([]),
-  ownerEmail: z.email().optional(),
+  /** An operator names the owner (CLI): a team id or a person's email. */
+  owner: z.string().trim().min(1).max(320).optional(),
+  /** A page already knows the team. */
+  teamId: z.uuid().optional(),
   expiresInMs: z.number().int().positive().optional(),
 });
 
@@ -43,11 +46,11 @@ export async function createApiKey(deps: Deps, input: z.input<typeof createApiKe
   const expiresAt = parsed.expiresInMs ? new Date(now.getTime() + parsed.expiresInMs) : null;
   const issued = newApiKey();
   await changeCredentials(deps, async (tx, invalidate) => {
-    const ownerId = parsed.ownerEmail ? await resolveOwner(tx, parsed.ownerEmail) : null;
+    const teamId = parsed.teamId ?? (parsed.owner ? await resolveOwnerTeam(tx, parsed.owner) : null);
     await tx.apiKey.create({
-      data: { id: issued.id, name: parsed.name, ownerId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
+      data: { id: issued.id, name: parsed.name, teamId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
     });
-    await appendAuditEvents(tx, [actorEvent(actor, 'api_key.created', 'api_key', issued.id, { name: parsed.name, scopes, audiences, ownerId, expiresAt: expiresAt?.toISOString() ?? null })], now);
+    await appendAuditEvents(tx, [actorEvent(actor, 'api_key.created', 'api_key', issued.id, { name: parsed.name, scopes, audiences, teamId, expiresAt: expiresAt?.toISOString() ?? null })], now);
     await invalidate(`key:${issued.id}`);
   });
   return { id: issued.id, key: issued.key, scopes, audiences, expires_at: expiresAt?.toISOString() ?? null };
@@ -79,7 +82,7 @@ export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: n
     // The successor lives as long as the original was meant to.
     const expiresAt = old.expiresAt ? new Date(now.getTime() + (old.expiresAt.getTime() - old.createdAt.getTime())) : null;
     await tx.apiKey.create({
-      data: { id: issued.id, name: old.name, ownerId: old.ownerId, scopes: old.scopes, audiences: old.audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
+      data: { id: issued.id, name: old.name, teamId: old.teamId, scopes: old.scopes, audiences: old.audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
     });
     await tx.apiKey.update({ where: { id }, data: { replacedById: issued.id, expiresAt: previousExpiresAt } });
     await appendAuditEvents(tx, [actorEvent(actor, 'api_key.rotated', 'api_key', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString() })], now);
@@ -112,7 +115,7 @@ export async function revokeApiKey(deps: Deps, id: string, options: { reason?: s
 /** The cached view of a key that verification reads. */
 export interface ApiKeyRecord {
   id: string;
-  ownerId: string | null;
+  teamId: string | null;
   scopes: string[];
   audiences: string[];
   digest: Uint8Array;
@@ -130,7 +133,7 @@ const loadKey = (deps: Pick<Deps, 'prisma' | 'cache'>, id: string) =>
   deps.cache.get<ApiKeyRecord>(`key:${id}`, () =>
     deps.prisma.apiKey.findUnique({
       where: { id },
-      select: { id: true, ownerId: true, scopes: true, audiences: true, digest: true, createdAt: true, expiresAt: true, revokedAt: true },
+      select: { id: true, teamId: true, scopes: true, audiences: true, digest: true, createdAt: true, expiresAt: true, revokedAt: true },
     }),
   );
 

@@ -5,7 +5,7 @@ import type { OAuthClient, Tx } from '../db/database.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
-import { resolveOwner } from '../accounts/owners.ts';
+import { resolveOwnerTeam } from '../accounts/owners.ts';
 import { assertKnownScopes, scopeName } from './scopes.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
@@ -18,7 +18,10 @@ export const createClientInput = z
     name: z.string().trim().min(1).max(200),
     scopes: z.array(scopeName).min(1),
     audiences: z.array(z.url({ protocol: /^https?$/ })).default([]),
-    ownerEmail: z.email().optional(),
+    /** An operator names the owner (CLI): a team id or a person's email. */
+    owner: z.string().trim().min(1).max(320).optional(),
+    /** A page already knows the team. */
+    teamId: z.uuid().optional(),
     authMethod: z.enum(AUTH_METHODS).default('client_secret_basic'),
     jwks: jwks.optional(),
     // Keys fetched over plain HTTP could be swapped by anyone on the path.
@@ -57,12 +60,12 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
   const secret = parsed.authMethod === 'private_key_jwt' ? undefined : newClientSecret();
 
   await changeCredentials(deps, async (tx, invalidate) => {
-    const ownerId = parsed.ownerEmail ? await resolveOwner(tx, parsed.ownerEmail) : null;
+    const teamId = parsed.teamId ?? (parsed.owner ? await resolveOwnerTeam(tx, parsed.owner) : null);
     await tx.oAuthClient.create({
       data: {
         id,
         name: parsed.name,
-        ownerId,
+        teamId,
         scopes,
         audiences,
         grantTypes: ['client_credentials'],
@@ -73,7 +76,7 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
       },
     });
     await appendAuditEvents(tx, [
-      actorEvent(actor, 'client.created', 'client', id, { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, ownerId }),
+      actorEvent(actor, 'client.created', 'client', id, { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, teamId }),
     ]);
     await invalidate(`client:${id}`);
   });
@@ -85,7 +88,7 @@ export interface ClientRecord {
   id: string;
   name: string;
   status: string;
-  ownerId: string | null;
+  teamId: string | null;
   scopes: string[];
   audiences: string[];
   grantTypes: string[];
@@ -102,7 +105,7 @@ const toRecord = (row: OAuthClient): ClientRecord => ({
   id: row.id,
   name: row.name,
   status: row.status,
-  ownerId: row.ownerId,
+  teamId: row.teamId,
   scopes: row.scopes,
   audiences: row.audiences,
   grantTypes: row.grantTypes,

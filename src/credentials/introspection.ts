@@ -70,8 +70,8 @@ function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Intr
     token_type: 'api_key',
     scope: key.scopes.join(' '),
     client_id: key.id,
-    // The owning principal; a key without an owner stands for itself.
-    sub: key.ownerId ?? key.id,
+    // The owning principal (its team); a key without one stands for itself.
+    sub: key.teamId ?? key.id,
     aud: audValue(key.audiences),
     iss: deps.config.LATCHKEY_ISSUER,
     ...(key.expiresAt ? { exp: epoch(key.expiresAt) } : {}),

@@ -157,6 +157,6 @@ async function openPGlite(dataDir: string): Promise<Database> {
   };
 }
 
-export type { OAuthClient, ApiKey } from './generated/client.ts';
+export type { OAuthClient, ApiKey, Account, Team, Membership, Session, CredentialRequest } from './generated/client.ts';
 /** A Prisma client or an interactive transaction: services accept either. */
 export type Tx = import('./generated/client.ts').Prisma.TransactionClient;

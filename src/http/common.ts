@@ -4,19 +4,6 @@ import type { Context, Next } from 'koa';
 import type { Deps } from '../context.ts';
 import type { Metrics } from './metrics.ts';
 
-// Low-cardinality route labels for logs and metrics; anything else is "other".
-const ROUTES = new Map([
-  ['/token', 'token'],
-  ['/introspect', 'introspect'],
-  ['/revoke', 'revoke'],
-  ['/jwks', 'jwks'],
-  ['/.well-known/openid-configuration', 'discovery'],
-  ['/.well-known/oauth-authorization-server', 'discovery'],
-  ['/healthz', 'healthz'],
-  ['/readyz', 'readyz'],
-  ['/metrics', 'metrics'],
-]);
-
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 export function securityHeaders(issuer: string): Record<string, string> {
@@ -36,15 +23,26 @@ export function requestIdFor(req: IncomingMessage): string {
 }
 
 /** Metrics and the access log line, for both the koa apps and the raw hot paths. */
-export function requestFinished(deps: Deps, metrics: Metrics, details: { requestId: string; method: string; path: string; status: number; started: bigint }): void {
-  const route = ROUTES.get(details.path) ?? 'other';
+export function requestFinished(deps: Deps, metrics: Metrics, details: { requestId: string; method: string; route: string; status: number; started: bigint }): void {
+  const { route } = details;
   const seconds = Number(process.hrtime.bigint() - details.started) / 1e9;
   metrics.observe(route, details.status, seconds);
   if (deps.log.isLevelEnabled('info')) {
-    // The path only: a query string may carry a secret.
-    const { requestId, method, path, status } = details;
-    deps.log.info({ requestId, method, path: route === 'other' ? undefined : path, route, status, ms: Math.round(seconds * 1e4) / 10 }, 'request');
+    // The route pattern only: a path can carry an id, a query string a secret.
+    const { requestId, method, status } = details;
+    deps.log.info({ requestId, method, route, status, ms: Math.round(seconds * 1e4) / 10 }, 'request');
   }
+}
+
+/**
+ * The low-cardinality label of a request for logs and metrics, from whichever router served
+ * it: koa-router's matched pattern (`/portal/keys/:id`) or oidc-provider's route name.
+ */
+function routeLabel(ctx: Context): string {
+  const oidcRoute = (ctx as Context & { oidc?: { route?: string } }).oidc?.route;
+  if (oidcRoute) return oidcRoute;
+  const matched = (ctx as Context & { _matchedRoute?: unknown })._matchedRoute;
+  return typeof matched === 'string' ? matched : 'other';
 }
 
 /**
@@ -55,7 +53,6 @@ export function commonMiddleware(deps: Deps, metrics: Metrics) {
   const headers = securityHeaders(deps.config.LATCHKEY_ISSUER);
   return async (ctx: Context, next: Next) => {
     const started = process.hrtime.bigint();
-    const path = ctx.path;
     const requestId = requestIdFor(ctx.req);
     ctx.state.requestId = requestId;
     ctx.set('X-Request-Id', requestId);
@@ -63,7 +60,7 @@ export function commonMiddleware(deps: Deps, metrics: Metrics) {
     try {
       await next();
     } finally {
-      requestFinished(deps, metrics, { requestId, method: ctx.method, path, status: ctx.status, started });
+      requestFinished(deps, metrics, { requestId, method: ctx.method, route: routeLabel(ctx), status: ctx.status, started });
     }
   };
 }

@@ -54,7 +54,7 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
     const send = (status: number, headers: string[], body: string) => {
       res.writeHead(status, [...headers, 'X-Request-Id', requestId, 'Content-Length', String(Buffer.byteLength(body))]);
       res.end(body);
-      requestFinished(deps, metrics, { requestId, method: req.method ?? '', path, status, started });
+      requestFinished(deps, metrics, { requestId, method: req.method ?? '', route: path === INTROSPECTION_PATH ? 'introspect' : 'revoke', status, started });
     };
     const fail = (thrown: unknown) => {
       const error = errorAnswer(thrown, req.headers.authorization, deps.log, requestId);

@@ -38,17 +38,18 @@ after(() => server.close());
 
 describe('introspection of API keys', () => {
   it('answers active with the RFC 7662 fields and token_type api_key', async () => {
-    const key = await newKey(['--expires-in', '30d', '--owner', 'dev@example.test']);
+    const admin = server.deps.config.LATCHKEY_ADMIN_EMAIL;
+    const key = await newKey(['--expires-in', '30d', '--owner', admin]);
     const answer = await introspect(resourceServer, key.key);
     assert.equal(answer.status, 200);
     assert.equal(answer.headers.get('cache-control'), 'no-store');
-    const account = await server.deps.prisma.account.findUniqueOrThrow({ where: { email: 'dev@example.test' } });
+    const team = await server.deps.prisma.team.findFirstOrThrow({ where: { personalAccount: { email: admin } } });
     assert.deepEqual(Object.keys(answer.body).sort(), ['active', 'aud', 'client_id', 'exp', 'iat', 'iss', 'scope', 'sub', 'token_type']);
     assert.equal(answer.body.active, true);
     assert.equal(answer.body.token_type, 'api_key');
     assert.equal(answer.body.scope, scope);
     assert.equal(answer.body.client_id, key.id);
-    assert.equal(answer.body.sub, account.id);
+    assert.equal(answer.body.sub, team.id, 'sub is the owning team');
     assert.equal(answer.body.aud, API);
     assert.equal(answer.body.iss, server.issuer);
     assert.equal(answer.body.exp, Math.floor(Date.parse(key.expires_at!) / 1000));

@@ -60,7 +60,8 @@ function expectedType(field: DmmfField): { udt: string; precision?: number } {
         throw new Error(`no mapping for Prisma type ${field.type}`);
     }
   })();
-  const precision = field.type === 'DateTime' ? Number(args[0] ?? 3) : undefined;
+  // A `date` column has no fractional seconds.
+  const precision = field.type === 'DateTime' ? (native === 'Date' ? 0 : Number(args[0] ?? 3)) : undefined;
   return { udt: field.isList ? `_${base}` : base, precision };
 }
 

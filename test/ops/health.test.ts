@@ -57,14 +57,14 @@ describe('metrics', () => {
     assert.match(before, /^# TYPE latchkey_http_requests_total counter$/m);
     assert.match(before, /^# TYPE latchkey_http_request_duration_seconds histogram$/m);
     assert.match(before, /^process_cpu_seconds_total /m, 'default process metrics');
-    const healthz = sample(before, 'latchkey_http_requests_total{route="healthz",status="200"}');
+    const healthz = sample(before, 'latchkey_http_requests_total{route="/healthz",status="200"}');
     assert.ok(healthz !== undefined && healthz >= 3, `healthz count ${healthz}`);
     assert.ok((sample(before, 'latchkey_http_requests_total{route="other",status="404"}') ?? 0) >= 1, 'unknown paths are one low-cardinality label');
     assert.ok(!before.includes('no-such-page'), 'raw paths never become labels');
 
     await get('/healthz');
     const after = await read();
-    assert.equal(sample(after, 'latchkey_http_requests_total{route="healthz",status="200"}'), healthz + 1);
+    assert.equal(sample(after, 'latchkey_http_requests_total{route="/healthz",status="200"}'), healthz + 1);
   });
 });
 
@@ -75,7 +75,7 @@ describe('request ids', () => {
     assert.equal(response.headers.get('x-request-id'), id);
     const line = server.logs().split('\n').find((l) => l.includes(`"requestId":"${id}"`));
     assert.ok(line, 'the request log line carries the id');
-    assert.equal(JSON.parse(line).route, 'healthz');
+    assert.equal(JSON.parse(line).route, '/healthz');
   });
 
   test('a missing X-Request-Id gets a fresh UUID', async () => {

@@ -1,0 +1,213 @@
+import type { ComponentChildren } from 'preact';
+
+/** The anti-CSRF token every form carries (src/web/csrf.ts checks it with the Origin). */
+export function Form(props: { action: string; csrf: string; children: ComponentChildren; class?: string; method?: 'post' | 'get'; id?: string }) {
+  const method = props.method ?? 'post';
+  return (
+    <form method={method} action={props.action} class={props.class} id={props.id} noValidate>
+      {method === 'post' ? <input type="hidden" name="_csrf" value={props.csrf} /> : null}
+      {props.children}
+    </form>
+  );
+}
+
+export interface FieldProps {
+  label: string;
+  name: string;
+  type?: 'text' | 'email' | 'password' | 'search' | 'number' | 'url';
+  value?: string;
+  /** Shown beside the field and announced with it (aria-describedby). */
+  error?: string;
+  hint?: ComponentChildren;
+  autocomplete?: string;
+  required?: boolean;
+  maxLength?: number;
+  inputMode?: 'numeric' | 'text' | 'email';
+  autofocus?: boolean;
+}
+
+export function Field(props: FieldProps) {
+  const id = `field-${props.name}`;
+  const described = [props.hint ? `${id}-hint` : '', props.error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
+  return (
+    <div class={props.error ? 'field field-invalid' : 'field'}>
+      <label for={id}>{props.label}</label>
+      {props.hint ? (
+        <p class="hint" id={`${id}-hint`}>
+          {props.hint}
+        </p>
+      ) : null}
+      <input
+        id={id}
+        name={props.name}
+        type={(props.type ?? 'text') as 'text'}
+        value={props.value}
+        autocomplete={props.autocomplete}
+        required={props.required}
+        maxLength={props.maxLength}
+        inputMode={props.inputMode}
+        autofocus={props.autofocus}
+        aria-invalid={props.error ? 'true' : undefined}
+        aria-describedby={described}
+      />
+      {props.error ? (
+        <p class="field-error" id={`${id}-error`}>
+          {props.error}
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+export interface Choice {
+  value: string;
+  label: string;
+  description?: string;
+  checked?: boolean;
+}
+
+/** A group of checkboxes (scopes) or radios (grace windows), each labelled with its own text. */
+export function Choices(props: { legend: string; name: string; type: 'checkbox' | 'radio'; choices: Choice[]; error?: string; hint?: string }) {
+  const id = `field-${props.name}`;
+  return (
+    <fieldset class={props.error ? 'field field-invalid' : 'field'} aria-describedby={props.error ? `${id}-error` : undefined}>
+      <legend>{props.legend}</legend>
+      {props.hint ? <p class="hint">{props.hint}</p> : null}
+      {props.choices.length === 0 ? <p class="hint">Nothing to choose from yet.</p> : null}
+      {props.choices.map((choice, i) => (
+        <div class="choice">
+          <input type={props.type} id={`${id}-${i}`} name={props.name} value={choice.value} checked={choice.checked} />
+          <label for={`${id}-${i}`}>
+            <span class="choice-label">{choice.label}</span>
+            {choice.description ? <span class="choice-description">{choice.description}</span> : null}
+          </label>
+        </div>
+      ))}
+      {props.error ? (
+        <p class="field-error" id={`${id}-error`}>
+          {props.error}
+        </p>
+      ) : null}
+    </fieldset>
+  );
+}
+
+export function Button(props: { children: ComponentChildren; variant?: 'primary' | 'secondary' | 'danger'; name?: string; value?: string }) {
+  return (
+    <button type="submit" class={`button button-${props.variant ?? 'primary'}`} name={props.name} value={props.value}>
+      {props.children}
+    </button>
+  );
+}
+
+export function LinkButton(props: { href: string; children: ComponentChildren; variant?: 'primary' | 'secondary' }) {
+  return (
+    <a class={`button button-${props.variant ?? 'primary'}`} href={props.href}>
+      {props.children}
+    </a>
+  );
+}
+
+export interface FlashMessage {
+  kind: 'success' | 'error' | 'info';
+  text: string;
+}
+
+export function Flash(props: { flash?: FlashMessage | null }) {
+  if (!props.flash) return null;
+  return (
+    <div class={`flash flash-${props.flash.kind}`} role={props.flash.kind === 'error' ? 'alert' : 'status'}>
+      {props.flash.text}
+    </div>
+  );
+}
+
+/** A form-level error summary (the field messages sit beside each field). */
+export function ErrorSummary(props: { errors?: Record<string, string | undefined> }) {
+  const messages = Object.values(props.errors ?? {}).filter(Boolean);
+  if (messages.length === 0) return null;
+  return (
+    <div class="flash flash-error" role="alert">
+      {messages.length === 1 ? messages[0] : 'Please correct the fields marked below.'}
+    </div>
+  );
+}
+
+export function PageHeader(props: { title: string; description?: ComponentChildren; actions?: ComponentChildren }) {
+  return (
+    <div class="page-header">
+      <div>
+        <h1>{props.title}</h1>
+        {props.description ? <p class="lead">{props.description}</p> : null}
+      </div>
+      {props.actions ? <div class="page-actions">{props.actions}</div> : null}
+    </div>
+  );
+}
+
+export function EmptyState(props: { title: string; children?: ComponentChildren }) {
+  return (
+    <div class="empty">
+      <p class="empty-title">{props.title}</p>
+      {props.children}
+    </div>
+  );
+}
+
+const BADGES: Record<string, string> = {
+  active: 'badge-green',
+  valid: 'badge-green',
+  approved: 'badge-green',
+  owner: 'badge-blue',
+  member: 'badge-grey',
+  pending: 'badge-amber',
+  expiring: 'badge-amber',
+  'rotating out': 'badge-amber',
+  revoked: 'badge-red',
+  denied: 'badge-red',
+  expired: 'badge-grey',
+  suspended: 'badge-red',
+  ended: 'badge-grey',
+};
+
+export function Badge(props: { status: string }) {
+  return <span class={`badge ${BADGES[props.status] ?? 'badge-grey'}`}>{props.status}</span>;
+}
+
+const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
+  ['year', 365 * 86_400_000],
+  ['month', 30 * 86_400_000],
+  ['day', 86_400_000],
+  ['hour', 3_600_000],
+  ['minute', 60_000],
+];
+const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+
+/** "2026-12-01 14:03 UTC, 3 hours ago": ISO form with a relative hint (STYLE.md, Pages). */
+export function Time(props: { at: Date | null | undefined; now: Date; never?: string }) {
+  if (!props.at) return <span class="muted">{props.never ?? 'never'}</span>;
+  const iso = props.at.toISOString();
+  const diff = props.at.getTime() - props.now.getTime();
+  const [unit, size] = UNITS.find(([, ms]) => Math.abs(diff) >= ms) ?? ['minute', 60_000];
+  const hint = Math.abs(diff) < 60_000 ? 'just now' : relative.format(Math.round(diff / size), unit);
+  return (
+    <time dateTime={iso}>
+      {iso.slice(0, 16).replace('T', ' ')} UTC<span class="muted">, {hint}</span>
+    </time>
+  );
+}
+
+/** A secret shown once, with a copy button that works where scripts run (the page works without). */
+export function SecretOnce(props: { label: string; value: string; id: string }) {
+  return (
+    <div class="secret">
+      <label for={props.id}>{props.label}</label>
+      <div class="secret-row">
+        <input id={props.id} class="secret-value" type="text" readOnly value={props.value} spellcheck={false} autocomplete="off" />
+        <button type="button" class="button button-secondary copy" data-copy={props.id}>
+          Copy
+        </button>
+      </div>
+    </div>
+  );
+}
