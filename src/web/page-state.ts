@@ -4,6 +4,7 @@ import type { Viewer } from '../../views/layout.tsx';
 import type { Actor } from '../context.ts';
 import type { Account, Session } from '../db/database.ts';
 import type { FormData } from './form.ts';
+import type { Principal } from '../policies/principal.ts';
 
 /** What the page middleware (web/pages.ts) puts on ctx.state for every page route. */
 export interface PageState {
@@ -17,6 +18,7 @@ export interface PageState {
   session: Session | null;
   /** Set once fully signed in (web/pages.ts `signedIn`). */
   account?: Account;
+  principal?: Principal;
   viewer?: Viewer;
 }
 
@@ -37,4 +39,10 @@ export function accountOf(ctx: PageContext): Account {
 export function teamOf(ctx: PageContext): Viewer['team'] {
   if (!ctx.state.viewer) throw new Error('teamOf used on a route that is not behind signedIn');
   return ctx.state.viewer.team;
+}
+
+/** The signed-in person as policies see them (routes behind `signedIn` only). */
+export function principalOf(ctx: PageContext): Principal {
+  if (!ctx.state.principal) throw new Error('principalOf used on a route that is not behind signedIn');
+  return ctx.state.principal;
 }

@@ -1,6 +1,7 @@
 import type { Next } from 'koa';
 import type { Deps } from '../context.ts';
 import type { PageContext } from './page-state.ts';
+import { principalFrom } from '../policies/principal.ts';
 
 /**
  * Routes behind this need a full session: the person, their teams and the team they are
@@ -22,6 +23,7 @@ export function signedIn(deps: Deps) {
       memberships.find((m) => m.teamId === session.teamId) ?? memberships.find((m) => m.team.personalAccountId === account.id) ?? memberships[0];
     if (!current) return void ctx.redirect('/portal/sign-in');
     ctx.state.account = account;
+    ctx.state.principal = principalFrom({ id: account.id, role: account.role, memberships });
     ctx.state.viewer = {
       email: account.email,
       isAdmin: account.role === 'admin',
