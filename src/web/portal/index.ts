@@ -1,5 +1,7 @@
 import type { PageRoutes } from '../pages.ts';
+import { authRoutes } from './auth.tsx';
 import { overviewRoutes } from './overview.tsx';
+import { securityRoutes } from './security.tsx';
 
 /** Every module of the portal's pages, in one list: a new page module is added here. */
-export const PORTAL_ROUTES: PageRoutes[] = [overviewRoutes];
+export const PORTAL_ROUTES: PageRoutes[] = [authRoutes, overviewRoutes, securityRoutes];
