@@ -8,6 +8,7 @@ import type { Actor, Deps } from '../context.ts';
 import { createClient, revokeClient, rotateClientSecret } from '../credentials/clients.ts';
 import { createApiKey, revokeApiKey, rotateApiKey } from '../credentials/api-keys.ts';
 import { createScope } from '../credentials/scopes.ts';
+import { approveRequest, denyRequest, listRequests, REQUEST_STATUSES, type RequestStatus } from '../credentials/requests.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { describeFailure, LatchkeyError } from '../lib/errors.ts';
 import { closeDeps, createLogger, openDeps } from '../deps.ts';
@@ -143,6 +144,48 @@ const COMMANDS: Record<string, Command> = {
     options: { reason: { type: 'string' } },
     positionals: 1,
     run: (deps, v, [id], actor) => revokeApiKey(deps, id!, { reason: str(v, 'reason') }, actor),
+  },
+  'request list': {
+    usage: 'request list [--status pending|approved|denied]',
+    options: { status: { type: 'string' } },
+    async run(deps, v) {
+      const status = str(v, 'status');
+      if (status !== undefined && !REQUEST_STATUSES.includes(status as RequestStatus)) throw new UsageError('--status must be pending, approved or denied');
+      const requests = await listRequests(deps, { status: status as RequestStatus | undefined });
+      return {
+        requests: requests.map((r) => ({
+          id: r.id,
+          kind: r.kind,
+          name: r.name,
+          scopes: r.scopes,
+          team: { id: r.team.id, name: r.team.name },
+          requested_by: r.requestedBy?.email ?? r.requestedById,
+          status: r.status,
+          created_at: r.createdAt.toISOString(),
+        })),
+      };
+    },
+  },
+  'request approve': {
+    usage: 'request approve ID [--note N]',
+    options: { note: { type: 'string' } },
+    positionals: 1,
+    run(deps, v, [id], actor) {
+      const note = str(v, 'note');
+      if (note !== undefined && note.trim().length > 500) throw new UsageError('--note must be at most 500 characters');
+      return approveRequest(deps, id!, { note }, actor);
+    },
+  },
+  'request deny': {
+    usage: 'request deny ID --reason R',
+    options: { reason: { type: 'string' } },
+    positionals: 1,
+    run(deps, v, [id], actor) {
+      const reason = required(v, 'reason').trim();
+      if (reason === '') throw new UsageError('--reason is required');
+      if (reason.length > 500) throw new UsageError('--reason must be at most 500 characters');
+      return denyRequest(deps, id!, { reason }, actor);
+    },
   },
   'audit verify': {
     usage: 'audit verify',
