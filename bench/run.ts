@@ -1,9 +1,11 @@
-// `npm run bench`: token issuance and API-key introspection, each against its baseline, all
+// `npm run bench`: token issuance and API-key introspection, each against its baseline, and a
+// signed-in portal page; all
 // measured in this one run on this machine (ratios only mean something within one run).
 // Prints a summary table and writes bench/results.json.
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { runIntrospectionBench, type IntrospectionResults } from './introspection.ts';
+import { runPortalBench, type PortalResults } from './portal.ts';
 import { CONNECTIONS, DURATION_S, ROUNDS, WARMUP_S, cleanupAll, log, type Figures } from './lib.ts';
 import { runTokenBench, type TokenResults } from './token.ts';
 
@@ -26,7 +28,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
 }
 
-function summary(token: TokenResults | null, intro: IntrospectionResults | null): string {
+function summary(token: TokenResults | null, intro: IntrospectionResults | null, portal: PortalResults | null): string {
   const out: string[] = [];
   out.push(`Latchkey bench — ${new Date().toISOString()} — node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${WARMUP_S}s warm-up + ${DURATION_S}s measured, ${ROUNDS} alternating rounds (medians shown)`);
   out.push('');
@@ -63,6 +65,11 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null)
     const large = intro.scales.at(-1);
     if (large) bars.push([`Latchkey RSS after ${large.stored_keys.toLocaleString('en')}-key run`, `${large.rss_mib_after} MiB`, '< 300 MiB', verdict(intro.rss_pass)]);
   }
+  if (portal) {
+    const k = portal.key_list;
+    bars.push([`portal key list (${portal.keys_in_team.toLocaleString('en')} keys), p99 as p95`, `${ms(k.p99_ms)} ms (p50 ${ms(k.p50_ms)}, ${k.rps} req/s)`, `< ${portal.key_list_p95_bar_ms} ms`, verdict(portal.key_list_pass)]);
+    bars.push(['portal sign-in, median of 20 / argon2id verify', `${portal.sign_in_ms} ms / ${portal.argon2_verify_ms} ms`, 'argon2 dominates', 'n/a']);
+  }
   out.push(table(bars));
   if (intro) {
     out.push('');
@@ -77,27 +84,35 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null)
 }
 
 // Other work on the box skews every figure (ratios less so): say how busy it was.
+// BENCH_ONLY=portal (or token, introspection, comma-separated) runs a subset.
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'token,introspection,portal').split(','));
 const loadBefore = loadavg()[0]!;
 let token: TokenResults | null = null;
 let intro: IntrospectionResults | null = null;
+let portal: PortalResults | null = null;
 const failures: string[] = [];
 try {
-  try {
+  if (ONLY.has('token')) try {
     token = await runTokenBench();
   } catch (error) {
     failures.push(`token bench failed: ${(error as Error).stack ?? error}`);
   }
-  try {
+  if (ONLY.has('introspection')) try {
     intro = await runIntrospectionBench();
   } catch (error) {
     failures.push(`introspection bench failed: ${(error as Error).stack ?? error}`);
+  }
+  if (ONLY.has('portal')) try {
+    portal = await runPortalBench();
+  } catch (error) {
+    failures.push(`portal bench failed: ${(error as Error).stack ?? error}`);
   }
 } finally {
   await cleanupAll();
 }
 
 const loadAfter = loadavg()[0]!;
-const report = `${summary(token, intro)}\n\nload average (1 min) before/after: ${loadBefore.toFixed(2)} / ${loadAfter.toFixed(2)} — the box has ${availableParallelism()} cores; the bench itself keeps ~2 busy`;
+const report = `${summary(token, intro, portal)}\n\nload average (1 min) before/after: ${loadBefore.toFixed(2)} / ${loadAfter.toFixed(2)} — the box has ${availableParallelism()} cores; the bench itself keeps ~2 busy`;
 console.log(`\n${report}`);
 for (const failure of failures) console.error(`\n${failure}`);
 const results = {
@@ -107,6 +122,7 @@ const results = {
   load_average_1m: { before: loadBefore, after: loadAfter },
   token,
   introspection: intro,
+  portal,
   failures,
 };
 writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
