@@ -1,7 +1,9 @@
 import type { PageRoutes } from '../pages.ts';
+import { applicationsRoutes } from './applications.tsx';
 import { authRoutes } from './auth.tsx';
+import { keysRoutes } from './keys.tsx';
 import { overviewRoutes } from './overview.tsx';
 import { securityRoutes } from './security.tsx';
 
 /** Every module of the portal's pages, in one list: a new page module is added here. */
-export const PORTAL_ROUTES: PageRoutes[] = [authRoutes, overviewRoutes, securityRoutes];
+export const PORTAL_ROUTES: PageRoutes[] = [authRoutes, overviewRoutes, securityRoutes, keysRoutes, applicationsRoutes];

@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import {
+  ApplicationPage,
+  ApplicationRevokeConfirmPage,
+  ApplicationRotateConfirmPage,
+  ApplicationShownOncePage,
+  ApplicationsListPage,
+  NewApplicationPage,
+  type NewApplicationValues,
+} from '../../../views/portal/applications.tsx';
+import { createClient, createClientInput, revokeClient, rotateClientSecret } from '../../credentials/clients.ts';
+import { APPLICATION_VIEW_SELECT, presentApplication } from '../../credentials/presenters.ts';
+import { requestCredential, scopesNeedingApproval } from '../../credentials/requests.ts';
+import type { Deps } from '../../context.ts';
+import { LatchkeyError } from '../../lib/errors.ts';
+import { credentialPolicy } from '../../policies/credentials.ts';
+import { authorize } from '../../policies/principal.ts';
+import { listOf, parseForm, textOf, type FieldErrors } from '../form.ts';
+import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts';
+import type { PageRoutes } from '../pages.ts';
+import { chrome, redirectWith, renderPage } from '../render.ts';
+import { signedIn } from '../signed-in.ts';
+import { chosenScopes, credentialName, GRACE_MS, graceForm, scopeCatalog, unknownScopes } from './keys.tsx';
+
+type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
+
+const LIST_LIMIT = 500;
+const CLIENT_ID = /^lkc_[0-9A-Za-z]{22}$/;
+
+export const newApplicationForm = z.object({
+  name: credentialName,
+  scopes: chosenScopes,
+  authMethod: z.enum(['client_secret_basic', 'private_key_jwt'], { message: 'Choose how the application authenticates.' }),
+  jwks: z.string().max(32_000, 'A key set this large is not accepted: paste public keys only.'),
+});
+
+/**
+ * The pasted key set, checked by the service's own schema (createClientInput) so the page
+ * and the CLI accept the same sets; its complaints become a message beside the field.
+ */
+function checkJwks(name: string, scopes: string[], text: string): { jwks?: JwksInput; error?: string } {
+  if (text.trim() === '') return { error: 'Paste the public keys (JWKS) for Private key JWT.' };
+  let jwks: unknown;
+  try {
+    jwks = JSON.parse(text);
+  } catch {
+    return { error: 'This is not valid JSON. Paste a JSON Web Key Set: {"keys": [ ... ]}.' };
+  }
+  const checked = createClientInput.safeParse({ name, scopes, authMethod: 'private_key_jwt', jwks });
+  if (checked.success) return { jwks: checked.data.jwks };
+  const issue = checked.error.issues.find((i) => i.path[0] === 'jwks' || /jwks/i.test(i.message));
+  if (!issue) return { error: "Paste a JSON Web Key Set with at least one key: {\"keys\": [ ... ]}." };
+  return { error: /public keys only/.test(issue.message) ? 'The key set holds a private key: paste public keys only (no "d" or "k" members).' : 'Paste a JSON Web Key Set with at least one key: {"keys": [ ... ]}.' };
+}
+
+async function loadApplication(deps: Deps, ctx: PageContext, id: string, rule: 'read' | 'change') {
+  const principal = principalOf(ctx);
+  const row = CLIENT_ID.test(id) ? await deps.prisma.oAuthClient.findUnique({ where: { id }, select: APPLICATION_VIEW_SELECT }) : null;
+  const client = authorize(row, (c) => credentialPolicy[rule](principal, c), 'application');
+  return presentApplication(client, deps.now());
+}
+
+export const applicationsRoutes: PageRoutes = (router, deps) => {
+  const tokenEndpoint = `${deps.config.LATCHKEY_ISSUER}/token`;
+
+  router.get('/applications', signedIn(deps), async (ctx) => {
+    const team = teamOf(ctx);
+    const rows = await deps.prisma.oAuthClient.findMany({ where: { teamId: team.id }, select: APPLICATION_VIEW_SELECT, orderBy: { createdAt: 'desc' }, take: LIST_LIMIT + 1 });
+    const now = deps.now();
+    const applications = rows.slice(0, LIST_LIMIT).map((row) => presentApplication(row, now));
+    applications.sort((a, b) => Number(b.status !== 'revoked') - Number(a.status !== 'revoked'));
+    renderPage(ctx, <ApplicationsListPage chrome={chrome(ctx, 'applications')} now={now} applications={applications} truncated={rows.length > LIST_LIMIT} limit={LIST_LIMIT} />);
+  });
+
+  const renderNew = async (ctx: PageContext, values: NewApplicationValues, errors: FieldErrors, status: number) =>
+    renderPage(ctx, <NewApplicationPage chrome={chrome(ctx, 'applications')} catalog={await scopeCatalog(deps)} values={values} errors={errors} />, status);
+
+  router.get('/applications/new', signedIn(deps), (ctx) => renderNew(ctx, { name: '', scopes: [], authMethod: 'client_secret_basic', jwks: '' }, {}, 200));
+
+  router.post('/applications', signedIn(deps), async (ctx) => {
+    const form = ctx.state.form;
+    const values: NewApplicationValues = {
+      name: textOf(form.name),
+      scopes: listOf(form.scopes),
+      authMethod: textOf(form.authMethod) || 'client_secret_basic',
+      jwks: textOf(form.jwks),
+    };
+    const parsed = parseForm(newApplicationForm, values);
+    const errors: FieldErrors = parsed.ok ? {} : parsed.errors;
+    const unknown = unknownScopes(await scopeCatalog(deps), values.scopes);
+    if (unknown) errors.scopes ??= unknown;
+    let jwks: JwksInput | undefined;
+    if (parsed.ok && parsed.value.authMethod === 'private_key_jwt') {
+      const checked = checkJwks(parsed.value.name, parsed.value.scopes, parsed.value.jwks);
+      if (checked.error) errors.jwks = checked.error;
+      jwks = checked.jwks;
+    }
+    if (!parsed.ok || Object.keys(errors).length > 0) return renderNew(ctx, values, errors, 400);
+
+    const team = teamOf(ctx);
+    const { name, scopes, authMethod } = parsed.value;
+    if ((await scopesNeedingApproval(deps, scopes)).length > 0) {
+      // A request carries no key set: a private_key_jwt client needing approval is set up by an admin.
+      if (authMethod === 'private_key_jwt') return renderNew(ctx, values, { authMethod: 'Scopes that require approval are requested with Client secret; an admin can then set up your keys.' }, 400);
+      const request = await requestCredential(deps, { teamId: team.id, kind: 'client', name, scopes, requestedById: principalOf(ctx).accountId }, actorOf(ctx));
+      return redirectWith(ctx, `/portal/requests/${request.id}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
+    }
+    const created = await createClient(deps, { name, scopes, teamId: team.id, authMethod, jwks }, actorOf(ctx));
+    const row = await deps.prisma.oAuthClient.findUniqueOrThrow({ where: { id: created.client_id }, select: APPLICATION_VIEW_SELECT });
+    const now = deps.now();
+    // Shown once, in this response: the secret is never stored and never redirected through.
+    renderPage(
+      ctx,
+      <ApplicationShownOncePage
+        chrome={chrome(ctx, 'applications')}
+        now={now}
+        title="Your new application"
+        application={presentApplication(row, now)}
+        secret={created.client_secret}
+        tokenEndpoint={tokenEndpoint}
+      />,
+    );
+  });
+
+  router.get('/applications/:id', signedIn(deps), async (ctx) => {
+    const application = await loadApplication(deps, ctx, ctx.params.id!, 'read');
+    renderPage(ctx, <ApplicationPage chrome={chrome(ctx, 'applications')} now={deps.now()} application={application} canChange={credentialPolicy.change(principalOf(ctx), application)} />);
+  });
+
+  router.post('/applications/:id/rotate-secret', signedIn(deps), async (ctx) => {
+    const application = await loadApplication(deps, ctx, ctx.params.id!, 'change');
+    const back = `/portal/applications/${application.id}`;
+    const parsed = parseForm(graceForm, { grace: textOf(ctx.state.form.grace) });
+    if (!parsed.ok) return redirectWith(ctx, back, { kind: 'error', text: 'Choose how long the old secret keeps working.' });
+    const graceMs = GRACE_MS[parsed.value.grace]!;
+    const now = deps.now();
+    if (textOf(ctx.state.form.confirm) !== 'yes') {
+      return renderPage(
+        ctx,
+        <ApplicationRotateConfirmPage chrome={chrome(ctx, 'applications')} now={now} application={application} grace={parsed.value.grace} until={new Date(now.getTime() + graceMs)} />,
+      );
+    }
+    try {
+      const rotated = await rotateClientSecret(deps, application.id, { graceMs }, actorOf(ctx));
+      renderPage(
+        ctx,
+        <ApplicationShownOncePage
+          chrome={chrome(ctx, 'applications')}
+          now={deps.now()}
+          title="Your new client secret"
+          application={application}
+          secret={rotated.client_secret}
+          tokenEndpoint={tokenEndpoint}
+          previousUntil={graceMs > 0 ? new Date(rotated.previous_expires_at) : null}
+        />,
+      );
+    } catch (error) {
+      if (error instanceof LatchkeyError && (error.code === 'conflict' || error.code === 'invalid_request')) {
+        return redirectWith(ctx, back, { kind: 'error', text: `Nothing changed: ${error.description}.` });
+      }
+      throw error;
+    }
+  });
+
+  router.post('/applications/:id/revoke', signedIn(deps), async (ctx) => {
+    const application = await loadApplication(deps, ctx, ctx.params.id!, 'change');
+    const back = `/portal/applications/${application.id}`;
+    if (textOf(ctx.state.form.confirm) !== 'yes') return renderPage(ctx, <ApplicationRevokeConfirmPage chrome={chrome(ctx, 'applications')} application={application} />);
+    if (application.status === 'revoked') return redirectWith(ctx, back, { kind: 'error', text: 'Nothing changed: this application was already revoked.' });
+    await revokeClient(deps, application.id, actorOf(ctx));
+    redirectWith(ctx, back, { kind: 'success', text: `Application ${application.id} revoked: its secrets and tokens are refused from now on.` });
+  });
+};

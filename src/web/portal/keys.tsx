@@ -1,0 +1,188 @@
+import { z } from 'zod';
+import {
+  KeyPage,
+  KeyRevokeConfirmPage,
+  KeyRotateConfirmPage,
+  KeyShownOncePage,
+  KeysListPage,
+  NewKeyPage,
+  EXPIRY_CHOICES,
+  GRACE_CHOICES,
+  type NewKeyValues,
+  type ScopeOption,
+} from '../../../views/portal/keys.tsx';
+import { createApiKey, revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
+import { KEY_ID } from '../../credentials/api-key-format.ts';
+import { API_KEY_VIEW_SELECT, presentApiKey } from '../../credentials/presenters.ts';
+import { requestCredential, scopesNeedingApproval } from '../../credentials/requests.ts';
+import type { Deps } from '../../context.ts';
+import { LatchkeyError } from '../../lib/errors.ts';
+import { credentialPolicy } from '../../policies/credentials.ts';
+import { authorize } from '../../policies/principal.ts';
+import { listOf, parseForm, textOf, type FieldErrors } from '../form.ts';
+import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts';
+import type { PageRoutes } from '../pages.ts';
+import { chrome, redirectWith, renderPage } from '../render.ts';
+import { signedIn } from '../signed-in.ts';
+
+const DAY = 86_400_000;
+const EXPIRY_MS: Record<string, number | undefined> = { '7d': 7 * DAY, '30d': 30 * DAY, '90d': 90 * DAY, '1y': 365 * DAY, never: undefined };
+export const GRACE_MS: Record<string, number> = { now: 0, '1h': 3_600_000, '24h': DAY, '7d': 7 * DAY };
+export const graceLabel = (grace: string) => GRACE_CHOICES.find((c) => c.value === grace)?.label ?? grace;
+
+// Enough for any team's screen; a team with more sees the newest and a note (one indexed query).
+const LIST_LIMIT = 500;
+
+/** The portal's names: trimmed, 1–100 characters, any script (PORTAL_BRIEF page rules). */
+export const credentialName = z.string().trim().min(1, 'Enter a name.').max(100, 'Use at most 100 characters.');
+export const chosenScopes = z.array(z.string()).min(1, 'Choose at least one scope.');
+
+export const newKeyForm = z.object({
+  name: credentialName,
+  scopes: chosenScopes,
+  expires: z.enum(EXPIRY_CHOICES.map((c) => c.value) as [string, ...string[]], { message: 'Choose when the key expires.' }),
+});
+
+export const graceForm = z.object({ grace: z.enum(Object.keys(GRACE_MS) as [string, ...string[]], { message: 'Choose how long the old one keeps working.' }) });
+
+/** The scope catalog as the forms offer it. */
+export function scopeCatalog(deps: Deps): Promise<ScopeOption[]> {
+  return deps.prisma.scope.findMany({ select: { name: true, description: true, requiresApproval: true }, orderBy: { name: 'asc' } });
+}
+
+/** Chosen scopes that are not in the catalog: a message for the scopes field, or undefined. */
+export function unknownScopes(catalog: ScopeOption[], scopes: string[]): string | undefined {
+  const unknown = scopes.filter((s) => !catalog.some((c) => c.name === s));
+  return unknown.length > 0 ? `Unknown scope: ${unknown.join(', ')}. Choose from the list.` : undefined;
+}
+
+async function loadKey(deps: Deps, ctx: PageContext, id: string, rule: 'read' | 'change') {
+  const principal = principalOf(ctx);
+  const row = KEY_ID.test(id) ? await deps.prisma.apiKey.findUnique({ where: { id }, select: API_KEY_VIEW_SELECT }) : null;
+  const key = authorize(row, (k) => credentialPolicy[rule](principal, k), 'api key');
+  return presentApiKey(key, deps.now());
+}
+
+/** A conflict (already rotated, revoked, expired) is the person's news, not a server fault. */
+async function orFlash(ctx: PageContext, back: string, action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof LatchkeyError && (error.code === 'conflict' || error.code === 'invalid_request')) {
+      return redirectWith(ctx, back, { kind: 'error', text: `Nothing changed: ${error.description}.` });
+    }
+    throw error;
+  }
+}
+
+export const keysRoutes: PageRoutes = (router, deps) => {
+  router.get('/keys', signedIn(deps), async (ctx) => {
+    const team = teamOf(ctx);
+    const rows = await deps.prisma.apiKey.findMany({
+      where: { teamId: team.id },
+      select: API_KEY_VIEW_SELECT,
+      orderBy: { createdAt: 'desc' },
+      take: LIST_LIMIT + 1,
+    });
+    const now = deps.now();
+    const keys = rows.slice(0, LIST_LIMIT).map((row) => presentApiKey(row, now));
+    // Live keys first, then revoked and expired ones; newest first within each (stable sort).
+    keys.sort((a, b) => Number(b.live) - Number(a.live));
+    renderPage(ctx, <KeysListPage chrome={chrome(ctx, 'keys')} now={now} keys={keys} truncated={rows.length > LIST_LIMIT} limit={LIST_LIMIT} />);
+  });
+
+  const renderNew = async (ctx: PageContext, values: NewKeyValues, errors: FieldErrors, status: number) =>
+    renderPage(ctx, <NewKeyPage chrome={chrome(ctx, 'keys')} catalog={await scopeCatalog(deps)} values={values} errors={errors} />, status);
+
+  router.get('/keys/new', signedIn(deps), (ctx) => renderNew(ctx, { name: '', scopes: [], expires: '90d' }, {}, 200));
+
+  router.post('/keys', signedIn(deps), async (ctx) => {
+    const form = ctx.state.form;
+    const values: NewKeyValues = { name: textOf(form.name), scopes: listOf(form.scopes), expires: textOf(form.expires) || '90d' };
+    const parsed = parseForm(newKeyForm, values);
+    const errors: FieldErrors = parsed.ok ? {} : parsed.errors;
+    const team = teamOf(ctx);
+    const catalog = await scopeCatalog(deps);
+    const unknown = unknownScopes(catalog, values.scopes);
+    if (unknown) errors.scopes ??= unknown;
+    if (parsed.ok && !errors.name) {
+      const now = deps.now();
+      const duplicate = await deps.prisma.apiKey.findFirst({
+        where: { teamId: team.id, name: parsed.value.name, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+        select: { id: true },
+      });
+      if (duplicate) errors.name = 'A live key of this team already has this name. Choose another.';
+    }
+    if (!parsed.ok || Object.keys(errors).length > 0) return renderNew(ctx, values, errors, 400);
+
+    const { name, scopes, expires } = parsed.value;
+    const expiresInMs = EXPIRY_MS[expires];
+    if ((await scopesNeedingApproval(deps, scopes)).length > 0) {
+      const request = await requestCredential(
+        deps,
+        { teamId: team.id, kind: 'api_key', name, scopes, expiresInSeconds: expiresInMs ? expiresInMs / 1000 : undefined, requestedById: principalOf(ctx).accountId },
+        actorOf(ctx),
+      );
+      return redirectWith(ctx, `/portal/requests/${request.id}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
+    }
+    const issued = await createApiKey(deps, { name, scopes, teamId: team.id, expiresInMs }, actorOf(ctx));
+    const now = deps.now();
+    const key = presentApiKey({ ...issued, name, teamId: team.id, createdAt: now, lastUsedAt: null, expiresAt: issued.expires_at ? new Date(issued.expires_at) : null, revokedAt: null, replacedById: null }, now);
+    // Shown once, in this response: the key is never stored and never redirected through.
+    renderPage(ctx, <KeyShownOncePage chrome={chrome(ctx, 'keys')} now={now} title="Your new API key" key={key} secret={issued.key} />);
+  });
+
+  router.get('/keys/:id', signedIn(deps), async (ctx) => {
+    const key = await loadKey(deps, ctx, ctx.params.id!, 'read');
+    const canChange = credentialPolicy.change(principalOf(ctx), key);
+    renderPage(ctx, <KeyPage chrome={chrome(ctx, 'keys')} now={deps.now()} key={key} canChange={canChange} />);
+  });
+
+  router.post('/keys/:id/rotate', signedIn(deps), async (ctx) => {
+    const key = await loadKey(deps, ctx, ctx.params.id!, 'change');
+    const back = `/portal/keys/${key.id}`;
+    const parsed = parseForm(graceForm, { grace: textOf(ctx.state.form.grace) });
+    if (!parsed.ok) return redirectWith(ctx, back, { kind: 'error', text: parsed.errors.grace ?? 'Choose how long the old key keeps working.' });
+    const { grace } = parsed.value;
+    const graceMs = GRACE_MS[grace]!;
+    if (textOf(ctx.state.form.confirm) !== 'yes') {
+      const now = deps.now();
+      const until = new Date(now.getTime() + graceMs);
+      return renderPage(
+        ctx,
+        <KeyRotateConfirmPage chrome={chrome(ctx, 'keys')} now={now} key={key} grace={grace} graceLabel={graceLabel(grace)} until={key.expiresAt && key.expiresAt < until ? key.expiresAt : until} />,
+      );
+    }
+    await orFlash(ctx, back, async () => {
+      const rotated = await rotateApiKey(deps, key.id, { graceMs }, actorOf(ctx));
+      const now = deps.now();
+      const successor = presentApiKey(
+        { ...rotated, name: key.name, teamId: key.teamId, createdAt: now, lastUsedAt: null, expiresAt: rotated.expires_at ? new Date(rotated.expires_at) : null, revokedAt: null, replacedById: null },
+        now,
+      );
+      renderPage(
+        ctx,
+        <KeyShownOncePage
+          chrome={chrome(ctx, 'keys')}
+          now={now}
+          title="Your rotated API key"
+          key={successor}
+          secret={rotated.key}
+          previous={{ prefix: key.prefix, until: new Date(rotated.previous_expires_at) }}
+        />,
+      );
+    });
+  });
+
+  router.post('/keys/:id/revoke', signedIn(deps), async (ctx) => {
+    const key = await loadKey(deps, ctx, ctx.params.id!, 'change');
+    const back = `/portal/keys/${key.id}`;
+    const reason = textOf(ctx.state.form.reason).trim().slice(0, 500);
+    if (textOf(ctx.state.form.confirm) !== 'yes') return renderPage(ctx, <KeyRevokeConfirmPage chrome={chrome(ctx, 'keys')} key={key} reason={reason} />);
+    if (key.revokedAt) return redirectWith(ctx, back, { kind: 'error', text: 'Nothing changed: this key was already revoked.' });
+    await orFlash(ctx, back, async () => {
+      await revokeApiKey(deps, key.id, { reason: reason || undefined }, actorOf(ctx));
+      redirectWith(ctx, back, { kind: 'success', text: `Key ${key.prefix} revoked: services using it are refused from now on.` });
+    });
+  });
+};

@@ -1,0 +1,301 @@
+import type { ApplicationView } from '../../src/credentials/presenters.ts';
+import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, SecretOnce, Time } from '../components.tsx';
+import { Layout, type Chrome } from '../layout.tsx';
+import { graceChoices, Scopes, scopeChoices, type ScopeOption } from './keys.tsx';
+
+export function ApplicationsListPage(props: { chrome: Chrome; now: Date; applications: ApplicationView[]; truncated: boolean; limit: number }) {
+  return (
+    <Layout chrome={props.chrome} title="Applications">
+      <PageHeader
+        title="Applications"
+        description="Applications are OAuth clients: services that get short-lived access tokens with the client credentials grant."
+        actions={<LinkButton href="/portal/applications/new">New application</LinkButton>}
+      />
+      {props.applications.length === 0 ? (
+        <EmptyState title="No applications yet">
+          <p>
+            Register a service that needs access tokens, then use its client id and secret at the token endpoint.{' '}
+            <a href="/portal/applications/new">Create your first application</a>.
+          </p>
+        </EmptyState>
+      ) : (
+        <div class="table-wrap">
+          <table class="table">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Client id</th>
+                <th scope="col">Scopes</th>
+                <th scope="col">Authentication</th>
+                <th scope="col">Created</th>
+                <th scope="col">Last used</th>
+                <th scope="col">Status</th>
+              </tr>
+            </thead>
+            <tbody>
+              {props.applications.map((app) => (
+                <tr>
+                  <td>
+                    <a href={`/portal/applications/${app.id}`}>{app.name}</a>
+                  </td>
+                  <td>
+                    <code>{app.id}</code>
+                  </td>
+                  <td>
+                    <Scopes scopes={app.scopes} />
+                  </td>
+                  <td>{app.authMethodLabel}</td>
+                  <td>
+                    <Time at={app.createdAt} now={props.now} />
+                  </td>
+                  <td>
+                    <Time at={app.lastUsedAt} now={props.now} />
+                  </td>
+                  <td>
+                    <Badge status={app.status} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {props.truncated ? <p class="muted small">Showing the {props.limit} newest applications.</p> : null}
+    </Layout>
+  );
+}
+
+export interface NewApplicationValues {
+  name: string;
+  scopes: string[];
+  authMethod: string;
+  jwks: string;
+}
+
+export function NewApplicationPage(props: { chrome: Chrome; catalog: ScopeOption[]; values: NewApplicationValues; errors: Record<string, string> }) {
+  const { values, errors } = props;
+  return (
+    <Layout chrome={props.chrome} title="New application">
+      <PageHeader title="New application" description="Its client secret is shown once, right after you create it." />
+      <ErrorSummary errors={errors} />
+      <Form action="/portal/applications" csrf={props.chrome.csrf}>
+        <Field label="Name" name="name" value={values.name} error={errors.name} maxLength={100} required />
+        <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(props.catalog, values.scopes)} error={errors.scopes} hint="What its access tokens may do." />
+        <Choices
+          legend="Authentication"
+          name="authMethod"
+          type="radio"
+          error={errors.authMethod}
+          choices={[
+            { value: 'client_secret_basic', label: 'Client secret', description: 'A secret sent with HTTP Basic authentication (client_secret_basic).', checked: values.authMethod !== 'private_key_jwt' },
+            { value: 'private_key_jwt', label: 'Private key JWT', description: 'Signed assertions checked against your public keys (private_key_jwt): no shared secret.', checked: values.authMethod === 'private_key_jwt' },
+          ]}
+        />
+        <div class={errors.jwks ? 'field field-invalid' : 'field'}>
+          <label for="field-jwks">Public keys (JWKS)</label>
+          <p class="hint" id="field-jwks-hint">
+            For Private key JWT only: paste a JSON Web Key Set, <code>{'{"keys": [...]}'}</code>, with public keys only.
+          </p>
+          <textarea
+            id="field-jwks"
+            name="jwks"
+            rows={6}
+            spellcheck={false}
+            aria-invalid={errors.jwks ? 'true' : undefined}
+            aria-describedby={errors.jwks ? 'field-jwks-hint field-jwks-error' : 'field-jwks-hint'}
+          >
+            {values.jwks}
+          </textarea>
+          {errors.jwks ? (
+            <p class="field-error" id="field-jwks-error">
+              {errors.jwks}
+            </p>
+          ) : null}
+        </div>
+        <div class="form-actions">
+          <Button>Create application</Button>
+          <a href="/portal/applications">Cancel</a>
+        </div>
+      </Form>
+    </Layout>
+  );
+}
+
+/** Client id and (for secret-based clients) the secret, shown once, with a first token request. */
+export function ApplicationShownOncePage(props: {
+  chrome: Chrome;
+  now: Date;
+  title: string;
+  application: ApplicationView;
+  secret?: string;
+  tokenEndpoint: string;
+  previousUntil?: Date | null;
+}) {
+  const { application } = props;
+  const scope = application.scopes.join(' ');
+  const curl = application.usesSecret
+    ? `curl -u "${application.id}:$CLIENT_SECRET" \\\n  -d grant_type=client_credentials \\\n  -d scope="${scope}" \\\n  ${props.tokenEndpoint}`
+    : `curl -d grant_type=client_credentials \\\n  -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \\\n  -d client_assertion="$SIGNED_JWT" \\\n  -d scope="${scope}" \\\n  ${props.tokenEndpoint}`;
+  return (
+    <Layout chrome={props.chrome} title={props.title}>
+      <PageHeader title={props.title} description={application.name} />
+      <div class="panel">
+        {props.secret ? (
+          <p class="warning">
+            <strong>Copy it now: you will not see it again.</strong> Latchkey keeps only a fingerprint of the secret.
+          </p>
+        ) : null}
+        <SecretOnce label="Client id" value={application.id} id="client-id" />
+        {props.secret ? <SecretOnce label="Client secret" value={props.secret} id="client-secret" /> : null}
+      </div>
+      {props.previousUntil ? (
+        <p>
+          The previous secret keeps working until <Time at={props.previousUntil} now={props.now} />.
+        </p>
+      ) : null}
+      <h2>Get a token</h2>
+      <p>
+        With the secret in <code>{application.usesSecret ? 'CLIENT_SECRET' : 'SIGNED_JWT'}</code>:
+      </p>
+      <pre class="codes">
+        <code>{curl}</code>
+      </pre>
+      <p>
+        <a href={`/portal/applications/${application.id}`}>Go to the application's page</a>
+      </p>
+    </Layout>
+  );
+}
+
+export function ApplicationPage(props: { chrome: Chrome; now: Date; application: ApplicationView; canChange: boolean }) {
+  const { application: app, now } = props;
+  return (
+    <Layout chrome={props.chrome} title={app.name}>
+      <PageHeader title={app.name} description={<code>{app.id}</code>} />
+      <dl class="details">
+        <dt>Status</dt>
+        <dd>
+          <Badge status={app.status} />
+        </dd>
+        <dt>Client id</dt>
+        <dd>
+          <code>{app.id}</code>
+        </dd>
+        <dt>Scopes</dt>
+        <dd>
+          <Scopes scopes={app.scopes} />
+        </dd>
+        <dt>Audiences</dt>
+        <dd>{app.audiences.join(', ')}</dd>
+        <dt>Authentication</dt>
+        <dd>{app.authMethodLabel}</dd>
+        {app.keyIds.length > 0 ? (
+          <>
+            <dt>Public keys</dt>
+            <dd>{app.keyIds.join(', ')}</dd>
+          </>
+        ) : null}
+        <dt>Created</dt>
+        <dd>
+          <Time at={app.createdAt} now={now} />
+        </dd>
+        <dt>Last used</dt>
+        <dd>
+          <Time at={app.lastUsedAt} now={now} />
+        </dd>
+        {app.previousSecretExpiresAt ? (
+          <>
+            <dt>Previous secret</dt>
+            <dd>
+              works until <Time at={app.previousSecretExpiresAt} now={now} />
+            </dd>
+          </>
+        ) : null}
+        {app.revokedAt ? (
+          <>
+            <dt>Revoked</dt>
+            <dd>
+              <Time at={app.revokedAt} now={now} />
+            </dd>
+          </>
+        ) : null}
+      </dl>
+      {props.canChange && app.status !== 'revoked' && app.usesSecret ? (
+        <section class="panel" aria-labelledby="rotate-heading">
+          <h2 id="rotate-heading">Rotate secret</h2>
+          <p>Issue a new client secret. You choose how long the current one keeps working, so your services can switch over.</p>
+          <Form action={`/portal/applications/${app.id}/rotate-secret`} csrf={props.chrome.csrf}>
+            <Choices legend="Old secret keeps working for" name="grace" type="radio" choices={graceChoices('24h')} />
+            <div class="form-actions">
+              <Button>Rotate secret</Button>
+            </div>
+          </Form>
+        </section>
+      ) : null}
+      {props.canChange && app.status !== 'revoked' ? (
+        <section class="panel panel-danger" aria-labelledby="revoke-heading">
+          <h2 id="revoke-heading">Revoke</h2>
+          <p>Its secrets stop working and every token it holds is refused. This cannot be undone.</p>
+          <Form action={`/portal/applications/${app.id}/revoke`} csrf={props.chrome.csrf}>
+            <div class="form-actions">
+              <Button variant="danger">Revoke</Button>
+            </div>
+          </Form>
+        </section>
+      ) : null}
+      <p>
+        <a href="/portal/applications">Back to applications</a>
+      </p>
+    </Layout>
+  );
+}
+
+export function ApplicationRotateConfirmPage(props: { chrome: Chrome; now: Date; application: ApplicationView; grace: string; until: Date }) {
+  const { application: app } = props;
+  return (
+    <Layout chrome={props.chrome} title={`Rotate secret of ${app.name}`}>
+      <PageHeader title={`Rotate the secret of ${app.name}`} description={<code>{app.id}</code>} />
+      <div class="panel">
+        <p>
+          {props.grace === 'now' ? (
+            <>The current secret stops working now.</>
+          ) : (
+            <>
+              The current secret keeps working until <Time at={props.until} now={props.now} />.
+            </>
+          )}{' '}
+          The new secret is shown once.
+        </p>
+        <Form action={`/portal/applications/${app.id}/rotate-secret`} csrf={props.chrome.csrf}>
+          <input type="hidden" name="grace" value={props.grace} />
+          <input type="hidden" name="confirm" value="yes" />
+          <div class="form-actions">
+            <Button>Rotate secret</Button>
+            <a href={`/portal/applications/${app.id}`}>Cancel</a>
+          </div>
+        </Form>
+      </div>
+    </Layout>
+  );
+}
+
+export function ApplicationRevokeConfirmPage(props: { chrome: Chrome; application: ApplicationView }) {
+  const { application: app } = props;
+  return (
+    <Layout chrome={props.chrome} title={`Revoke ${app.name}`}>
+      <PageHeader title={`Revoke ${app.name}`} description={<code>{app.id}</code>} />
+      <div class="panel panel-danger">
+        <p>
+          Revoke application <code>{app.id}</code> — its secrets stop working and its tokens are refused within a second. This cannot be undone.
+        </p>
+        <Form action={`/portal/applications/${app.id}/revoke`} csrf={props.chrome.csrf}>
+          <input type="hidden" name="confirm" value="yes" />
+          <div class="form-actions">
+            <Button variant="danger">Revoke</Button>
+            <a href={`/portal/applications/${app.id}`}>Cancel</a>
+          </div>
+        </Form>
+      </div>
+    </Layout>
+  );
+}

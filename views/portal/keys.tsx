@@ -1,0 +1,334 @@
+import type { ApiKeyView } from '../../src/credentials/presenters.ts';
+import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, SecretOnce, Time, type Choice } from '../components.tsx';
+import { Layout, type Chrome } from '../layout.tsx';
+
+/** A scope of the catalog as the forms offer it. */
+export interface ScopeOption {
+  name: string;
+  description: string;
+  requiresApproval: boolean;
+}
+
+export const scopeChoices = (catalog: ScopeOption[], chosen: string[]): Choice[] =>
+  catalog.map((scope) => ({
+    value: scope.name,
+    label: scope.requiresApproval ? `${scope.name} (requires approval)` : scope.name,
+    description: scope.description,
+    checked: chosen.includes(scope.name),
+  }));
+
+/** Stripe's "roll key": when the old credential stops working. */
+export const GRACE_CHOICES = [
+  { value: 'now', label: 'Now' },
+  { value: '1h', label: '1 hour' },
+  { value: '24h', label: '24 hours' },
+  { value: '7d', label: '7 days' },
+] as const;
+export type GraceChoice = (typeof GRACE_CHOICES)[number]['value'];
+
+export const graceChoices = (chosen: string): Choice[] => GRACE_CHOICES.map((c) => ({ value: c.value, label: c.label, checked: c.value === chosen }));
+
+export const EXPIRY_CHOICES = [
+  { value: '7d', label: '7 days' },
+  { value: '30d', label: '30 days' },
+  { value: '90d', label: '90 days' },
+  { value: '1y', label: '1 year' },
+  { value: 'never', label: 'No expiry' },
+] as const;
+export type ExpiryChoice = (typeof EXPIRY_CHOICES)[number]['value'];
+
+export function Scopes(props: { scopes: string[] }) {
+  return (
+    <span>
+      {props.scopes.map((scope, i) => (
+        <>
+          {i > 0 ? ' ' : null}
+          <code class="scope">{scope}</code>
+        </>
+      ))}
+    </span>
+  );
+}
+
+export interface KeysListProps {
+  chrome: Chrome;
+  now: Date;
+  keys: ApiKeyView[];
+  /** True when the list was cut at its limit. */
+  truncated: boolean;
+  limit: number;
+}
+
+export function KeysListPage(props: KeysListProps) {
+  return (
+    <Layout chrome={props.chrome} title="API keys">
+      <PageHeader
+        title="API keys"
+        description="Keys let your services call APIs protected by Latchkey. Each key belongs to this team."
+        actions={<LinkButton href="/portal/keys/new">New API key</LinkButton>}
+      />
+      {props.keys.length === 0 ? (
+        <EmptyState title="No API keys yet">
+          <p>
+            Create a key, choose what it may do, and copy it into your service's configuration. <a href="/portal/keys/new">Create your first API key</a>.
+          </p>
+        </EmptyState>
+      ) : (
+        <div class="table-wrap">
+          <table class="table">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Key</th>
+                <th scope="col">Scopes</th>
+                <th scope="col">Created</th>
+                <th scope="col">Last used</th>
+                <th scope="col">Expires</th>
+                <th scope="col">Status</th>
+              </tr>
+            </thead>
+            <tbody>
+              {props.keys.map((key) => (
+                <tr>
+                  <td>
+                    <a href={`/portal/keys/${key.id}`}>{key.name}</a>
+                  </td>
+                  <td>
+                    <code title={key.prefix}>{key.masked}</code>
+                  </td>
+                  <td>
+                    <Scopes scopes={key.scopes} />
+                  </td>
+                  <td>
+                    <Time at={key.createdAt} now={props.now} />
+                  </td>
+                  <td>
+                    <Time at={key.lastUsedAt} now={props.now} />
+                  </td>
+                  <td>
+                    <Time at={key.expiresAt} now={props.now} never="no expiry" />
+                  </td>
+                  <td>
+                    <Badge status={key.status} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {props.truncated ? <p class="muted small">Showing the {props.limit} newest keys. Revoke keys you no longer use to keep this list short.</p> : null}
+    </Layout>
+  );
+}
+
+export interface NewKeyValues {
+  name: string;
+  scopes: string[];
+  expires: string;
+}
+
+export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeOption[]; values: NewKeyValues; errors: Record<string, string> }) {
+  const { values, errors } = props;
+  return (
+    <Layout chrome={props.chrome} title="New API key">
+      <PageHeader title="New API key" description="The key is shown once, right after you create it." />
+      <ErrorSummary errors={errors} />
+      <Form action="/portal/keys" csrf={props.chrome.csrf}>
+        <Field label="Name" name="name" value={values.name} error={errors.name} hint="What uses this key, e.g. “billing service (production)”." maxLength={100} required />
+        <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(props.catalog, values.scopes)} error={errors.scopes} hint="What the key may do. Choose only what the service needs." />
+        <Choices
+          legend="Expires"
+          name="expires"
+          type="radio"
+          choices={EXPIRY_CHOICES.map((c) => ({ value: c.value, label: c.label, checked: c.value === values.expires }))}
+          error={errors.expires}
+          hint="A key that never expires stays dangerous for as long as it leaks unnoticed: prefer an expiry and rotate."
+        />
+        <div class="form-actions">
+          <Button>Create key</Button>
+          <a href="/portal/keys">Cancel</a>
+        </div>
+      </Form>
+    </Layout>
+  );
+}
+
+/** The full key, shown once: after a creation or a rotation. */
+export function KeyShownOncePage(props: { chrome: Chrome; now: Date; title: string; key: ApiKeyView; secret: string; previous?: { prefix: string; until: Date } }) {
+  const { key } = props;
+  return (
+    <Layout chrome={props.chrome} title={props.title}>
+      <PageHeader title={props.title} description={key.name} />
+      <div class="panel">
+        <p class="warning">
+          <strong>Copy it now: you will not see it again.</strong> Latchkey keeps only a fingerprint of the key.
+        </p>
+        <SecretOnce label="API key" value={props.secret} id="secret-key" />
+      </div>
+      {props.previous ? (
+        <p>
+          The previous key <code>{props.previous.prefix}</code> keeps working until <Time at={props.previous.until} now={props.now} />.
+        </p>
+      ) : null}
+      <h2>What it can do</h2>
+      <dl class="details">
+        <dt>Scopes</dt>
+        <dd>
+          <Scopes scopes={key.scopes} />
+        </dd>
+        <dt>Audiences</dt>
+        <dd>{key.audiences.join(', ')}</dd>
+        <dt>Expires</dt>
+        <dd>
+          <Time at={key.expiresAt} now={props.now} never="no expiry" />
+        </dd>
+      </dl>
+      <p>
+        <a href={`/portal/keys/${key.id}`}>Go to the key's page</a>
+      </p>
+    </Layout>
+  );
+}
+
+export function KeyPage(props: { chrome: Chrome; now: Date; key: ApiKeyView; canChange: boolean }) {
+  const { key, now } = props;
+  return (
+    <Layout chrome={props.chrome} title={key.name}>
+      <PageHeader title={key.name} description={<code>{key.prefix}</code>} />
+      <dl class="details">
+        <dt>Status</dt>
+        <dd>
+          <Badge status={key.status} />
+          {key.graceEndsAt ? (
+            <span>
+              {' '}
+              until <Time at={key.graceEndsAt} now={now} />
+            </span>
+          ) : null}
+        </dd>
+        <dt>Key id</dt>
+        <dd>
+          <code>{key.prefix}</code>
+        </dd>
+        <dt>Scopes</dt>
+        <dd>
+          <Scopes scopes={key.scopes} />
+        </dd>
+        <dt>Audiences</dt>
+        <dd>{key.audiences.join(', ')}</dd>
+        <dt>Created</dt>
+        <dd>
+          <Time at={key.createdAt} now={now} />
+        </dd>
+        <dt>Last used</dt>
+        <dd>
+          <Time at={key.lastUsedAt} now={now} />
+        </dd>
+        <dt>Expires</dt>
+        <dd>
+          <Time at={key.expiresAt} now={now} never="no expiry" />
+        </dd>
+        {key.replacedById ? (
+          <>
+            <dt>Replaced by</dt>
+            <dd>
+              <a href={`/portal/keys/${key.replacedById}`}>
+                <code>lk_{key.replacedById}</code>
+              </a>
+            </dd>
+          </>
+        ) : null}
+        {key.revokedAt ? (
+          <>
+            <dt>Revoked</dt>
+            <dd>
+              <Time at={key.revokedAt} now={now} />
+              {key.revokedReason ? ` (${key.revokedReason})` : null}
+            </dd>
+          </>
+        ) : null}
+      </dl>
+      {props.canChange && key.status === 'active' ? (
+        <section class="panel" aria-labelledby="rotate-heading">
+          <h2 id="rotate-heading">Rotate</h2>
+          <p>Issue a new key with the same scopes. You choose how long the old one keeps working, so your services can switch over.</p>
+          <Form action={`/portal/keys/${key.id}/rotate`} csrf={props.chrome.csrf}>
+            <Choices legend="Old key keeps working for" name="grace" type="radio" choices={graceChoices('24h')} />
+            <div class="form-actions">
+              <Button>Rotate</Button>
+            </div>
+          </Form>
+        </section>
+      ) : null}
+      {props.canChange && key.live ? (
+        <section class="panel panel-danger" aria-labelledby="revoke-heading">
+          <h2 id="revoke-heading">Revoke</h2>
+          <p>Services using this key will be refused within a second. This cannot be undone.</p>
+          <Form action={`/portal/keys/${key.id}/revoke`} csrf={props.chrome.csrf}>
+            <Field label="Reason" name="reason" hint="Optional; kept in the audit trail." maxLength={500} />
+            <div class="form-actions">
+              <Button variant="danger">Revoke</Button>
+            </div>
+          </Form>
+        </section>
+      ) : null}
+      <p>
+        <a href="/portal/keys">Back to API keys</a>
+      </p>
+    </Layout>
+  );
+}
+
+export function KeyRotateConfirmPage(props: { chrome: Chrome; now: Date; key: ApiKeyView; grace: string; graceLabel: string; until: Date }) {
+  const { key } = props;
+  return (
+    <Layout chrome={props.chrome} title={`Rotate ${key.name}`}>
+      <PageHeader title={`Rotate key ${key.masked}`} description={key.name} />
+      <div class="panel">
+        <p>
+          {props.grace === 'now' ? (
+            <>
+              <code>{key.prefix}</code> stops working now.
+            </>
+          ) : (
+            <>
+              <code>{key.prefix}</code> keeps working until <Time at={props.until} now={props.now} />.
+            </>
+          )}{' '}
+          The new key is shown once.
+        </p>
+        <Form action={`/portal/keys/${key.id}/rotate`} csrf={props.chrome.csrf}>
+          <input type="hidden" name="grace" value={props.grace} />
+          <input type="hidden" name="confirm" value="yes" />
+          <div class="form-actions">
+            <Button>Rotate</Button>
+            <a href={`/portal/keys/${key.id}`}>Cancel</a>
+          </div>
+        </Form>
+      </div>
+    </Layout>
+  );
+}
+
+export function KeyRevokeConfirmPage(props: { chrome: Chrome; key: ApiKeyView; reason: string }) {
+  const { key } = props;
+  return (
+    <Layout chrome={props.chrome} title={`Revoke ${key.name}`}>
+      <PageHeader title={`Revoke key ${key.masked}`} description={key.name} />
+      <div class="panel panel-danger">
+        <p>
+          Revoke key <code>{key.prefix}</code> — services using it will be refused within a second. This cannot be undone.
+        </p>
+        <Form action={`/portal/keys/${key.id}/revoke`} csrf={props.chrome.csrf}>
+          <input type="hidden" name="reason" value={props.reason} />
+          <input type="hidden" name="confirm" value="yes" />
+          <div class="form-actions">
+            <Button variant="danger">Revoke</Button>
+            <a href={`/portal/keys/${key.id}`}>Cancel</a>
+          </div>
+        </Form>
+      </div>
+    </Layout>
+  );
+}
