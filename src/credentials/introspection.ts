@@ -120,6 +120,7 @@ async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: Client
  * its id, never the credential itself, and answers inactive.
  */
 async function checkFailed(deps: Deps, caller: ClientRecord, request: RequestInfo, kind: 'api_key' | 'access_token', id: string | null, result: string): Promise<Introspection> {
+  if (kind === 'api_key' && id !== null) deps.usage.record('api_key', id, false);
   await deps.audit.record(actorEvent({ type: 'client', id: caller.id, ...request }, `${kind}.check_failed`, kind, id, { result }));
   return INACTIVE;
 }
