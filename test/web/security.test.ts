@@ -238,6 +238,29 @@ describe('two-factor authentication', () => {
     recoveryCodes = codes;
   });
 
+  it('takes a real sign-in through the code step to where it was going (never off-site)', async () => {
+    const browser = new Client();
+    const signedIn = await browser.post('/portal/sign-in', { email: 'alice@example.test', password: PASSWORD, next: '/portal/sessions' }, { from: '/portal/sign-in' });
+    assert.equal(signedIn.status, 303);
+    assert.equal(signedIn.location, '/portal/sign-in/verify?next=%2Fportal%2Fsessions');
+    const stage = await server.deps.prisma.session.findUniqueOrThrow({ where: { id: sessionDigest(server.deps, browser.session!) } });
+    assert.equal(stage.stage, 'mfa');
+    const page = await browser.get(signedIn.location!);
+    assert.match(page.body, /name="next" value="\/portal\/sessions"/);
+    tick();
+    const done = await browser.post('/portal/sign-in/verify', { code: codeAt(secret), next: '/portal/sessions' }, { from: signedIn.location! });
+    assert.equal(done.status, 303);
+    assert.equal(done.location, '/portal/sessions');
+    assert.equal((await browser.get('/portal/sessions')).status, 200);
+
+    const elsewhere = new Client();
+    await elsewhere.post('/portal/sign-in', { email: 'alice@example.test', password: PASSWORD }, { from: '/portal/sign-in' });
+    tick();
+    const offSite = await elsewhere.post('/portal/sign-in/verify', { code: codeAt(secret), next: '//evil.example/portal' }, { from: '/portal/sign-in/verify' });
+    assert.equal(offSite.status, 303);
+    assert.equal(offSite.location, '/portal');
+  });
+
   it('sends a page without a stage-mfa session to sign-in', async () => {
     assert.equal((await new Client().get('/portal/sign-in/verify')).location, '/portal/sign-in');
     assert.equal((await aliceBrowser.get('/portal/sign-in/verify')).location, '/portal');

@@ -20,12 +20,13 @@ function CodeField(props: { error?: string; autofocus?: boolean; hint?: string }
 }
 
 /** The second step of signing in, once MFA is on. */
-export function VerifyPage(props: { chrome: Chrome; error?: string }) {
+export function VerifyPage(props: { chrome: Chrome; error?: string; next?: string }) {
   return (
     <CardLayout chrome={props.chrome} title="Two-factor authentication">
       <h1>Two-factor authentication</h1>
       <p>Enter a code to finish signing in.</p>
       <Form action="/portal/sign-in/verify" csrf={props.chrome.csrf}>
+        {props.next ? <input type="hidden" name="next" value={props.next} /> : null}
         <CodeField error={props.error} autofocus />
         <div class="form-actions">
           <Button>Verify</Button>

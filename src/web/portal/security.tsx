@@ -22,6 +22,7 @@ import { accountOf, actorOf, principalOf, type PageContext } from '../page-state
 import { cookieNames, cookieOptions, renderErrorPage, type PageRoutes } from '../pages.ts';
 import { chrome, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
+import { safeNext } from './auth.tsx';
 
 const WRONG_CODE = 'That code is not right, or it was already used. Enter the current code from your app.';
 const NO_CODE = 'Enter the code from your authenticator app.';
@@ -61,17 +62,20 @@ export const securityRoutes: PageRoutes = (router, deps) => {
   // ── Sign-in, second step ────────────────────────────────────────────────────────────
   router.get('/sign-in/verify', async (ctx) => {
     const session = ctx.state.session;
-    if (session?.stage === 'full') return void ctx.redirect('/portal');
+    const next = safeNext(textOf(ctx.query.next as string | string[] | undefined));
+    if (session?.stage === 'full') return void ctx.redirect(next ?? '/portal');
     if (!session) return void ctx.redirect('/portal/sign-in');
-    renderPage(ctx, <VerifyPage chrome={chrome(ctx)} />);
+    renderPage(ctx, <VerifyPage chrome={chrome(ctx)} next={next} />);
   });
 
   router.post('/sign-in/verify', async (ctx) => {
     const session = ctx.state.session;
-    if (session?.stage === 'full') return redirectWith(ctx, '/portal');
+    // Only a path of this portal (never another site): see safeNext.
+    const next = safeNext(textOf(ctx.state.form.next));
+    if (session?.stage === 'full') return redirectWith(ctx, next ?? '/portal');
     if (!session) return redirectWith(ctx, '/portal/sign-in');
     const code = textOf(ctx.state.form.code).trim();
-    if (!code) return renderPage(ctx, <VerifyPage chrome={chrome(ctx)} error={NO_CODE} />, 400);
+    if (!code) return renderPage(ctx, <VerifyPage chrome={chrome(ctx)} error={NO_CODE} next={next} />, 400);
     if (await throttled(ctx, throttle, 'mfa', session.accountId)) return;
     const account = await deps.prisma.account.findUnique({ where: { id: session.accountId } });
     if (!account || account.status !== 'active') {
@@ -80,7 +84,7 @@ export const securityRoutes: PageRoutes = (router, deps) => {
     }
     if (!(await verifySecondFactor(deps, account.id, code, actorOf(ctx)))) {
       await throttle.fail('mfa', account.id, ctx.ip);
-      return renderPage(ctx, <VerifyPage chrome={chrome(ctx)} error={WRONG_CODE} />, 400);
+      return renderPage(ctx, <VerifyPage chrome={chrome(ctx)} error={WRONG_CODE} next={next} />, 400);
     }
     await throttle.succeed('mfa', account.id, ctx.ip);
     // A new session id at the step up (ASVS 7.2.4); the password-only session ends.
@@ -95,7 +99,7 @@ export const securityRoutes: PageRoutes = (router, deps) => {
     });
     ctx.cookies.set(cookieNames(ctx.state.secureCookies).session, cookie, { ...cookieOptions(ctx), maxAge: deps.config.LATCHKEY_SESSION_MAX });
     await deps.audit.record(actorEvent({ ...actorOf(ctx), id: account.id }, 'account.signed_in', 'account', account.id, { mfa: true }));
-    redirectWith(ctx, '/portal');
+    redirectWith(ctx, next ?? '/portal');
   });
 
   // ── Security ────────────────────────────────────────────────────────────────────────
@@ -151,7 +155,7 @@ export const securityRoutes: PageRoutes = (router, deps) => {
   router.post('/security/password', signedIn(deps), async (ctx) => {
     const account = accountOf(ctx);
     const current = textOf(ctx.state.form.current_password);
-    const next = textOf(ctx.state.form.new_password);
+    const newPassword = textOf(ctx.state.form.new_password);
     if (!current) return renderSecurity(deps, ctx, { current_password: 'Enter your current password.' }, 400);
     // Guessing the current password from a stolen session counts like guessing at sign-in.
     if (await throttled(ctx, throttle, 'sign_in', account.email)) return;
@@ -160,9 +164,9 @@ export const securityRoutes: PageRoutes = (router, deps) => {
       await throttle.fail('sign_in', account.email, ctx.ip);
       return renderSecurity(deps, ctx, { current_password: 'That is not your current password.' }, 400);
     }
-    const weak = checkPassword(next, { email: account.email });
+    const weak = checkPassword(newPassword, { email: account.email });
     if (weak) return renderSecurity(deps, ctx, { new_password: weak }, 400);
-    const passwordHash = await hashPassword(next);
+    const passwordHash = await hashPassword(newPassword);
     const now = deps.now();
     await deps.prisma.$transaction(async (tx) => {
       await tx.account.update({ where: { id: account.id }, data: { passwordHash, passwordChangedAt: now } });
