@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import argon2 from 'argon2';
+import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
+import type { Actor, Deps } from '../context.ts';
+import type { Account } from '../db/database.ts';
+import { createThrottle, type Throttle } from '../limits/throttle.ts';
+import { normaliseEmail } from './accounts.ts';
+import { hashPassword } from './admins.ts';
+
+type SignInDeps = Pick<Deps, 'prisma' | 'now'>;
+
+// One throttle per server (its memory counters live as long as the deps they serve).
+const throttles = new WeakMap<object, Throttle>();
+
+/** The brute-force limits of the server these deps belong to (memory; per node). */
+export function throttleFor(deps: object): Throttle {
+  let throttle = throttles.get(deps);
+  if (!throttle) throttles.set(deps, (throttle = createThrottle()));
+  return throttle;
+}
+
+// Verified against when the address has no account (or no password), so an unknown address
+// costs the same argon2 time as a wrong password (no enumeration by timing).
+let dummyHash: Promise<string> | undefined;
+const dummy = () => (dummyHash ??= hashPassword(randomBytes(24).toString('base64url')));
+
+async function verifyPassword(hash: string, password: string): Promise<boolean> {
+  try {
+    return await argon2.verify(hash, password);
+  } catch {
+    return false;
+  }
+}
+
+export type SignInResult =
+  | { ok: true; account: Account }
+  /** Unknown address, wrong password or suspended account: one answer for all. */
+  | { ok: false; reason: 'invalid' }
+  | { ok: false; reason: 'throttled'; retryAfterSeconds: number }
+  /** Correct password, address not yet verified. */
+  | { ok: false; reason: 'unverified'; email: string };
+
+/** Checks an email and password, throttled per account and IP and per IP (limits/throttle.ts). */
+export async function signIn(deps: SignInDeps, input: { email: string; password: string; ip: string }, actor: Actor): Promise<SignInResult> {
+  const email = normaliseEmail(input.email).slice(0, 254);
+  const throttle = throttleFor(deps);
+  const verdict = await throttle.check('sign_in', email, input.ip);
+  if (!verdict.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: verdict.retryAfterSeconds };
+
+  const account = email ? await deps.prisma.account.findUnique({ where: { email } }) : null;
+  const passwordOk = await verifyPassword(account?.passwordHash ?? (await dummy()), input.password.slice(0, 4096));
+  if (!account || !account.passwordHash || !passwordOk || account.status !== 'active') {
+    await throttle.fail('sign_in', email, input.ip);
+    const reason = !account ? 'unknown_email' : !passwordOk ? 'wrong_password' : 'suspended';
+    // The account id when known; never the password, and no address that has no account.
+    await audit(deps, actorEvent(actor, 'account.sign_in_failed', 'account', account?.id ?? null, { reason }));
+    return { ok: false, reason: 'invalid' };
+  }
+  await throttle.succeed('sign_in', email, input.ip);
+  if (!account.emailVerifiedAt) return { ok: false, reason: 'unverified', email: account.email };
+  return { ok: true, account };
+}
+
+/** An audit event in a transaction of its own (sign-in, sign-out: no other change to join). */
+export async function audit(deps: SignInDeps, event: ReturnType<typeof actorEvent>): Promise<void> {
+  const now = deps.now();
+  await deps.prisma.$transaction((tx) => appendAuditEvents(tx, [event], now));
+}
