@@ -155,8 +155,8 @@ export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeOption[]; valu
 }
 
 /** The full key, shown once: after a creation or a rotation. */
-export function KeyShownOncePage(props: { chrome: Chrome; now: Date; title: string; key: ApiKeyView; secret: string; previous?: { prefix: string; until: Date } }) {
-  const { key } = props;
+export function KeyShownOncePage(props: { chrome: Chrome; now: Date; title: string; apiKey: ApiKeyView; secret: string; previous?: { prefix: string; until: Date } }) {
+  const { apiKey: key } = props;
   return (
     <Layout chrome={props.chrome} title={props.title}>
       <PageHeader title={props.title} description={key.name} />
@@ -191,8 +191,8 @@ export function KeyShownOncePage(props: { chrome: Chrome; now: Date; title: stri
   );
 }
 
-export function KeyPage(props: { chrome: Chrome; now: Date; key: ApiKeyView; canChange: boolean }) {
-  const { key, now } = props;
+export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; canChange: boolean }) {
+  const { apiKey: key, now } = props;
   return (
     <Layout chrome={props.chrome} title={key.name}>
       <PageHeader title={key.name} description={<code>{key.prefix}</code>} />
@@ -280,8 +280,8 @@ export function KeyPage(props: { chrome: Chrome; now: Date; key: ApiKeyView; can
   );
 }
 
-export function KeyRotateConfirmPage(props: { chrome: Chrome; now: Date; key: ApiKeyView; grace: string; graceLabel: string; until: Date }) {
-  const { key } = props;
+export function KeyRotateConfirmPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; grace: string; graceLabel: string; until: Date }) {
+  const { apiKey: key } = props;
   return (
     <Layout chrome={props.chrome} title={`Rotate ${key.name}`}>
       <PageHeader title={`Rotate key ${key.masked}`} description={key.name} />
@@ -311,8 +311,8 @@ export function KeyRotateConfirmPage(props: { chrome: Chrome; now: Date; key: Ap
   );
 }
 
-export function KeyRevokeConfirmPage(props: { chrome: Chrome; key: ApiKeyView; reason: string }) {
-  const { key } = props;
+export function KeyRevokeConfirmPage(props: { chrome: Chrome; apiKey: ApiKeyView; reason: string }) {
+  const { apiKey: key } = props;
   return (
     <Layout chrome={props.chrome} title={`Revoke ${key.name}`}>
       <PageHeader title={`Revoke key ${key.masked}`} description={key.name} />

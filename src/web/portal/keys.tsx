@@ -129,13 +129,13 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     const now = deps.now();
     const key = presentApiKey({ ...issued, name, teamId: team.id, createdAt: now, lastUsedAt: null, expiresAt: issued.expires_at ? new Date(issued.expires_at) : null, revokedAt: null, replacedById: null }, now);
     // Shown once, in this response: the key is never stored and never redirected through.
-    renderPage(ctx, <KeyShownOncePage chrome={chrome(ctx, 'keys')} now={now} title="Your new API key" key={key} secret={issued.key} />);
+    renderPage(ctx, <KeyShownOncePage chrome={chrome(ctx, 'keys')} now={now} title="Your new API key" apiKey={key} secret={issued.key} />);
   });
 
   router.get('/keys/:id', signedIn(deps), async (ctx) => {
     const key = await loadKey(deps, ctx, ctx.params.id!, 'read');
     const canChange = credentialPolicy.change(principalOf(ctx), key);
-    renderPage(ctx, <KeyPage chrome={chrome(ctx, 'keys')} now={deps.now()} key={key} canChange={canChange} />);
+    renderPage(ctx, <KeyPage chrome={chrome(ctx, 'keys')} now={deps.now()} apiKey={key} canChange={canChange} />);
   });
 
   router.post('/keys/:id/rotate', signedIn(deps), async (ctx) => {
@@ -150,7 +150,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
       const until = new Date(now.getTime() + graceMs);
       return renderPage(
         ctx,
-        <KeyRotateConfirmPage chrome={chrome(ctx, 'keys')} now={now} key={key} grace={grace} graceLabel={graceLabel(grace)} until={key.expiresAt && key.expiresAt < until ? key.expiresAt : until} />,
+        <KeyRotateConfirmPage chrome={chrome(ctx, 'keys')} now={now} apiKey={key} grace={grace} graceLabel={graceLabel(grace)} until={key.expiresAt && key.expiresAt < until ? key.expiresAt : until} />,
       );
     }
     await orFlash(ctx, back, async () => {
@@ -166,7 +166,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
           chrome={chrome(ctx, 'keys')}
           now={now}
           title="Your rotated API key"
-          key={successor}
+          apiKey={successor}
           secret={rotated.key}
           previous={{ prefix: key.prefix, until: new Date(rotated.previous_expires_at) }}
         />,
@@ -178,7 +178,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     const key = await loadKey(deps, ctx, ctx.params.id!, 'change');
     const back = `/portal/keys/${key.id}`;
     const reason = textOf(ctx.state.form.reason).trim().slice(0, 500);
-    if (textOf(ctx.state.form.confirm) !== 'yes') return renderPage(ctx, <KeyRevokeConfirmPage chrome={chrome(ctx, 'keys')} key={key} reason={reason} />);
+    if (textOf(ctx.state.form.confirm) !== 'yes') return renderPage(ctx, <KeyRevokeConfirmPage chrome={chrome(ctx, 'keys')} apiKey={key} reason={reason} />);
     if (key.revokedAt) return redirectWith(ctx, back, { kind: 'error', text: 'Nothing changed: this key was already revoked.' });
     await orFlash(ctx, back, async () => {
       await revokeApiKey(deps, key.id, { reason: reason || undefined }, actorOf(ctx));

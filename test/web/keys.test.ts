@@ -1,0 +1,225 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
+import { introspectAs } from '../helpers/oauth.ts';
+import { signUpAndSignIn, type PortalClient } from '../helpers/portal.ts';
+import { discover, rememberSecret, startTestServer, type TestServer } from '../helpers/server.ts';
+
+let server: TestServer;
+let introspectionEndpoint: string;
+let resourceServer: CreatedClient;
+let alice: PortalClient;
+let mallory: PortalClient;
+let read: string;
+let write: string;
+let gated: string;
+
+const fullKeyIn = (html: string) => {
+  const key = /value="(lk_[0-9A-Za-z]{12}_[0-9A-Za-z]{49})"/.exec(html)?.[1];
+  assert.ok(key, 'the page shows the full key');
+  rememberSecret(key);
+  return key;
+};
+const idOf = (key: string) => key.slice(3, 15);
+const active = async (token: string) => {
+  const answer = await introspectAs(introspectionEndpoint, resourceServer, token);
+  assert.equal(answer.status, 200);
+  return answer.body.active as boolean;
+};
+
+before(async () => {
+  server = await startTestServer();
+  introspectionEndpoint = (await discover(server)).introspection_endpoint;
+  read = await createScope(server, { name: 'orders:read', description: 'Read orders' });
+  write = await createScope(server, { name: 'orders:write', description: 'Create and change orders' });
+  gated = await createScope(server, { name: 'payouts:send', description: 'Send payouts', requiresApproval: true });
+  resourceServer = await createClient(server, { scopes: [read] });
+  [alice, mallory] = await Promise.all([signUpAndSignIn(server, null, 'alice@example.com'), signUpAndSignIn(server, null, 'mallory@example.com')]);
+});
+after(async () => {
+  if (process.env.SHOW_ERRORS) for (const line of server.logs().split('\n')) if (line.includes('page failed')) console.error(line.slice(0, 3000));
+  await server?.close();
+});
+
+describe('API keys in the portal', () => {
+  let keyId: string;
+
+  test('an empty list says what to do next', async () => {
+    const page = await alice.get('/portal/keys');
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.match(html, /No API keys yet/);
+    assert.match(html, /href="\/portal\/keys\/new"[^>]*>New API key</);
+  });
+
+  test('the form offers every scope with its description and marks the ones needing approval', async () => {
+    const html = await (await alice.get('/portal/keys/new')).text();
+    assert.match(html, /<label for="field-name">Name<\/label>/);
+    assert.match(html, /orders:read<\/span><span class="choice-description">Read orders/);
+    assert.match(html, /payouts:send \(requires approval\)/);
+    assert.match(html, /value="90d" checked/);
+    assert.match(html, /No expiry/);
+    assert.match(html, />Create key</);
+  });
+
+  test('create → shown once → introspects active → rotate now → old inactive, new active → revoke → inactive', async () => {
+    const created = await alice.postForm('/portal/keys/new', '/portal/keys', { name: 'billing service', scopes: [read, write], expires: '30d' });
+    assert.equal(created.status, 200);
+    assert.equal(created.headers.get('cache-control'), 'no-store');
+    const html = await created.text();
+    assert.match(html, /Copy it now: you will not see it again/);
+    const key = fullKeyIn(html);
+    keyId = idOf(key);
+    assert.match(html, new RegExp(`href="/portal/keys/${keyId}"`));
+    assert.equal(await active(key), true);
+
+    const list = await (await alice.get('/portal/keys')).text();
+    assert.match(list, /billing service/);
+    assert.match(list, new RegExp(`lk_${keyId.slice(0, 4)}…_••••`));
+    assert.ok(!list.includes(key), 'the list never shows the full key');
+
+    const keyPage = await (await alice.get(`/portal/keys/${keyId}`)).text();
+    assert.match(keyPage, /Old key keeps working for/);
+    assert.ok(!keyPage.includes('id="usage"'), 'no empty usage section');
+
+    const confirm = await alice.post(`/portal/keys/${keyId}/rotate`, { grace: 'now' });
+    assert.equal(confirm.status, 200);
+    const confirmHtml = await confirm.text();
+    assert.match(confirmHtml, /stops working now/);
+    assert.match(confirmHtml, /The new key is shown once/);
+    assert.match(confirmHtml, /name="confirm" value="yes"/);
+    assert.equal(await active(key), true, 'the confirmation page changes nothing');
+
+    const rotated = await alice.post(`/portal/keys/${keyId}/rotate`, { grace: 'now', confirm: 'yes' });
+    assert.equal(rotated.status, 200);
+    const successor = fullKeyIn(await rotated.text());
+    assert.notEqual(successor, key);
+    assert.equal(await active(key), false);
+    assert.equal(await active(successor), true);
+
+    const again = await alice.post(`/portal/keys/${keyId}/rotate`, { grace: 'now', confirm: 'yes' });
+    assert.equal(again.status, 303, 'a second rotation of the same key is a flash, not a 500');
+    assert.match(await (await alice.follow(again)).text(), /Nothing changed/);
+
+    const successorId = idOf(successor);
+    const revokeConfirm = await alice.post(`/portal/keys/${successorId}/revoke`, { reason: 'leaked in a log' });
+    assert.equal(revokeConfirm.status, 200);
+    assert.match(await revokeConfirm.text(), /services using it will be refused within a second/);
+    assert.equal(await active(successor), true);
+    const revoked = await alice.post(`/portal/keys/${successorId}/revoke`, { reason: 'leaked in a log', confirm: 'yes' });
+    assert.equal(revoked.status, 303);
+    assert.equal(revoked.headers.get('location'), `/portal/keys/${successorId}`);
+    const after = await (await alice.follow(revoked)).text();
+    assert.match(after, /revoked/);
+    assert.match(after, /leaked in a log/);
+    assert.equal(await active(successor), false);
+
+    const audit = await server.deps.prisma.auditEvent.findMany({ where: { subjectId: { in: [keyId, successorId] } }, orderBy: { seq: 'asc' } });
+    assert.deepEqual(
+      audit.map((e) => e.type).filter((type) => !type.endsWith('check_failed')),
+      ['api_key.created', 'api_key.rotated', 'api_key.revoked'],
+    );
+    for (const event of audit.filter((e) => e.type.startsWith('api_key.') && !e.type.endsWith('check_failed'))) {
+      assert.equal(event.actorType, 'account');
+      assert.ok(event.actorId && event.requestId, 'the actor carries the account and the request');
+    }
+  });
+
+  test('a key rotated with grace shows "rotating out" until its grace ends', async () => {
+    const html = await (await alice.postForm('/portal/keys/new', '/portal/keys', { name: 'graceful', scopes: [read], expires: '90d' })).text();
+    const key = fullKeyIn(html);
+    const confirm = await (await alice.post(`/portal/keys/${idOf(key)}/rotate`, { grace: '24h' })).text();
+    assert.match(confirm, /keeps working until/);
+    const rotated = await alice.post(`/portal/keys/${idOf(key)}/rotate`, { grace: '24h', confirm: 'yes' });
+    fullKeyIn(await rotated.text());
+    assert.equal(await active(key), true);
+    assert.match(await (await alice.get(`/portal/keys/${idOf(key)}`)).text(), /rotating out/);
+    const list = await (await alice.get('/portal/keys')).text();
+    assert.match(list, /rotating out/);
+    // Live keys first: the revoked key of the first test comes after every live one.
+    assert.ok(list.lastIndexOf('>active<') < list.indexOf('>revoked<'), 'revoked keys are listed after live ones');
+  });
+
+  const bad: [string, Record<string, string | string[]>, string, RegExp][] = [
+    ['no scopes', { name: 'no scopes', expires: '90d' }, 'scopes', /Choose at least one scope/],
+    ['empty name', { name: '   ', scopes: [read], expires: '90d' }, 'name', /Enter a name/],
+    ['101-character name', { name: 'x'.repeat(101), scopes: [read], expires: '90d' }, 'name', /at most 100 characters/],
+    ['unknown scope', { name: 'unknown', scopes: ['nope:nothing'], expires: '90d' }, 'scopes', /Unknown scope: nope:nothing/],
+    ['duplicate live name', { name: 'graceful', scopes: [read], expires: '90d' }, 'name', /already has this name/],
+    ['unknown expiry', { name: 'odd expiry', scopes: [read], expires: '5y' }, 'expires', /Choose when the key expires/],
+  ];
+  for (const [what, fields, field, message] of bad) {
+    test(`bad input (${what}) → 400, message beside the field, values kept, nothing stored`, async () => {
+      const before = await server.deps.prisma.apiKey.count();
+      const answer = await alice.postForm('/portal/keys/new', '/portal/keys', fields);
+      assert.equal(answer.status, 400);
+      const html = await answer.text();
+      assert.match(html, new RegExp(`<p class="field-error" id="field-${field}-error">[^<]*${message.source}`));
+      if (typeof fields.name === 'string' && fields.name.trim()) assert.ok(html.includes(`value="${fields.name}"`), 'the name is kept');
+      for (const scope of [fields.scopes ?? []].flat()) if (scope === read) assert.match(html, /value="orders:read" checked/);
+      assert.equal(await server.deps.prisma.apiKey.count(), before);
+    });
+  }
+
+  test('a name with markup is rendered escaped', async () => {
+    const name = '<script>alert(1)</script>';
+    const bad = await alice.postForm('/portal/keys/new', '/portal/keys', { name });
+    assert.equal(bad.status, 400);
+    const badHtml = await bad.text();
+    assert.ok(!badHtml.includes(name));
+    assert.ok(badHtml.includes('value="&lt;script>alert(1)&lt;/script>"'), 'the value is kept, escaped');
+    const created = await alice.postForm('/portal/keys/new', '/portal/keys', { name, scopes: [read], expires: '7d' });
+    assert.equal(created.status, 200);
+    fullKeyIn(await created.text());
+    const list = await (await alice.get('/portal/keys')).text();
+    assert.ok(!list.includes(name));
+    assert.ok(list.includes('>&lt;script>alert(1)&lt;/script></a>'), 'the name is escaped in the list');
+  });
+
+  test('a scope needing approval becomes a request, not a key', async () => {
+    const before = await server.deps.prisma.apiKey.count();
+    const answer = await alice.postForm('/portal/keys/new', '/portal/keys', { name: 'payouts', scopes: [read, gated], expires: '30d' });
+    assert.equal(answer.status, 303);
+    assert.match(answer.headers.get('location')!, /^\/portal\/requests\/lkr_[0-9A-Za-z]{16}$/);
+    assert.equal(await server.deps.prisma.apiKey.count(), before);
+    const request = await server.deps.prisma.credentialRequest.findFirstOrThrow({ where: { name: 'payouts' } });
+    assert.equal(request.kind, 'api_key');
+    assert.equal(request.expiresInSeconds, 30 * 86_400);
+  });
+
+  test('another team gets 404 for every route that takes the key id', async () => {
+    const routes: [string, string, Record<string, string>][] = [
+      ['GET', `/portal/keys/${keyId}`, {}],
+      ['POST', `/portal/keys/${keyId}/rotate`, { grace: 'now' }],
+      ['POST', `/portal/keys/${keyId}/rotate`, { grace: 'now', confirm: 'yes' }],
+      ['POST', `/portal/keys/${keyId}/revoke`, {}],
+      ['POST', `/portal/keys/${keyId}/revoke`, { confirm: 'yes' }],
+      ['GET', '/portal/keys/AAAAAAAAAAAA', {}],
+      ['GET', '/portal/keys/not-a-key-id', {}],
+    ];
+    await mallory.get('/portal/keys');
+    for (const [method, path, fields] of routes) {
+      const answer = method === 'GET' ? await mallory.get(path) : await mallory.post(path, fields);
+      assert.equal(answer.status, 404, `${method} ${path}`);
+      assert.ok(!(await answer.text()).includes('billing service'));
+    }
+    const list = await (await mallory.get('/portal/keys')).text();
+    assert.ok(!list.includes('billing service'), 'another team never sees the key in its list');
+  });
+
+  test('a POST without its CSRF token is refused with 403 and changes nothing', async () => {
+    const before = await server.deps.prisma.apiKey.count();
+    await alice.get('/portal/keys/new');
+    const answer = await alice.post('/portal/keys', { name: 'no csrf', scopes: [read], expires: '90d' }, { csrf: false });
+    assert.equal(answer.status, 403);
+    assert.equal(await server.deps.prisma.apiKey.count(), before);
+    const revoke = await alice.post(`/portal/keys/${keyId}/revoke`, { confirm: 'yes' }, { csrf: false });
+    assert.equal(revoke.status, 403);
+  });
+
+  test('signed out, the key pages lead to sign-in', async () => {
+    const answer = await fetch(`${server.url}/portal/keys`, { redirect: 'manual' });
+    assert.equal(answer.status, 302);
+    assert.match(answer.headers.get('location')!, /^\/portal\/sign-in/);
+  });
+});
