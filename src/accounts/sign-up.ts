@@ -45,18 +45,21 @@ export async function signUp(
   deps: SignUpDeps,
   input: { email: string; password: string; invite?: string },
   actor: Actor,
-): Promise<{ ok: true; email: string } | { ok: false; errors: FieldErrors }> {
+): Promise<{ ok: true; email: string; invited: boolean } | { ok: false; errors: FieldErrors }> {
   const parsed = parseEmail(input.email);
   if (!parsed.ok) return { ok: false, errors: { email: parsed.error, ...passwordError(input.password, undefined) } };
   const email = parsed.email;
   const mode = signUpMode(deps.config);
-  if (mode.kind === 'domain' && email.split('@')[1] !== mode.domain) {
-    return { ok: false, errors: { email: `Sign-up is open to ${mode.domain} addresses only.` } };
-  }
+  // An invitation for this very address stands in for the verification mail (whoever holds
+  // it read that mailbox) and for the sign-up restriction (an owner asked for this person).
+  const invitation = input.invite ? await validInvitation(deps, input.invite) : null;
   if (mode.kind === 'invite') {
-    const invitation = await validInvitation(deps, input.invite);
     if (!invitation) return { ok: false, errors: { invite: 'Sign-up is by invitation only. Ask a team owner to invite you.' } };
     if (invitation.email !== email) return { ok: false, errors: { email: 'Use the address your invitation was sent to.' } };
+  }
+  const invited = invitation !== null && invitation.email === email;
+  if (mode.kind === 'domain' && !invited && email.split('@')[1] !== mode.domain) {
+    return { ok: false, errors: { email: `Sign-up is open to ${mode.domain} addresses only.` } };
   }
   const weak = passwordError(input.password, email);
   if (weak) return { ok: false, errors: weak };
@@ -65,25 +68,25 @@ export async function signUp(
   const existing = await deps.prisma.account.findUnique({ where: { email }, select: { id: true } });
   if (existing) {
     sendAccountExists(deps, email);
-    return { ok: true, email };
+    return { ok: true, email, invited };
   }
   const now = deps.now();
-  let link: string;
+  let link: string | null;
   try {
     link = await deps.prisma.$transaction(async (tx) => {
-      const { account, team } = await createAccount(tx, { email, passwordHash, now });
-      const issued = await issueLinkToken(tx, deps, { purpose: 'verify_email', email, accountId: account.id });
-      await appendAuditEvents(tx, [actorEvent({ ...actor, id: account.id }, 'account.signed_up', 'account', account.id, { teamId: team.id })], now);
-      return issued.link;
+      const { account, team } = await createAccount(tx, { email, passwordHash, now, emailVerifiedAt: invited ? now : null });
+      const issued = invited ? null : await issueLinkToken(tx, deps, { purpose: 'verify_email', email, accountId: account.id });
+      await appendAuditEvents(tx, [actorEvent({ ...actor, id: account.id }, 'account.signed_up', 'account', account.id, { teamId: team.id, invited })], now);
+      return issued?.link ?? null;
     });
   } catch (error) {
     // Two sign-ups for one address at once: the loser is told what anyone else is.
     if ((error as { code?: string }).code !== 'P2002') throw error;
     sendAccountExists(deps, email);
-    return { ok: true, email };
+    return { ok: true, email, invited };
   }
-  deps.mailer.send(verifyEmailMessage({ to: email, link, expiresInText: LINK_LIFETIME_TEXT.verify_email }));
-  return { ok: true, email };
+  if (link) deps.mailer.send(verifyEmailMessage({ to: email, link, expiresInText: LINK_LIFETIME_TEXT.verify_email }));
+  return { ok: true, email, invited };
 }
 
 function passwordError(password: string, email: string | undefined): FieldErrors | null {

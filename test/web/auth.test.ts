@@ -4,6 +4,7 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { findPart, parseMail, startSmtpPeer, type SmtpPeer } from '../helpers/smtp.ts';
 import { linkFromMail, PortalClient, signIn, signUpAndSignIn, STRONG_PASSWORD } from '../helpers/portal.ts';
 import { cookieNames } from '../../src/web/pages.ts';
+import { issueLinkToken } from '../../src/accounts/links.ts';
 
 const SESSION = cookieNames(false).session;
 const tokenOf = (link: string) => new URL(link).searchParams.get('token')!;
@@ -334,5 +335,27 @@ describe('portal: invite-only sign-up', () => {
     assert.equal(posted.status, 400);
     assert.match(await posted.text(), /by invitation only/);
     assert.equal(await server.deps.prisma.account.count({ where: { email: 'x@example.com' } }), 0);
+  });
+
+  it('accepts a sign-up carrying a valid invitation for the same address, then leads to the invitation', async () => {
+    const team = await server.deps.prisma.team.findFirstOrThrow();
+    const { token } = await server.deps.prisma.$transaction((tx) =>
+      issueLinkToken(tx, server.deps, { purpose: 'team_invite', email: 'invited@example.com', teamId: team.id, role: 'member' }),
+    );
+    const client = new PortalClient(server.url);
+    const page = await client.get(`/portal/sign-up?invite=${encodeURIComponent(token)}`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /name="invite"/);
+    const other = await client.post('/portal/sign-up', { email: 'other@example.com', password: STRONG_PASSWORD, invite: token });
+    assert.equal(other.status, 400);
+    assert.match(await other.text(), /Use the address your invitation was sent to/);
+    const done = await client.post('/portal/sign-up', { email: 'invited@example.com', password: STRONG_PASSWORD, invite: token });
+    assert.equal(done.status, 200);
+    const next = `/portal/invitations/accept?token=${encodeURIComponent(token)}`;
+    assert.ok((await done.text()).includes(`/portal/sign-in?next=${encodeURIComponent(next)}`.replace(/&/g, '&amp;')));
+    // The invitation proved the address: no verification step.
+    const signedIn = await client.postForm(`/portal/sign-in?next=${encodeURIComponent(next)}`, '/portal/sign-in', { email: 'invited@example.com', password: STRONG_PASSWORD, next });
+    assert.equal(signedIn.status, 303);
+    assert.equal(signedIn.headers.get('location'), next);
   });
 });

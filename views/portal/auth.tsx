@@ -77,6 +77,19 @@ export function CheckInboxPage(props: { chrome: Chrome; email: string }) {
   );
 }
 
+/** The answer to a sign-up through an invitation (the invitation proved the address). */
+export function InvitedSignUpPage(props: { chrome: Chrome; signInHref: string }) {
+  return (
+    <Card chrome={props.chrome} title="One more step" lead="Sign in with this address to accept the invitation and join the team.">
+      <p>
+        <a class="button button-primary" href={props.signInHref}>
+          Sign in to accept
+        </a>
+      </p>
+    </Card>
+  );
+}
+
 function NewLinkForm(props: { chrome: Chrome; email?: string }) {
   return (
     <Form action="/portal/verify-email/resend" csrf={props.chrome.csrf}>

@@ -1,6 +1,7 @@
 import { h } from 'preact';
 import {
   CheckInboxPage,
+  InvitedSignUpPage,
   LinkExpiredPage,
   LinkSentPage,
   ResetConfirmPage,
@@ -72,6 +73,10 @@ export const authRoutes: PageRoutes = (router, deps) => {
     if (!result.ok) {
       // Email kept, the password never sent back.
       return renderPage(ctx, h(SignUpPage, { chrome: chrome(ctx), view: { email: email.trim(), errors: result.errors, notice: modeNotice(), invite, next } }), 400);
+    }
+    if (result.invited && invite) {
+      // Same page whether the address had an account or not: sign in, then accept.
+      return renderPage(ctx, h(InvitedSignUpPage, { chrome: chrome(ctx), signInHref: `/portal/sign-in?next=${encodeURIComponent(`/portal/invitations/accept?token=${encodeURIComponent(invite)}`)}` }));
     }
     renderPage(ctx, h(CheckInboxPage, { chrome: chrome(ctx), email: result.email }));
   });
