@@ -146,6 +146,7 @@ describe('API keys in the portal', () => {
     ['101-character name', { name: 'x'.repeat(101), scopes: [read], expires: '90d' }, 'name', /at most 100 characters/],
     ['unknown scope', { name: 'unknown', scopes: ['nope:nothing'], expires: '90d' }, 'scopes', /Unknown scope: nope:nothing/],
     ['duplicate live name', { name: 'graceful', scopes: [read], expires: '90d' }, 'name', /already has this name/],
+    ['audience not a URL', { name: 'bad audience', scopes: [read], audiences: 'orders api', expires: '90d' }, 'audiences', /Give full http\(s\) URLs/],
     ['unknown expiry', { name: 'odd expiry', scopes: [read], expires: '5y' }, 'expires', /Choose when the key expires/],
   ];
   for (const [what, fields, field, message] of bad) {
@@ -160,6 +161,17 @@ describe('API keys in the portal', () => {
       assert.equal(await server.deps.prisma.apiKey.count(), before);
     });
   }
+
+  test('a key for a named API is visible only to that API\'s resource servers', async () => {
+    const api = 'https://orders.example.test';
+    const ordersServer = await createClient(server, { scopes: [read], audiences: [api] });
+    const html = await (await alice.postForm('/portal/keys/new', '/portal/keys', { name: 'for orders', scopes: [read], audiences: ` ${api} `, expires: '7d' })).text();
+    const key = fullKeyIn(html);
+    assert.ok(html.includes(api));
+    const seen = await introspectAs(introspectionEndpoint, ordersServer, key);
+    assert.equal(seen.body.active, true);
+    assert.equal(await active(key), false, 'a resource server of another audience sees nothing');
+  });
 
   test('a name with markup is rendered escaped', async () => {
     const name = '<script>alert(1)</script>';
@@ -215,6 +227,34 @@ describe('API keys in the portal', () => {
     assert.equal(await server.deps.prisma.apiKey.count(), before);
     const revoke = await alice.post(`/portal/keys/${keyId}/revoke`, { confirm: 'yes' }, { csrf: false });
     assert.equal(revoke.status, 403);
+  });
+
+  test('a team with 1,100 keys gets the 500 newest, live first, quickly, with a note', async () => {
+    const account = await server.deps.prisma.account.findUniqueOrThrow({ where: { email: 'mallory@example.com' }, include: { memberships: true } });
+    const teamId = account.memberships[0]!.teamId;
+    const start = Date.parse('2026-01-01T00:00:00Z');
+    await server.deps.prisma.apiKey.createMany({
+      data: Array.from({ length: 1100 }, (_, i) => ({
+        id: `bulk${String(i).padStart(8, '0')}`,
+        name: `bulk key ${i}`,
+        teamId,
+        scopes: [read],
+        audiences: ['https://api.example.com'],
+        digest: new Uint8Array(32),
+        createdAt: new Date(start + i * 1000),
+        revokedAt: i % 2 === 0 ? new Date(start + i * 1000 + 1) : null,
+      })),
+    });
+    const started = performance.now();
+    const page = await mallory.get('/portal/keys');
+    const elapsed = performance.now() - started;
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.equal(html.match(/<tr><td><a href="\/portal\/keys\//g)?.length, 500);
+    assert.match(html, /Showing the 500 newest keys/);
+    assert.ok(html.includes('bulk key 1099') && !html.includes('bulk key 599<'), 'the newest 500');
+    assert.ok(html.lastIndexOf('>active<') < html.indexOf('>revoked<'), 'live keys first');
+    assert.ok(elapsed < 2000, `the list took ${Math.round(elapsed)} ms`);
   });
 
   test('signed out, the key pages lead to sign-in', async () => {

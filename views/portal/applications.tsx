@@ -1,7 +1,7 @@
 import type { ApplicationView } from '../../src/credentials/presenters.ts';
 import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
-import { graceChoices, Scopes, scopeChoices, type ScopeOption } from './keys.tsx';
+import { AudiencesField, graceChoices, Scopes, scopeChoices, type ScopeOption } from './keys.tsx';
 
 export function ApplicationsListPage(props: { chrome: Chrome; now: Date; applications: ApplicationView[]; truncated: boolean; limit: number }) {
   return (
@@ -68,11 +68,13 @@ export function ApplicationsListPage(props: { chrome: Chrome; now: Date; applica
 export interface NewApplicationValues {
   name: string;
   scopes: string[];
+  /** As typed: URLs separated by spaces. */
+  audiences: string;
   authMethod: string;
   jwks: string;
 }
 
-export function NewApplicationPage(props: { chrome: Chrome; catalog: ScopeOption[]; values: NewApplicationValues; errors: Record<string, string> }) {
+export function NewApplicationPage(props: { chrome: Chrome; catalog: ScopeOption[]; values: NewApplicationValues; errors: Record<string, string>; defaultAudience: string }) {
   const { values, errors } = props;
   return (
     <Layout chrome={props.chrome} title="New application">
@@ -81,6 +83,7 @@ export function NewApplicationPage(props: { chrome: Chrome; catalog: ScopeOption
       <Form action="/portal/applications" csrf={props.chrome.csrf}>
         <Field label="Name" name="name" value={values.name} error={errors.name} maxLength={100} required />
         <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(props.catalog, values.scopes)} error={errors.scopes} hint="What its access tokens may do." />
+        <AudiencesField value={values.audiences} error={errors.audiences} defaultAudience={props.defaultAudience} what="its tokens" />
         <Choices
           legend="Authentication"
           name="authMethod"

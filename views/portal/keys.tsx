@@ -125,10 +125,29 @@ export function KeysListPage(props: KeysListProps) {
 export interface NewKeyValues {
   name: string;
   scopes: string[];
+  /** As typed: URLs separated by spaces. */
+  audiences: string;
   expires: string;
 }
 
-export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeOption[]; values: NewKeyValues; errors: Record<string, string> }) {
+export function AudiencesField(props: { value: string; error?: string; defaultAudience: string; what: string }) {
+  return (
+    <Field
+      label="Audiences"
+      name="audiences"
+      value={props.value}
+      error={props.error}
+      maxLength={2000}
+      hint={
+        <>
+          Optional: the URLs of the APIs that accept {props.what}, separated by spaces. Empty: <code>{props.defaultAudience}</code>.
+        </>
+      }
+    />
+  );
+}
+
+export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeOption[]; values: NewKeyValues; errors: Record<string, string>; defaultAudience: string }) {
   const { values, errors } = props;
   return (
     <Layout chrome={props.chrome} title="New API key">
@@ -137,6 +156,7 @@ export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeOption[]; valu
       <Form action="/portal/keys" csrf={props.chrome.csrf}>
         <Field label="Name" name="name" value={values.name} error={errors.name} hint="What uses this key, e.g. “billing service (production)”." maxLength={100} required />
         <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(props.catalog, values.scopes)} error={errors.scopes} hint="What the key may do. Choose only what the service needs." />
+        <AudiencesField value={values.audiences} error={errors.audiences} defaultAudience={props.defaultAudience} what="this key" />
         <Choices
           legend="Expires"
           name="expires"

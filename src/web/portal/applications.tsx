@@ -20,7 +20,7 @@ import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts
 import type { PageRoutes } from '../pages.ts';
 import { chrome, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
-import { chosenScopes, credentialName, GRACE_MS, graceForm, scopeCatalog, unknownScopes } from './keys.tsx';
+import { audiencesText, chosenScopes, credentialName, GRACE_MS, graceForm, scopeCatalog, unknownScopes } from './keys.tsx';
 
 type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
 
@@ -30,6 +30,7 @@ const CLIENT_ID = /^lkc_[0-9A-Za-z]{22}$/;
 export const newApplicationForm = z.object({
   name: credentialName,
   scopes: chosenScopes,
+  audiences: audiencesText,
   authMethod: z.enum(['client_secret_basic', 'private_key_jwt'], { message: 'Choose how the application authenticates.' }),
   jwks: z.string().max(32_000, 'A key set this large is not accepted: paste public keys only.'),
 });
@@ -73,15 +74,16 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
   });
 
   const renderNew = async (ctx: PageContext, values: NewApplicationValues, errors: FieldErrors, status: number) =>
-    renderPage(ctx, <NewApplicationPage chrome={chrome(ctx, 'applications')} catalog={await scopeCatalog(deps)} values={values} errors={errors} />, status);
+    renderPage(ctx, <NewApplicationPage chrome={chrome(ctx, 'applications')} catalog={await scopeCatalog(deps)} values={values} errors={errors} defaultAudience={deps.config.LATCHKEY_DEFAULT_AUDIENCE} />, status);
 
-  router.get('/applications/new', signedIn(deps), (ctx) => renderNew(ctx, { name: '', scopes: [], authMethod: 'client_secret_basic', jwks: '' }, {}, 200));
+  router.get('/applications/new', signedIn(deps), (ctx) => renderNew(ctx, { name: '', scopes: [], audiences: '', authMethod: 'client_secret_basic', jwks: '' }, {}, 200));
 
   router.post('/applications', signedIn(deps), async (ctx) => {
     const form = ctx.state.form;
     const values: NewApplicationValues = {
       name: textOf(form.name),
       scopes: listOf(form.scopes),
+      audiences: textOf(form.audiences),
       authMethod: textOf(form.authMethod) || 'client_secret_basic',
       jwks: textOf(form.jwks),
     };
@@ -98,14 +100,14 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     if (!parsed.ok || Object.keys(errors).length > 0) return renderNew(ctx, values, errors, 400);
 
     const team = teamOf(ctx);
-    const { name, scopes, authMethod } = parsed.value;
+    const { name, scopes, audiences, authMethod } = parsed.value;
     if ((await scopesNeedingApproval(deps, scopes)).length > 0) {
       // A request carries no key set: a private_key_jwt client needing approval is set up by an admin.
       if (authMethod === 'private_key_jwt') return renderNew(ctx, values, { authMethod: 'Scopes that require approval are requested with Client secret; an admin can then set up your keys.' }, 400);
-      const request = await requestCredential(deps, { teamId: team.id, kind: 'client', name, scopes, requestedById: principalOf(ctx).accountId }, actorOf(ctx));
+      const request = await requestCredential(deps, { teamId: team.id, kind: 'client', name, scopes, audiences, requestedById: principalOf(ctx).accountId }, actorOf(ctx));
       return redirectWith(ctx, `/portal/requests/${request.id}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
     }
-    const created = await createClient(deps, { name, scopes, teamId: team.id, authMethod, jwks }, actorOf(ctx));
+    const created = await createClient(deps, { name, scopes, audiences, teamId: team.id, authMethod, jwks }, actorOf(ctx));
     const row = await deps.prisma.oAuthClient.findUniqueOrThrow({ where: { id: created.client_id }, select: APPLICATION_VIEW_SELECT });
     const now = deps.now();
     // Shown once, in this response: the secret is never stored and never redirected through.

@@ -36,10 +36,17 @@ const LIST_LIMIT = 500;
 /** The portal's names: trimmed, 1–100 characters, any script (PORTAL_BRIEF page rules). */
 export const credentialName = z.string().trim().min(1, 'Enter a name.').max(100, 'Use at most 100 characters.');
 export const chosenScopes = z.array(z.string()).min(1, 'Choose at least one scope.');
+/** Optional: the APIs (audiences) that accept the credential, space-separated; none means the server's default audience. */
+export const audiencesText = z
+  .string()
+  .max(2000, 'Too long: name at most 10 APIs.')
+  .transform((text) => [...new Set(text.split(/[\s,]+/).filter(Boolean))])
+  .pipe(z.array(z.url({ protocol: /^https?$/, message: 'Give full http(s) URLs, e.g. https://api.example.com, separated by spaces.' })).max(10, 'Name at most 10 APIs.'));
 
 export const newKeyForm = z.object({
   name: credentialName,
   scopes: chosenScopes,
+  audiences: audiencesText,
   expires: z.enum(EXPIRY_CHOICES.map((c) => c.value) as [string, ...string[]], { message: 'Choose when the key expires.' }),
 });
 
@@ -92,13 +99,17 @@ export const keysRoutes: PageRoutes = (router, deps) => {
   });
 
   const renderNew = async (ctx: PageContext, values: NewKeyValues, errors: FieldErrors, status: number) =>
-    renderPage(ctx, <NewKeyPage chrome={chrome(ctx, 'keys')} catalog={await scopeCatalog(deps)} values={values} errors={errors} />, status);
+    renderPage(
+      ctx,
+      <NewKeyPage chrome={chrome(ctx, 'keys')} catalog={await scopeCatalog(deps)} values={values} errors={errors} defaultAudience={deps.config.LATCHKEY_DEFAULT_AUDIENCE} />,
+      status,
+    );
 
-  router.get('/keys/new', signedIn(deps), (ctx) => renderNew(ctx, { name: '', scopes: [], expires: '90d' }, {}, 200));
+  router.get('/keys/new', signedIn(deps), (ctx) => renderNew(ctx, { name: '', scopes: [], audiences: '', expires: '90d' }, {}, 200));
 
   router.post('/keys', signedIn(deps), async (ctx) => {
     const form = ctx.state.form;
-    const values: NewKeyValues = { name: textOf(form.name), scopes: listOf(form.scopes), expires: textOf(form.expires) || '90d' };
+    const values: NewKeyValues = { name: textOf(form.name), scopes: listOf(form.scopes), audiences: textOf(form.audiences), expires: textOf(form.expires) || '90d' };
     const parsed = parseForm(newKeyForm, values);
     const errors: FieldErrors = parsed.ok ? {} : parsed.errors;
     const team = teamOf(ctx);
@@ -115,17 +126,17 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     }
     if (!parsed.ok || Object.keys(errors).length > 0) return renderNew(ctx, values, errors, 400);
 
-    const { name, scopes, expires } = parsed.value;
+    const { name, scopes, audiences, expires } = parsed.value;
     const expiresInMs = EXPIRY_MS[expires];
     if ((await scopesNeedingApproval(deps, scopes)).length > 0) {
       const request = await requestCredential(
         deps,
-        { teamId: team.id, kind: 'api_key', name, scopes, expiresInSeconds: expiresInMs ? expiresInMs / 1000 : undefined, requestedById: principalOf(ctx).accountId },
+        { teamId: team.id, kind: 'api_key', name, scopes, audiences, expiresInSeconds: expiresInMs ? expiresInMs / 1000 : undefined, requestedById: principalOf(ctx).accountId },
         actorOf(ctx),
       );
       return redirectWith(ctx, `/portal/requests/${request.id}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
     }
-    const issued = await createApiKey(deps, { name, scopes, teamId: team.id, expiresInMs }, actorOf(ctx));
+    const issued = await createApiKey(deps, { name, scopes, audiences, teamId: team.id, expiresInMs }, actorOf(ctx));
     const now = deps.now();
     const key = presentApiKey({ ...issued, name, teamId: team.id, createdAt: now, lastUsedAt: null, expiresAt: issued.expires_at ? new Date(issued.expires_at) : null, revokedAt: null, replacedById: null }, now);
     // Shown once, in this response: the key is never stored and never redirected through.
