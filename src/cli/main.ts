@@ -199,7 +199,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
   const nameLength = argv[0] && COMMANDS[`${argv[0]} ${argv[1]}`] ? 2 : 1;
   const name = argv.slice(0, nameLength).join(' ');
   if (name === 'serve') {
-    const { serve } = await import('../main.ts');
+    const { serve } = await import('../serve.ts');
     await serve();
     return 0;
   }
