@@ -9,9 +9,11 @@ import { describeFailure } from './lib/errors.ts';
  */
 export async function serve(options: { commands?: CommandRunner } = {}): Promise<void> {
   let running;
+  let databaseUrl: string | undefined;
   try {
     // Validate before loading the protocol engine, so a bad variable is the only line printed.
     const config = loadConfig();
+    databaseUrl = config.DATABASE_URL;
     // Refused before the protocol engine loads too (the lock itself is taken when the database opens).
     const holder = config.DATABASE_URL ? null : await readLockHolder(config.LATCHKEY_DATA_DIR);
     if (holder) throw new DataDirInUse(config.LATCHKEY_DATA_DIR, holder);
@@ -24,7 +26,7 @@ export async function serve(options: { commands?: CommandRunner } = {}): Promise
       },
     });
   } catch (error) {
-    process.stderr.write(`latchkey: ${error instanceof ConfigError ? error.message : describeFailure(error)}\n`);
+    process.stderr.write(`latchkey: ${error instanceof ConfigError ? error.message : describeFailure(error, databaseUrl)}\n`);
     process.exit(1);
   }
   const { close, deps } = running;

@@ -233,10 +233,10 @@ function describeParseError(error: unknown, usage: string): string {
   return `${text} (usage: latchkey ${usage})`;
 }
 
-function describe(error: unknown, command: string): string {
+function describe(error: unknown, command: string, databaseUrl: string | undefined): string {
   if (error instanceof UsageError || error instanceof ConfigError) return error.message;
   if (error instanceof ZodError) return describeIssues(command, error.issues);
-  return describeFailure(error);
+  return describeFailure(error, databaseUrl);
 }
 
 /** Runs one command; returns the exit code. Errors are one line on stderr. */
@@ -258,6 +258,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     return 2;
   }
   let deps = io.deps;
+  let databaseUrl = deps?.config.DATABASE_URL;
   try {
     const { values, positionals } = (() => {
       try {
@@ -269,6 +270,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     if (positionals.length !== (command.positionals ?? 0)) throw new UsageError(`usage: latchkey ${command.usage}`);
     if (!deps) {
       const config = loadConfig(io.env);
+      databaseUrl = config.DATABASE_URL;
       if (!config.DATABASE_URL) {
         const reply = await forwardToServer(config.LATCHKEY_DATA_DIR, argv);
         if (reply) {
@@ -298,7 +300,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     print(io, result, Boolean(values.json));
     return 0;
   } catch (error) {
-    io.stderr(`latchkey: ${describe(error, name)}\n`);
+    io.stderr(`latchkey: ${describe(error, name, databaseUrl)}\n`);
     // Usage and validation errors exit 2; everything else (not found, conflicts, faults) 1.
     return error instanceof UsageError || error instanceof ZodError ? 2 : 1;
   } finally {
