@@ -27,11 +27,21 @@ export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, destination?: De
   );
 }
 
+export interface OpenOptions {
+  /** Whether a missing embedded database may be created (default true): see DatabaseOptions. */
+  create?: boolean;
+  /** Who holds the embedded data directory, as its lock names it: `server` or a CLI command. */
+  holder?: string;
+}
+
 /** Opens storage and builds the services: shared by the server and the CLI. */
-export async function openDeps(config: Config, log: Logger): Promise<Deps> {
-  const secret = await resolveMasterSecret(config.LATCHKEY_SECRET, config.LATCHKEY_DATA_DIR);
-  const db = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.LATCHKEY_DATA_DIR });
+export async function openDeps(config: Config, log: Logger, options: OpenOptions = {}): Promise<Deps> {
+  // The database first: it refuses a data directory that is missing or held by another
+  // process before anything (the generated secret) is written into it.
+  const db = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.LATCHKEY_DATA_DIR, ...options });
+  let secret: string;
   try {
+    secret = await resolveMasterSecret(config.LATCHKEY_SECRET, config.LATCHKEY_DATA_DIR);
     await migrate(db);
   } catch (error) {
     await db.close();

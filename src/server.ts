@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ensureFirstAdmin } from './accounts/admins.ts';
 import { createApp } from './app.ts';
-import { startControlSocket } from './cli/control-socket.ts';
+import { startControlSocket, type CommandRunner } from './cli/control-socket.ts';
 import { loadConfig } from './config.ts';
 import { closeDeps, createLogger, openDeps } from './deps.ts';
 import type { Middleware } from 'koa';
@@ -28,12 +28,18 @@ export interface StartOptions {
   log?: Logger;
   /** Called once, when the first admin is created, with the generated password. */
   onFirstAdmin?: (admin: { email: string; password?: string }) => void;
+  /**
+   * The CLI's command runner (`main` from src/cli/main.ts), passed in so that the server does
+   * not import the CLI. On the embedded database it is served on the data directory's control
+   * socket; without it no control socket runs.
+   */
+  commands?: CommandRunner;
 }
 
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const config = loadConfig(options.env ?? process.env);
   const log = options.log ?? createLogger(config);
-  const deps = await openDeps(config, log);
+  const deps = await openDeps(config, log, { holder: 'server' });
   let oauth: OAuthProvider;
   let metrics: Metrics;
   let common: Middleware;
@@ -63,7 +69,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   deps.cache.subscribe((key) => {
     if (key === 'scopes' || key === null) refreshScopes().catch((err) => log.warn({ err }, 'could not refresh the scope catalog'));
   });
-  const stopControl = deps.db.kind === 'pglite' ? await startControlSocket(deps) : async () => {};
+  const { commands } = options;
+  const stopControl = deps.db.kind === 'pglite' && commands ? await startControlSocket(deps, commands) : async () => {};
   const server = createServer(createApp(deps, oauth, metrics, common));
   server.keepAliveTimeout = 65_000;
   try {
@@ -80,6 +87,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
 
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
+  // A second server or a CLI refused by the lock names where this one listens.
+  const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
+  await deps.db.lock?.update({ url: `http://${host}:${port}` }).catch((err) => log.warn({ err }, 'could not record the address in the lock file'));
   log.info({ url, issuer: config.LATCHKEY_ISSUER, database: deps.db.kind }, 'latchkey listening');
 
   let closing: Promise<void> | undefined;

@@ -1,7 +1,8 @@
 import argon2 from 'argon2';
 import { z } from 'zod';
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
-import type { Actor, Deps } from '../context.ts';
+import type { Actor } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import { Conflict } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
 import { createAccount } from './accounts.ts';

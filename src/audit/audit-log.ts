@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Actor } from '../context.ts';
+import type { Actor } from '../actor.ts';
 import type { Database, Prisma, Tx } from '../db/database.ts';
 import { canonicalJson } from './canonical-json.ts';
 

@@ -15,10 +15,22 @@ interface Reply {
   stderr: string;
 }
 
-export async function startControlSocket(deps: Deps): Promise<() => Promise<void>> {
+/** What a command gets to print with, and the services it runs on. */
+export interface CommandIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  deps?: Deps;
+}
+
+/** Runs one CLI command and returns its exit code: the CLI's `main`, passed in by whoever starts the server. */
+export type CommandRunner = (argv: string[], io: CommandIo) => Promise<number>;
+
+/** Serves `commands` on the data directory's socket; the caller holds the data directory's lock. */
+export async function startControlSocket(deps: Deps, commands: CommandRunner): Promise<() => Promise<void>> {
   const file = controlSocketPath(deps.config.LATCHKEY_DATA_DIR);
+  // Left by a process that is gone: whoever holds the lock owns the socket's name.
   await rm(file, { force: true });
-  const { main } = await import('./main.ts');
   const server: Server = createServer((socket) => {
     let input = '';
     socket.setEncoding('utf8');
@@ -39,7 +51,7 @@ export async function startControlSocket(deps: Deps): Promise<() => Promise<void
         socket.end(`${JSON.stringify({ ...reply, stderr: 'latchkey: bad control request\n' })}\n`);
         return;
       }
-      void main(argv, {
+      void commands(argv, {
         env: {},
         deps,
         stdout: (text) => void (reply.stdout += text),

@@ -1,18 +1,21 @@
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ZodError } from 'zod';
+import { ZodError, type core } from 'zod';
 import { createAdmin } from '../accounts/admins.ts';
 import { verifyAuditChain } from '../audit/audit-log.ts';
 import { exportAuditEvents } from '../audit/audit-export.ts';
 import { ConfigError, loadConfig } from '../config.ts';
-import type { Actor, Deps } from '../context.ts';
+import type { Actor } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import { createClient, revokeClient, rotateClientSecret } from '../credentials/clients.ts';
 import { createApiKey, revokeApiKey, rotateApiKey } from '../credentials/api-keys.ts';
 import { createScope } from '../credentials/scopes.ts';
 import { approveRequest, denyRequest, listRequests, REQUEST_STATUSES, type RequestStatus } from '../credentials/requests.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { describeFailure, LatchkeyError } from '../lib/errors.ts';
+import { DataDirInUse, describeHolder } from '../db/data-dir-lock.ts';
 import { closeDeps, createLogger, openDeps } from '../deps.ts';
-import { forwardToServer } from './control-socket.ts';
+import { controlSocketPath, forwardToServer } from './control-socket.ts';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -51,10 +54,11 @@ const required = (values: Values, name: string): string => {
 };
 const words = (text: string) => text.split(/[\s,]+/).filter(Boolean);
 const duration = (values: Values, name: string, fallback: string) => {
+  const text = str(values, name) ?? fallback;
   try {
-    return parseDuration(str(values, name) ?? fallback);
-  } catch (error) {
-    throw new UsageError(`--${name}: ${(error as Error).message}`);
+    return parseDuration(text);
+  } catch {
+    throw new UsageError(`--${name} must be a duration such as ${fallback} (90s, 15m, 24h, 30d), not "${text}"`);
   }
 };
 const json = (text: string, name: string) => {
@@ -230,10 +234,52 @@ function print(io: CliIo, result: object, asJson: boolean) {
   }
 }
 
-function describe(error: unknown): string {
+/**
+ * What the services' input fields are called on the command line, and what they must be: a
+ * validation error speaks in flags (`--expires-in must be …`), never in internal field names.
+ * Keyed by field, or by `command field` where a command names it differently.
+ */
+const FIELDS: Record<string, [flag: string, expected: string]> = {
+  'scope create name': ['NAME', 'a scope name: 1 to 128 of A-Z a-z 0-9 : . _ / -'],
+  name: ['--name', '1 to 200 characters'],
+  description: ['--description', '1 to 500 characters'],
+  scopes: ['--scopes', 'one or more scope names (1 to 128 of A-Z a-z 0-9 : . _ / -)'],
+  audiences: ['--audience', 'an http(s) URL'],
+  ownerEmail: ['--owner', 'an email address'],
+  email: ['--email', 'an email address'],
+  password: ['--password', '12 to 1024 characters'],
+  expiresInMs: ['--expires-in', 'a positive duration such as 30d'],
+  authMethod: ['--auth-method', 'one of client_secret_basic, client_secret_post, private_key_jwt'],
+  jwks: ['--jwks', 'a JWK set such as {"keys":[…]}'],
+  jwksUri: ['--jwks-uri', 'an https URL'],
+};
+
+function describeIssues(command: string, issues: core.$ZodIssue[]): string {
+  const lines = issues.map((issue) => {
+    const field = issue.path[0];
+    const known = field === undefined ? undefined : (FIELDS[`${command} ${String(field)}`] ?? FIELDS[String(field)]);
+    // Issues without a field (cross-field rules) are already written in flags.
+    return known ? `${known[0]} must be ${known[1]}` : issue.message;
+  });
+  return [...new Set(lines)].join('; ');
+}
+
+/** node:util parseArgs's errors, in the CLI's words. */
+function describeParseError(error: unknown, usage: string): string {
+  const { code, message } = error as { code?: string; message: string };
+  const option = /'(-[^' ]*)/.exec(message)?.[1];
+  let text = message.split('\n')[0]!;
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) text = `unknown option ${option}`;
+  else if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
+    text = message.includes('does not take an argument') ? `${option} takes no value` : `${option} needs a value`;
+  }
+  return `${text} (usage: latchkey ${usage})`;
+}
+
+function describe(error: unknown, command: string, databaseUrl: string | undefined): string {
   if (error instanceof UsageError || error instanceof ConfigError) return error.message;
-  if (error instanceof ZodError) return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-  return describeFailure(error);
+  if (error instanceof ZodError) return describeIssues(command, error.issues);
+  return describeFailure(error, databaseUrl);
 }
 
 /** Runs one command; returns the exit code. Errors are one line on stderr. */
@@ -241,8 +287,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
   const nameLength = argv[0] && COMMANDS[`${argv[0]} ${argv[1]}`] ? 2 : 1;
   const name = argv.slice(0, nameLength).join(' ');
   if (name === 'serve') {
-    const { serve } = await import('../main.ts');
-    await serve();
+    const { serve } = await import('../serve.ts');
+    await serve({ commands: main });
     return 0;
   }
   if (!name || name === 'help' || name === '--help') {
@@ -255,17 +301,19 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     return 2;
   }
   let deps = io.deps;
+  let databaseUrl = deps?.config.DATABASE_URL;
   try {
     const { values, positionals } = (() => {
       try {
         return parseArgs({ args: argv.slice(nameLength), options: { json: { type: 'boolean' }, ...command.options }, allowPositionals: true, strict: true });
       } catch (error) {
-        throw new UsageError(`${(error as Error).message.split('\n')[0]} (usage: latchkey ${command.usage})`);
+        throw new UsageError(describeParseError(error, command.usage));
       }
     })();
     if (positionals.length !== (command.positionals ?? 0)) throw new UsageError(`usage: latchkey ${command.usage}`);
     if (!deps) {
       const config = loadConfig(io.env);
+      databaseUrl = config.DATABASE_URL;
       if (!config.DATABASE_URL) {
         const reply = await forwardToServer(config.LATCHKEY_DATA_DIR, argv);
         if (reply) {
@@ -274,15 +322,30 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
           return reply.code;
         }
       }
-      deps = await openDeps(config, createLogger({ LOG_LEVEL: 'warn' }, process.stderr as never));
+      try {
+        // Only migrate may create the embedded database: run from the wrong folder, any
+        // other command would quietly start an empty one there.
+        deps = await openDeps(config, createLogger({ LOG_LEVEL: 'warn' }, process.stderr as never), { create: name === 'migrate', holder: name });
+      } catch (error) {
+        if (!(error instanceof DataDirInUse)) throw error;
+        // Held by a process that did not answer on the socket: never open its database.
+        const dir = path.resolve(config.LATCHKEY_DATA_DIR);
+        throw new LatchkeyError(
+          'conflict',
+          error.holder.command === 'server'
+            ? `${describeHolder(error.holder)} holds ${dir} but does not answer on ${controlSocketPath(dir)}: if it is still starting, try again in a moment; otherwise stop it`
+            : `${describeHolder(error.holder)} is using ${dir}: try again when it has finished`,
+        );
+      }
     }
     const result = await command.run(deps, values as Values, positionals, { type: 'cli', id: io.env.USER ?? undefined });
     await deps.audit.idle();
     print(io, result, Boolean(values.json));
     return 0;
   } catch (error) {
-    io.stderr(`latchkey: ${describe(error)}\n`);
-    return error instanceof UsageError ? 2 : 1;
+    io.stderr(`latchkey: ${describe(error, name, databaseUrl)}\n`);
+    // Usage and validation errors exit 2; everything else (not found, conflicts, faults) 1.
+    return error instanceof UsageError || error instanceof ZodError ? 2 : 1;
   } finally {
     if (deps && !io.deps) await closeDeps(deps);
   }

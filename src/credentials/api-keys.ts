@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { resolveOwnerTeam } from '../accounts/owners.ts';
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
-import type { Actor, Deps } from '../context.ts';
+import type { Actor } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import type { ApiKey, Tx } from '../db/database.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { changeCredentials } from '../lib/invalidation.ts';

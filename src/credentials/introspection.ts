@@ -1,5 +1,6 @@
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
-import type { Actor, Deps, RequestInfo } from '../context.ts';
+import type { Actor, RequestInfo } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
 import { looksLikeApiKey } from './api-key-format.ts';
 import { revokeApiKey, verifyApiKey, verifyCachedApiKey, type ApiKeyRecord } from './api-keys.ts';

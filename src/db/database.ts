@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -5,6 +6,8 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { heartbeat } from '../lib/heartbeat.ts';
+import { LatchkeyError } from '../lib/errors.ts';
+import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.ts';
 import { PrismaClient } from './generated/client.ts';
 
 export type Prisma = PrismaClient;
@@ -31,6 +34,8 @@ export interface Database {
    * listener reconnects by itself and then reports `onState(true)`).
    */
   listen(channel: string, onMessage: (payload: string) => void, onState?: (up: boolean) => void): Promise<() => Promise<void>>;
+  /** The embedded database's data-directory lock, held until close(). */
+  lock?: DataDirLock;
   close(): Promise<void>;
 }
 
@@ -39,10 +44,28 @@ export interface DatabaseOptions {
   dataDir: string;
   /** Pool size for Postgres. */
   poolSize?: number;
+  /**
+   * Embedded only: whether a missing data directory or database may be created (true by
+   * default). Only `serve` and `migrate` create one; other CLI commands must find it.
+   */
+  create?: boolean;
+  /** Embedded only: who holds the data directory, as its lock file names it (`server`, a CLI command). */
+  holder?: string;
+}
+
+/** The embedded database is not where the process looked for it. */
+export class DataDirMissing extends LatchkeyError {
+  constructor(dataDir: string, what: 'directory' | 'database') {
+    const where = path.resolve(dataDir);
+    super(
+      'not_found',
+      `${what === 'directory' ? 'no data directory at' : 'no database in'} ${where}: run latchkey from the project folder, set LATCHKEY_DATA_DIR (or DATABASE_URL), or create it with "latchkey migrate"`,
+    );
+  }
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPGlite(options.dataDir);
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPGlite(options.dataDir, options.create ?? true, options.holder);
 }
 
 async function openPostgres(connectionString: string, max: number): Promise<Database> {
@@ -129,15 +152,30 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
   };
 }
 
-async function openPGlite(dataDir: string): Promise<Database> {
+async function openPGlite(dataDir: string, create: boolean, holder: string | undefined): Promise<Database> {
   const dir = path.resolve(dataDir, 'pgdata');
-  // The data (and the CLI's control socket beside it) is the owner's alone.
-  await mkdir(path.dirname(dir), { recursive: true, mode: 0o700 });
-  const db = await PGlite.create(dir);
+  if (create) {
+    // The data (and the CLI's control socket beside it) is the owner's alone.
+    await mkdir(path.dirname(dir), { recursive: true, mode: 0o700 });
+  } else if (!existsSync(path.dirname(dir))) {
+    throw new DataDirMissing(dataDir, 'directory');
+  }
+  // Before PGlite touches the files: one process at a time, or the database is corrupted.
+  const lock = await acquireDataDirLock(path.dirname(dir), holder);
+  let db: PGlite;
+  try {
+    // PG_VERSION is the first thing initdb writes: without it there is no database here.
+    if (!create && !existsSync(path.join(dir, 'PG_VERSION'))) throw new DataDirMissing(dataDir, 'database');
+    db = await PGlite.create(dir);
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
   return {
     kind: 'pglite',
     prisma,
+    lock,
     query: async (sql, params) => (typeof sql === 'string' ? await db.query(sql, params) : await db.query(sql.text, sql.values)).rows,
     withSession: (fn) =>
       fn({
@@ -151,8 +189,12 @@ async function openPGlite(dataDir: string): Promise<Database> {
       return unsubscribe;
     },
     async close() {
-      await prisma.$disconnect();
-      await db.close();
+      try {
+        await prisma.$disconnect();
+        await db.close();
+      } finally {
+        await lock.release();
+      }
     },
   };
 }

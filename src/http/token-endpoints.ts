@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Deps, RequestInfo } from '../context.ts';
+import type { RequestInfo } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import { looksLikeApiKey } from '../credentials/api-key-format.ts';
 import { introspect, introspectCachedApiKey, revokeToken, type Introspection } from '../credentials/introspection.ts';
 import { InvalidRequest, LatchkeyError } from '../lib/errors.ts';

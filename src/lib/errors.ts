@@ -89,10 +89,51 @@ export function errorForLog(error: unknown): Record<string, unknown> {
   return { type: error.name, code, message: `database error ${String(code ?? error.name)} (details withheld)`, stack: frames.join('\n') };
 }
 
-/** One line for a person (CLI, `latchkey serve` failing to start): database errors named, not quoted. */
-export function describeFailure(error: unknown): string {
+/**
+ * One line for a person (CLI, `latchkey serve` failing to start): database errors named, not
+ * quoted. With the DATABASE_URL in use, the problems an operator meets first (no such
+ * database, nothing listening, credentials refused) say what is wrong and what to do.
+ */
+export function describeFailure(error: unknown, databaseUrl?: string): string {
   if (error instanceof LatchkeyError) return error.code === 'server_error' ? 'internal error' : error.description;
   const { name = 'Error', code } = (error ?? {}) as { name?: string; code?: string };
+  const operator = databaseUrl ? describeDatabaseProblem(code, databaseUrl) : undefined;
+  if (operator) return operator;
   if (isDatabaseError(error)) return `internal error (database: ${code ?? name})`;
   return `internal error (${String((error as Error)?.message ?? error).split('\n')[0]})`;
+}
+
+/** Postgres SQLSTATEs and socket errors an operator can fix, by what they mean; the URL's credentials never appear. */
+function describeDatabaseProblem(code: string | undefined, databaseUrl: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    return undefined;
+  }
+  const host = url.hostname || 'localhost';
+  const port = url.port || '5432';
+  const database = decodeURIComponent(url.pathname.slice(1)) || decodeURIComponent(url.username) || 'postgres';
+  switch (code) {
+    case '3D000':
+      return `database "${database}" does not exist on ${host}:${port}: create it (createdb -h ${host} -p ${port} ${database}) or fix DATABASE_URL`;
+    case '28P01':
+    case '28000':
+      return `the database at ${host}:${port} refused the user or password in DATABASE_URL: fix them, or allow this user in pg_hba.conf`;
+    case '57P03':
+      return `the database at ${host}:${port} is starting up or shutting down: try again in a moment`;
+    case '53300':
+      return `the database at ${host}:${port} has no connection slot left: raise max_connections or run fewer clients`;
+    case 'ECONNREFUSED':
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ECONNRESET':
+      return `cannot reach the database at ${host}:${port}: is Postgres running? check DATABASE_URL`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot resolve the database host "${host}": check DATABASE_URL`;
+    default:
+      return undefined;
+  }
 }

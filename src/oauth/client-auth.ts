@@ -1,6 +1,7 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { Deps, RequestInfo } from '../context.ts';
+import type { RequestInfo } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import { cachedClient, clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
 import { InvalidClient, InvalidRequest } from '../lib/errors.ts';
 

@@ -127,6 +127,8 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     if (ctx.path === '/token') {
       // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
       ctx.set('Pragma', 'no-cache');
+      // RFC 6749 §3.2: the token endpoint takes POST only; answered like /introspect's 405.
+      if (ctx.method !== 'POST' && ctx.method !== 'OPTIONS') return respondWithError(ctx, new LatchkeyError('method_not_allowed', 'use POST'), deps.log);
       // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
       if (ctx.method === 'POST' && ctx.querystring) return respondWithError(ctx, new InvalidRequest('parameters must be sent in the request body, not the query string'), deps.log);
     }

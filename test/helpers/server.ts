@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { main } from '../../src/cli/main.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { Deps } from '../../src/context.ts';
 import { createLogger } from '../../src/deps.ts';
@@ -83,7 +84,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const log = createLogger(loadConfig(env), destination);
   let running;
   try {
-    running = await startServer({ env, log, onFirstAdmin: (admin) => rememberSecret(admin.password) });
+    running = await startServer({ env, log, commands: main, onFirstAdmin: (admin) => rememberSecret(admin.password) });
   } catch (error) {
     if (owned) await database.drop();
     throw error;

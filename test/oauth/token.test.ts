@@ -219,6 +219,20 @@ describe('token endpoint: scopes and resources', () => {
 });
 
 describe('token endpoint: errors (RFC 6749 §5.2)', () => {
+  test('any method but POST is 405 with Allow: POST and an RFC 6749 JSON error, like /introspect', async () => {
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      const response = await fetch(`${meta.token_endpoint}?grant_type=client_credentials`, { method, headers: { authorization: basicAuth(basic.client_id, basic.client_secret!) } });
+      const text = await response.text();
+      const result: HttpResult = { status: response.status, headers: response.headers, text, body: JSON.parse(text) };
+      assertError(result, 405, 'method_not_allowed');
+      assert.equal(response.headers.get('allow'), 'POST', method);
+      assert.equal(result.body.error_description, 'use POST');
+    }
+    const introspect = await fetch(meta.introspection_endpoint);
+    assert.equal(introspect.status, 405);
+    assert.equal(introspect.headers.get('allow'), 'POST');
+  });
+
   test('wrong secret with Basic is 401 invalid_client with a Basic challenge', async () => {
     const result = await postForm(meta.token_endpoint, CLIENT_CREDENTIALS, { authorization: basicAuth(basic.client_id, 'lks_wrong') });
     assertError(result, 401, 'invalid_client');

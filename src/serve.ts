@@ -1,21 +1,32 @@
+import type { CommandRunner } from './cli/control-socket.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { DataDirInUse, readLockHolder } from './db/data-dir-lock.ts';
 import { describeFailure } from './lib/errors.ts';
 
-/** `latchkey serve`: start, and stop gracefully on SIGTERM/SIGINT. */
-export async function serve(): Promise<void> {
+/**
+ * `latchkey serve`: start, and stop gracefully on SIGTERM/SIGINT. `commands` (the CLI's runner)
+ * serves CLI commands from other processes on the embedded database's control socket.
+ */
+export async function serve(options: { commands?: CommandRunner } = {}): Promise<void> {
   let running;
+  let databaseUrl: string | undefined;
   try {
     // Validate before loading the protocol engine, so a bad variable is the only line printed.
-    loadConfig();
+    const config = loadConfig();
+    databaseUrl = config.DATABASE_URL;
+    // Refused before the protocol engine loads too (the lock itself is taken when the database opens).
+    const holder = config.DATABASE_URL ? null : await readLockHolder(config.LATCHKEY_DATA_DIR);
+    if (holder) throw new DataDirInUse(config.LATCHKEY_DATA_DIR, holder);
     const { startServer } = await import('./server.ts');
     running = await startServer({
+      commands: options.commands,
       onFirstAdmin: ({ email, password }) => {
         // Shown once on the console, deliberately not through the logger.
         process.stdout.write(`\nFirst start: admin account ${email} created.\nPassword (shown once): ${password}\n\n`);
       },
     });
   } catch (error) {
-    process.stderr.write(`latchkey: ${error instanceof ConfigError ? error.message : describeFailure(error)}\n`);
+    process.stderr.write(`latchkey: ${error instanceof ConfigError ? error.message : describeFailure(error, databaseUrl)}\n`);
     process.exit(1);
   }
   const { close, deps } = running;
