@@ -36,7 +36,7 @@ function Document(props: { title: string; children: ComponentChildren; bodyClass
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="no-referrer" />
+        <meta name="referrer" content="same-origin" />
         <title>{`${props.title} · Latchkey`}</title>
         <link rel="stylesheet" href="/assets/style.css" />
         <script src="/assets/app.js" defer />

@@ -1,5 +1,6 @@
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
-import type { Actor, Deps } from '../context.ts';
+import type { Actor } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import type { Tx } from '../db/database.ts';
 import { Conflict, NotFound } from '../lib/errors.ts';
 import { newRecoveryCodes, newTotpSecret, normaliseRecoveryCode, totpQrSvg, totpUri, verifyTotp } from './totp.ts';

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
-import type { Actor, Deps } from '../context.ts';
+import type { Actor } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import type { Account } from '../db/database.ts';
 import { createThrottle, type Throttle } from '../limits/throttle.ts';
 import { normaliseEmail } from './accounts.ts';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
-import type { Actor, Deps } from '../context.ts';
+import type { Actor } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import { accountExistsMessage, passwordResetMessage, verifyEmailMessage } from '../mail/messages.ts';
 import { createAccount, normaliseEmail } from './accounts.ts';
 import { hashPassword } from './admins.ts';

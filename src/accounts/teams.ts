@@ -1,4 +1,5 @@
-import type { Actor, Deps } from '../context.ts';
+import type { Actor } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import type { Tx } from '../db/database.ts';
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import { teamInviteMessage } from '../mail/messages.ts';

@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { FlashMessage } from '../../views/components.tsx';
 import type { Viewer } from '../../views/layout.tsx';
-import type { Actor } from '../context.ts';
+import type { Actor } from '../actor.ts';
 import type { Account, Session } from '../db/database.ts';
 import type { FormData } from './form.ts';
 import type { Principal } from '../policies/principal.ts';

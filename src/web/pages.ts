@@ -111,6 +111,9 @@ function pageState(deps: Deps): Middleware {
   const names = cookieNames(secure);
   return async (ctx: Context, next: Next) => {
     ctx.set('Content-Security-Policy', PAGE_CSP);
+    // Not no-referrer: with it, browsers send `Origin: null` on form posts, and the same-origin
+    // check below needs the real origin. Other sites still learn nothing (links carry tokens).
+    ctx.set('Referrer-Policy', 'same-origin');
     ctx.set('Cache-Control', 'no-store');
     // Behind a TLS-terminating proxy the hop to us is plain HTTP; the issuer says how people reach us.
     if (secure) ctx.cookies.secure = true;
