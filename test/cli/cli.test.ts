@@ -118,7 +118,8 @@ describe('cli errors', () => {
     { name: 'bad duration --expires-in 10', argv: () => ['key', 'create', '--name', 'x', '--scopes', scope, '--expires-in', '10'], code: 2, pattern: /^latchkey: --expires-in must be a duration such as 30d/ },
     { name: 'zero duration --expires-in 0d', argv: () => ['key', 'create', '--name', 'x', '--scopes', scope, '--expires-in', '0d'], code: 2, pattern: /^latchkey: --expires-in must be a positive duration such as 30d$/m },
     { name: 'bad --audience', argv: () => ['key', 'create', '--name', 'x', '--scopes', scope, '--audience', 'ftp://api.example'], code: 2, pattern: /^latchkey: --audience must be an http\(s\) URL$/m },
-    { name: 'bad --owner', argv: () => ['client', 'create', '--name', 'x', '--scopes', scope, '--owner', 'not-an-email'], code: 2, pattern: /^latchkey: --owner must be an email address$/m },
+    // Owners are teams or people who exist: a typo must not mint an account.
+    { name: 'unknown --owner', argv: () => ['client', 'create', '--name', 'x', '--scopes', scope, '--owner', 'nobody@example.test'], code: 1, pattern: /^latchkey: owner nobody@example\.test is neither an existing account's email nor a team id$/m },
     { name: 'bad scope NAME', argv: () => ['scope', 'create', 'no spaces', '--description', 'd'], code: 2, pattern: /^latchkey: NAME must be a scope name/ },
     { name: 'unknown scope', argv: () => ['client', 'create', '--name', 'x', '--scopes', `${scope} nope:nothing`], code: 1, pattern: /unknown scope: nope:nothing/ },
     { name: 'missing positional', argv: () => ['client', 'revoke'], code: 2, pattern: /usage: latchkey client revoke ID/ },
