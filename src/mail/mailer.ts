@@ -166,6 +166,9 @@ function fileDelivery(dir: string, from: string, now: () => Date): Delivery {
       const file = path.join(dir, `${fileStamp(now())}-${randomBytes(3).toString('hex')}.eml`);
       // 'wx': never overwrite another message, should two names ever meet.
       await writeFile(file, info.message as Buffer, { mode: 0o600, flag: 'wx' });
+      // The .eml's text part is quoted-printable (long link lines get folded), which a text
+      // editor shows broken: beside it, the same text as a person reads it.
+      await writeFile(file.replace(/\.eml$/, '.txt'), `To: ${message.to}\nSubject: ${message.subject}\n\n${message.text}`, { mode: 0o600, flag: 'wx' });
       return { file, message_id: info.messageId };
     },
     close: () => transport.close(),

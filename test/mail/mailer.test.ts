@@ -191,12 +191,20 @@ describe('mail without SMTP_URL', () => {
 
     const dir = path.join(dataDir, 'mail');
     assert.equal((await stat(dir)).mode & 0o777, 0o700);
-    const files = (await readdir(dir)).sort();
+    const allFiles = (await readdir(dir)).sort();
+    const files = allFiles.filter((file) => file.endsWith('.eml'));
     assert.equal(files.length, 2);
     for (const file of files) {
       assert.match(file, /^20261201T101500\.123Z-[0-9a-f]{6}\.eml$/);
       assert.equal((await stat(path.join(dir, file))).mode & 0o777, 0o600);
+      // Beside it, the text part as a person reads it: the link whole, on one line.
+      const readable = path.join(dir, file.replace(/\.eml$/, '.txt'));
+      assert.equal((await stat(readable)).mode & 0o777, 0o600);
+      assert.match(await readFile(readable, 'utf8'), /^To: ada@example\.org\nSubject: Latchkey: /);
     }
+    assert.equal(allFiles.length, 4, 'an .eml and a .txt per message, nothing else');
+    const texts = await Promise.all(allFiles.filter((f) => f.endsWith('.txt')).map((f) => readFile(path.join(dir, f), 'utf8')));
+    assert.ok(texts.some((text) => text.includes(LINK)), 'the whole link in the readable copy');
     const raws = await Promise.all(files.map((file) => readFile(path.join(dir, file), 'utf8')));
     const verify = raws.find((raw) => parseMail(raw).headers.get('subject') === first.subject);
     const reset = raws.find((raw) => parseMail(raw).headers.get('subject') === second.subject);
