@@ -137,3 +137,24 @@ function describeDatabaseProblem(code: string | undefined, databaseUrl: string):
       return undefined;
   }
 }
+
+// Socket errors and Postgres SQLSTATEs that mean "the database is not there right now" (class
+// 08: connection exception; 57P01-03: shutting down or starting), not "the query was wrong".
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
+// pg reports a connection lost mid-query or a pool timeout as a plain Error with no code:
+// its message is the only mark it leaves (node-postgres lib/client.js, pg-pool index.js).
+const UNAVAILABLE_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+
+/**
+ * The database could not be reached (as opposed to refusing a query): pages and credential
+ * endpoints answer 503 with Retry-After, never 500 (DESIGN §2 HTTP). Follows `cause` chains,
+ * since Prisma and its adapters wrap driver errors.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
+    const { code, message } = current as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
+    if (typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message)) return true;
+  }
+  return false;
+}

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
 import { createApiKey } from '../../src/credentials/api-keys.ts';
@@ -9,6 +8,7 @@ import { cliJson } from '../helpers/cli.ts';
 import { testDatabase } from '../helpers/database.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
 import { introspectAs } from '../helpers/oauth.ts';
+import { cuttableProxy, type CuttableProxy } from '../helpers/proxy.ts';
 import { redisSkip, TEST_REDIS_URL, withRedis } from '../helpers/redis.ts';
 import { eventually, freePort, rememberSecret, startTestServer, untilCached, type TestServer } from '../helpers/server.ts';
 
@@ -44,55 +44,13 @@ async function cachedActiveKey(when: string) {
 
 const expectInactiveWithin = (ms: number, token: string, message: string) => eventually(() => introspect(token), (answer) => answer.body.active === false, ms, message);
 
-/**
- * A TCP proxy in front of the test Redis that can cut every connection and refuse new ones,
- * as a Redis restart would, or freeze them (open, but silent), as a network partition would.
- */
-async function cuttableProxy(): Promise<{ url: string; cut(): void; freeze(): void; restore(): void; close(): Promise<void> }> {
-  const target = new URL(TEST_REDIS_URL);
-  const sockets = new Set<Socket>();
-  let open = true;
-  let frozen = false;
-  const proxy = createServer((client) => {
-    if (!open) return void client.destroy();
-    const upstream = connect(Number(target.port || 6379), target.hostname);
-    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
-      sockets.add(from);
-      from.on('data', (chunk) => frozen || to.write(chunk));
-      from.on('error', () => {});
-      from.on('close', () => {
-        sockets.delete(from);
-        to.destroy();
-      });
-    }
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  const { port } = proxy.address() as AddressInfo;
-  const cut = () => {
-    open = false;
-    for (const socket of sockets) socket.destroy();
-  };
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    cut,
-    freeze: () => void (frozen = true),
-    // What a frozen connection dropped would garble its stream: those connections end here.
-    restore: () => {
-      if (frozen) for (const socket of sockets) socket.destroy();
-      frozen = false;
-      open = true;
-    },
-    close: () => {
-      cut();
-      return new Promise((resolve) => proxy.close(() => resolve()));
-    },
-  };
-}
+// A restart of Redis is a cut proxy; a network partition a frozen one.
+const redisProxy = () => cuttableProxy(TEST_REDIS_URL, 6379);
 
 describe('cache invalidation over Redis pub/sub (REDIS_URL)', { skip }, () => {
-  let redis: Awaited<ReturnType<typeof cuttableProxy>>;
+  let redis: CuttableProxy;
   before(async () => {
-    redis = await cuttableProxy();
+    redis = await redisProxy();
     server = await startTestServer({ env: { REDIS_URL: redis.url, LATCHKEY_SECRET: SECRET } });
     scope = await createScope(server);
     caller = await createClient(server, { scopes: [scope], audiences: [API] });
