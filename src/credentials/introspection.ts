@@ -2,6 +2,7 @@ import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, RequestInfo } from '../actor.ts';
 import type { Deps } from '../context.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
+import { PRESENTED_API_KEY, tokenPolicy } from '../policies/tokens.ts';
 import { looksLikeApiKey } from './api-key-format.ts';
 import { revokeApiKey, verifyApiKey, verifyCachedApiKey, type ApiKeyRecord } from './api-keys.ts';
 import { findClient, type ClientRecord } from './clients.ts';
@@ -26,13 +27,6 @@ const INACTIVE = { active: false } as const;
 const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
 const audValue = (aud: string[]) => (aud.length === 1 ? aud[0]! : aud);
 const isJwt = (token: string) => /^[\w-]+\.[\w-]+\.[\w-]+$/.test(token);
-
-/**
- * A resource server sees a credential only if it is meant for it: one of the credential's
- * audiences is one of the caller's, or the caller is the client the token was issued to.
- */
-const visibleTo = (caller: ClientRecord, audiences: string[], clientId?: string) =>
-  clientId === caller.id || audiences.some((aud) => caller.audiences.includes(aud));
 
 /**
  * RFC 7662 for every kind of credential Latchkey issues. The kind is told by the token's own
@@ -64,7 +58,7 @@ async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string,
 }
 
 function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Introspection {
-  if (!visibleTo(caller, key.audiences)) return INACTIVE;
+  if (!tokenPolicy.introspect(caller, key)) return INACTIVE;
   deps.usage.touch(key.id);
   return {
     active: true,
@@ -95,7 +89,7 @@ async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: Client
   if (typeof claims.client_id !== 'string' || !jti) return INACTIVE;
   const audiences = claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   // Not meant for the caller: inactive, and none of its business why (nor an audit matter).
-  if (!visibleTo(caller, audiences, claims.client_id)) return INACTIVE;
+  if (!tokenPolicy.introspect(caller, { audiences, clientId: claims.client_id })) return INACTIVE;
   if (failure === 'EXPIRED') return checkFailed(deps, caller, request, 'access_token', jti, 'EXPIRED');
   // A revoked client takes its tokens with it.
   const client = await findClient(deps, claims.client_id);
@@ -128,7 +122,7 @@ async function checkFailed(deps: Deps, caller: ClientRecord, request: RequestInf
 
 async function introspectOpaque(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string): Promise<Introspection> {
   const found = await verifier.findOpaque(token);
-  if (!found || !visibleTo(caller, found.aud, found.clientId)) return INACTIVE;
+  if (!found || !tokenPolicy.introspect(caller, { audiences: found.aud, clientId: found.clientId })) return INACTIVE;
   const client = await findClient(deps, found.clientId);
   if (client?.status !== 'active') return INACTIVE;
   return {
@@ -146,15 +140,14 @@ async function introspectOpaque(deps: Deps, verifier: TokenVerifier, caller: Cli
 }
 
 /**
- * RFC 7009. Unknown, malformed and already-dead tokens are a silent success (§2.2). A client
- * revokes the tokens issued to it; an API key is revoked by whoever presents it in full —
- * holding the whole key is the strongest proof there is.
+ * RFC 7009. Unknown, malformed and already-dead tokens are a silent success (§2.2), and so
+ * is a token the caller may not revoke (tokenPolicy.revoke): nothing is revealed about it.
  */
 export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string, request: RequestInfo): Promise<void> {
   const actor: Actor = { type: 'client', id: caller.id, ...request };
   if (looksLikeApiKey(token)) {
     const verdict = await verifyApiKey(deps, token);
-    if (verdict.result === 'VALID' || verdict.result === 'EXPIRED') {
+    if ((verdict.result === 'VALID' || verdict.result === 'EXPIRED') && tokenPolicy.revoke(caller, PRESENTED_API_KEY)) {
       const keyId = verdict.result === 'VALID' ? verdict.key.id : verdict.keyId;
       await revokeApiKey(deps, keyId, { reason: `revoked by client ${caller.id} (RFC 7009)` }, actor);
     }
@@ -163,7 +156,8 @@ export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: C
   if (isJwt(token)) {
     const { claims, failure } = await verifier.verifyJwt(token);
     // An expired token needs no revoking; a forged one cannot be.
-    if (failure || claims.client_id !== caller.id || typeof claims.jti !== 'string') return;
+    if (failure || typeof claims.client_id !== 'string' || typeof claims.jti !== 'string') return;
+    if (!tokenPolicy.revoke(caller, { kind: 'token', clientId: claims.client_id })) return;
     const jti = claims.jti;
     await changeCredentials(deps, async (tx, invalidate) => {
       const inserted = await tx.revokedToken.createMany({
@@ -177,7 +171,7 @@ export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: C
     return;
   }
   const found = await verifier.findOpaque(token);
-  if (found && found.clientId === caller.id) {
+  if (found && tokenPolicy.revoke(caller, { kind: 'token', clientId: found.clientId })) {
     // The deletion and its audit event commit together.
     await deps.prisma.$transaction(async (tx) => {
       await tx.oidcPayload.deleteMany({ where: { model: found.model, id: found.jti } });
