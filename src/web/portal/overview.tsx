@@ -1,31 +1,27 @@
-import { Layout } from '../../../views/layout.tsx';
-import { LinkButton, PageHeader } from '../../../views/components.tsx';
+import { OverviewPage } from '../../../views/portal/overview.tsx';
+import { accountOf, teamOf } from '../page-state.ts';
 import type { PageRoutes } from '../pages.ts';
 import { chrome, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
-import { teamOf } from '../page-state.ts';
 
-/** The portal's landing page: where the team stands and what to do next. */
+/** The portal's landing page: counts, approved requests waiting to be shown, next steps. */
 export const overviewRoutes: PageRoutes = (router, deps) => {
   router.get('/', signedIn(deps), async (ctx) => {
     const team = teamOf(ctx);
-    const [keys, applications] = await Promise.all([
-      deps.prisma.apiKey.count({ where: { teamId: team.id, revokedAt: null } }),
+    const now = deps.now();
+    const [keys, applications, pendingRequests, waiting, members] = await Promise.all([
+      deps.prisma.apiKey.count({ where: { teamId: team.id, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] } }),
       deps.prisma.oAuthClient.count({ where: { teamId: team.id, status: 'active' } }),
+      deps.prisma.credentialRequest.count({ where: { teamId: team.id, status: 'pending' } }),
+      deps.prisma.credentialRequest.findMany({
+        where: { teamId: team.id, status: 'approved', resultSecretEncrypted: { not: null } },
+        select: { id: true, name: true },
+        orderBy: { decidedAt: 'desc' },
+        take: 5,
+      }),
+      deps.prisma.membership.count({ where: { teamId: team.id } }),
     ]);
-    renderPage(
-      ctx,
-      <Layout chrome={chrome(ctx, 'overview')} title="Overview">
-        <PageHeader title="Overview" description={`Team ${team.name}`} actions={<LinkButton href="/portal/keys/new">New API key</LinkButton>} />
-        <div class="grid">
-          <a class="stat" href="/portal/keys">
-            <span class="stat-value">{keys}</span> API keys
-          </a>
-          <a class="stat" href="/portal/applications">
-            <span class="stat-value">{applications}</span> applications
-          </a>
-        </div>
-      </Layout>,
-    );
+    const view = { teamName: team.name, keys, applications, pendingRequests, waiting, mfaOn: Boolean(accountOf(ctx).mfaEnabledAt), members };
+    renderPage(ctx, <OverviewPage chrome={chrome(ctx, 'overview')} view={view} />);
   });
 };
