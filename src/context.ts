@@ -5,6 +5,7 @@ import type { KeyUsage } from './credentials/key-usage.ts';
 import type { Database, Prisma } from './db/database.ts';
 import type { CredentialCache } from './lib/invalidation.ts';
 import type { Keyring } from './lib/keyring.ts';
+import type { Throttle } from './limits/throttle.ts';
 import type { Mailer } from './mail/mailer.ts';
 
 /** Everything a service needs, passed in explicitly: nothing is created at module load. */
@@ -18,6 +19,8 @@ export interface Deps {
   usage: KeyUsage;
   /** Send only after the commit of what a message announces. */
   mailer: Mailer;
+  /** Brute-force limits (sign-in, MFA, reset): one per process, shared across nodes through Redis when REDIS_URL is set. */
+  throttle: Throttle;
   log: Logger;
   /** Injected so that expiry and rotation are testable without sleeping. */
   now: () => Date;

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { AuditWriter } from './audit/audit-writer.ts';
 import type { Config } from './config.ts';
@@ -9,6 +10,7 @@ import { errorForLog } from './lib/errors.ts';
 import { CredentialCache } from './lib/invalidation.ts';
 import { postgresBus, redisBus } from './lib/invalidation-bus.ts';
 import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
+import { createThrottle } from './limits/throttle.ts';
 import { createMailer } from './mail/mailer.ts';
 
 export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, destination?: DestinationStream): Logger {
@@ -48,6 +50,7 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     throw error;
   }
   const keyring = createKeyring(secret);
+  const throttleRedis = config.REDIS_URL ? throttleConnection(config.REDIS_URL, log) : undefined;
   const deps: Deps = {
     config,
     db,
@@ -57,15 +60,49 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     cache: new CredentialCache(config.REDIS_URL ? redisBus(config.REDIS_URL, keyring.deploymentId, log) : postgresBus(db)),
     log,
     mailer: createMailer({ config, log }),
+    // Per deployment (as the invalidation channel), so deployments sharing one Redis count apart.
+    throttle: createThrottle({ redis: throttleRedis, keyPrefix: `latchkey:throttle:${keyring.deploymentId}` }),
     now: () => new Date(),
   } as Omit<Deps, 'usage'> as Deps;
   deps.usage = new KeyUsage(deps);
+  if (throttleRedis) throttleConnections.set(deps, throttleRedis);
   return deps;
+}
+
+const throttleConnections = new WeakMap<Deps, Redis>();
+
+/**
+ * The throttle's Redis connection. A command never waits for Redis: without a connection
+ * (offline queue off) or past the command timeout it fails at once, and the throttle's
+ * insurance memory limiter answers (limits/throttle.ts), so a Redis outage neither crashes
+ * nor hangs a sign-in; ioredis keeps reconnecting in the background.
+ */
+function throttleConnection(url: string, log: Logger): Redis {
+  const redis = new Redis(url, {
+    connectionName: `latchkey:${process.pid}:throttle`,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    // A silent (partitioned) Redis: a check makes a few sequential calls, each gives up fast.
+    commandTimeout: 500,
+  });
+  let down = false;
+  redis.on('error', (err) => {
+    if (down) return;
+    down = true;
+    log.warn({ err }, 'Redis unreachable for sign-in limits; counting in this node\'s memory until it is back');
+  });
+  redis.on('ready', () => {
+    if (down) log.info('Redis reachable again for sign-in limits');
+    down = false;
+  });
+  return redis;
 }
 
 /** Closes what openDeps opened (after the server or the CLI is done with it). */
 export async function closeDeps(deps: Deps): Promise<void> {
   await deps.mailer.close();
   await deps.cache.stop();
+  // A CLI process opens deps too: its throttle connection must not keep it alive.
+  throttleConnections.get(deps)?.disconnect();
   await deps.db.close();
 }

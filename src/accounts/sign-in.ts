@@ -4,21 +4,10 @@ import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor } from '../actor.ts';
 import type { Deps } from '../context.ts';
 import type { Account } from '../db/database.ts';
-import { createThrottle, type Throttle } from '../limits/throttle.ts';
 import { normaliseEmail } from './accounts.ts';
 import { hashPassword } from './admins.ts';
 
-type SignInDeps = Pick<Deps, 'prisma' | 'now'>;
-
-// One throttle per server (its memory counters live as long as the deps they serve).
-const throttles = new WeakMap<object, Throttle>();
-
-/** The brute-force limits of the server these deps belong to (memory; per node). */
-export function throttleFor(deps: object): Throttle {
-  let throttle = throttles.get(deps);
-  if (!throttle) throttles.set(deps, (throttle = createThrottle()));
-  return throttle;
-}
+type SignInDeps = Pick<Deps, 'prisma' | 'now' | 'throttle'>;
 
 // Verified against when the address has no account (or no password), so an unknown address
 // costs the same argon2 time as a wrong password (no enumeration by timing).
@@ -44,7 +33,7 @@ export type SignInResult =
 /** Checks an email and password, throttled per account and IP and per IP (limits/throttle.ts). */
 export async function signIn(deps: SignInDeps, input: { email: string; password: string; ip: string }, actor: Actor): Promise<SignInResult> {
   const email = normaliseEmail(input.email).slice(0, 254);
-  const throttle = throttleFor(deps);
+  const throttle = deps.throttle;
   const verdict = await throttle.check('sign_in', email, input.ip);
   if (!verdict.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: verdict.retryAfterSeconds };
 

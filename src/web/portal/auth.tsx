@@ -15,7 +15,7 @@ import {
 } from '../../../views/portal/auth.tsx';
 import { peekLinkToken } from '../../accounts/links.ts';
 import { endSession, startSession } from '../../accounts/sessions.ts';
-import { audit, signIn, throttleFor } from '../../accounts/sign-in.ts';
+import { audit, signIn } from '../../accounts/sign-in.ts';
 import { requestPasswordReset, resendVerification, resetPassword, signUp, signUpMode, validInvitation, verifyEmail } from '../../accounts/sign-up.ts';
 import { actorEvent } from '../../audit/audit-log.ts';
 import { cookieNames, cookieOptions, type PageRoutes } from '../pages.ts';
@@ -46,7 +46,8 @@ function throttled(ctx: PageContext, retryAfterSeconds: number): void {
 /** Signed-out pages: sign up, verify the address, sign in and out, reset the password. */
 export const authRoutes: PageRoutes = (router, deps) => {
   const names = cookieNames(deps.config.LATCHKEY_ISSUER.startsWith('https://'));
-  const throttle = throttleFor(deps);
+  // One per process, shared with the security pages and, through Redis, across nodes.
+  const throttle = deps.throttle;
 
   // --- Sign up -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import { checkPassword } from '../../accounts/password-policy.ts';
 import { endOtherSessions, endSession, listSessions, startSession } from '../../accounts/sessions.ts';
 import { actorEvent, appendAuditEvents } from '../../audit/audit-log.ts';
 import type { Deps } from '../../context.ts';
-import { createThrottle, type Throttle, type ThrottleKind } from '../../limits/throttle.ts';
+import type { Throttle, ThrottleKind } from '../../limits/throttle.ts';
 import { authorize } from '../../policies/principal.ts';
 import { sessionPolicy } from '../../policies/sessions.ts';
 import { textOf } from '../form.ts';
@@ -56,8 +56,8 @@ async function renderSecurity(deps: Deps, ctx: PageContext, errors?: SecurityVie
  * Every code-taking form is throttled like sign-in ('mfa', per account and address).
  */
 export const securityRoutes: PageRoutes = (router, deps) => {
-  // Per server; with several nodes each counts in its own memory (see src/limits/throttle.ts).
-  const throttle = createThrottle();
+  // The process's one throttle (deps.ts): shared with sign-in, and across nodes through Redis.
+  const throttle = deps.throttle;
 
   // ── Sign-in, second step ────────────────────────────────────────────────────────────
   router.get('/sign-in/verify', async (ctx) => {
