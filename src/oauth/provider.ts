@@ -4,7 +4,7 @@ import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'o
 import type { Deps } from '../context.ts';
 import { AUTH_METHODS, clientSecretMatches, findClient } from '../credentials/clients.ts';
 import { respondWithError } from '../http/oauth-errors.ts';
-import { InvalidRequest, LatchkeyError, PayloadTooLarge } from '../lib/errors.ts';
+import { InvalidClient, InvalidRequest, LatchkeyError, PayloadTooLarge } from '../lib/errors.ts';
 import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
 import { publicPart, type PrivateJwk } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
@@ -140,13 +140,17 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     }
     await next();
   });
+  // oidc-provider renders its errors itself; the error object reaches us only through the
+  // route's event, emitted before the response leaves (lib/shared/error_handler.js).
+  const tokenErrors = new WeakMap<object, unknown>();
+  provider.on('grant.error', (ctx, error) => tokenErrors.set(ctx, error));
   provider.use(async (ctx, next) => {
     await next();
     const oidcCtx = ctx as KoaContextWithOIDC;
     const route = oidcCtx.oidc?.route;
     if (route === 'token' && ctx.status === 200) await auditIssuedOrWithhold(deps, oidcCtx);
     else if (route === 'token') {
-      noClientAuthenticationIsInvalidClient(oidcCtx);
+      if (isNoClientAuthentication(oidcCtx, tokenErrors.get(ctx))) respondWithError(ctx, new InvalidClient('no client authentication provided'), deps.log);
       await auditTokenFailure(deps, oidcCtx);
     } else if (route === 'discovery' && ctx.status === 200) (ctx.body as Record<string, unknown>).scopes_supported = [...scopes].sort();
   });
@@ -161,12 +165,22 @@ const MAX_PROVIDER_BODY = 56 * 1024;
 
 /**
  * RFC 6749 §5.2 files "no client authentication included" under invalid_client (401);
- * oidc-provider answers invalid_request, recognisable only by its wording.
+ * oidc-provider answers invalid_request. Told apart by structure, not wording: an
+ * InvalidRequest once the parameters were read (so not a malformed body) from a request that
+ * carries none of the things oidc-provider authenticates a client by (shared/client_auth.js),
+ * where that is the only InvalidRequest its client authentication raises.
  */
-function noClientAuthenticationIsInvalidClient(ctx: KoaContextWithOIDC): void {
-  if (ctx.status !== 400 || (ctx.body as { error_description?: string })?.error_description !== 'no client authentication mechanism provided') return;
-  ctx.status = 401;
-  ctx.body = { error: 'invalid_client', error_description: 'no client authentication provided' };
+function isNoClientAuthentication(ctx: KoaContextWithOIDC, error: unknown): boolean {
+  if (!(error instanceof errors.InvalidRequest) || ctx.oidc.client !== undefined) return false;
+  const params = ctx.oidc.params as Record<string, unknown> | undefined;
+  return (
+    params !== undefined &&
+    !params.client_id &&
+    !params.client_secret &&
+    params.client_assertion === undefined &&
+    ctx.headers.authorization === undefined &&
+    ctx.headers['oauth-client-attestation'] === undefined
+  );
 }
 
 /** Runs before the response leaves: no audit event committed, no token (DESIGN §4). */

@@ -266,6 +266,14 @@ describe('token endpoint: errors (RFC 6749 §5.2)', () => {
     assertError(await postForm(meta.token_endpoint, { ...CLIENT_CREDENTIALS, client_id: basic.client_id }), 401, 'invalid_client');
   });
 
+  test('a body oidc-provider cannot read stays invalid_request, even with no client authentication in it', async () => {
+    // The invalid_client rewrite is told by the request's structure, not by an error's wording.
+    const json = await postForm(meta.token_endpoint, JSON.stringify(CLIENT_CREDENTIALS), { 'content-type': 'application/json' });
+    assertError(json, 400, 'invalid_request');
+    const malformedBasic = await postForm(meta.token_endpoint, CLIENT_CREDENTIALS, { authorization: 'Bearer x' });
+    assertError(malformedBasic, 400, 'invalid_request');
+  });
+
   const auth = () => (authAs(basic));
   const cases: { name: string; body: () => string; headers?: () => Record<string, string>; url?: () => string; status: number; error: string }[] = [
     { name: 'missing grant_type', body: () => '', headers: auth, status: 400, error: 'invalid_request' },
