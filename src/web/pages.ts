@@ -6,7 +6,7 @@ import { ZodError } from 'zod';
 import { ErrorPage } from '../../views/layout.tsx';
 import { findSession } from '../accounts/sessions.ts';
 import type { Deps } from '../context.ts';
-import { isDatabaseError, LatchkeyError } from '../lib/errors.ts';
+import { isDatabaseUnavailable, LatchkeyError } from '../lib/errors.ts';
 import { readPageForm } from './form.ts';
 import type { PageContext } from './page-state.ts';
 import { chrome, renderPage, takeFlash } from './render.ts';
@@ -62,7 +62,7 @@ function pageErrors(deps: Deps): Middleware {
         return renderErrorPage(ctx, thrown.status, thrown.code === 'not_found' ? undefined : thrown.status < 500 ? thrown.description : undefined);
       }
       deps.log.error({ err: thrown, requestId: ctx.state.requestId }, 'page failed');
-      if (isDatabaseError(thrown)) {
+      if (isDatabaseUnavailable(thrown)) {
         ctx.set('Retry-After', '30');
         return renderErrorPage(ctx, 503);
       }
@@ -140,13 +140,29 @@ export type PageRouter = Router<PageContext["state"], PageContext>;
 /** A module of page routes: registers its routes on the surface's router. */
 export type PageRoutes = (router: PageRouter, deps: Deps) => void;
 
+/** The surface's router: every module registered under the prefix (one registration, for serving and for listing). */
+function surfaceRouter(deps: Deps, prefix: string, modules: PageRoutes[]): PageRouter {
+  const router: PageRouter = new Router({ prefix });
+  for (const register of modules) register(router, deps);
+  return router;
+}
+
+/**
+ * Every (method, path) the surface serves, read from the router itself (HEAD, implied by GET,
+ * left out): the security tests are generated from it, so a new route is covered the day it is added.
+ */
+export function routeTable(deps: Deps, prefix: string, modules: PageRoutes[]): { method: string; path: string }[] {
+  return surfaceRouter(deps, prefix, modules).stack.flatMap((layer) =>
+    typeof layer.path === 'string' ? layer.methods.filter((method) => method !== 'HEAD').map((method) => ({ method, path: layer.path as string })) : [],
+  );
+}
+
 /**
  * The page surface (portal, and the admin screens after it): its routes behind the page
  * middleware, for every path under its prefix — an unknown path gets the 404 page too.
  */
 export function pageSurface(deps: Deps, prefix: string, modules: PageRoutes[]): Middleware {
-  const router: PageRouter = new Router({ prefix });
-  for (const register of modules) register(router, deps);
+  const router = surfaceRouter(deps, prefix, modules);
   const chain = [pageErrors(deps), pageState(deps), router.routes() as Middleware, router.allowedMethods() as Middleware];
   const run = (ctx: Context, index: number): Promise<void> => (index === chain.length ? Promise.resolve() : Promise.resolve(chain[index]!(ctx, () => run(ctx, index + 1))));
   return (ctx, next) => (ctx.path === prefix || ctx.path.startsWith(`${prefix}/`) ? run(ctx, 0) : next());
