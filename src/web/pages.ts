@@ -6,7 +6,7 @@ import { ZodError } from 'zod';
 import { ErrorPage } from '../../views/layout.tsx';
 import { findSession } from '../accounts/sessions.ts';
 import type { Deps } from '../context.ts';
-import { isDatabaseError, LatchkeyError } from '../lib/errors.ts';
+import { isDatabaseUnavailable, LatchkeyError } from '../lib/errors.ts';
 import { readPageForm } from './form.ts';
 import type { PageContext } from './page-state.ts';
 import { chrome, renderPage, takeFlash } from './render.ts';
@@ -62,7 +62,7 @@ function pageErrors(deps: Deps): Middleware {
         return renderErrorPage(ctx, thrown.status, thrown.code === 'not_found' ? undefined : thrown.status < 500 ? thrown.description : undefined);
       }
       deps.log.error({ err: thrown, requestId: ctx.state.requestId }, 'page failed');
-      if (isDatabaseError(thrown)) {
+      if (isDatabaseUnavailable(thrown)) {
         ctx.set('Retry-After', '30');
         return renderErrorPage(ctx, 503);
       }
