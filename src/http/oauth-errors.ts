@@ -17,8 +17,9 @@ export interface ErrorAnswer {
  */
 export function errorAnswer(thrown: unknown, authorization: string | undefined, log: Logger, requestId: string): ErrorAnswer {
   const error = toLatchkeyError(thrown);
-  // Unexpected failures are logged here; a server_error raised on purpose was logged by its raiser.
-  if (error !== thrown) log.error({ err: thrown, requestId }, 'request failed');
+  // Unexpected failures are logged here; a server_error raised on purpose was logged by its
+  // raiser, and a validation error (invalid_request) is the caller's, logged with its detail.
+  if (error !== thrown && error.code === 'server_error') log.error({ err: thrown, requestId }, 'request failed');
   else if (error.detail) log.info({ code: error.code, detail: error.detail, requestId }, 'request rejected');
   const headers: Record<string, string> = { ...NO_STORE };
   if (error.code === 'invalid_client' && /^basic /i.test(authorization ?? '')) {

@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { ZodError } from 'zod';
 
 /**
  * The closed set of errors Latchkey reports. `description` is public; `detail` only reaches logs.
@@ -56,9 +57,26 @@ export class Conflict extends LatchkeyError {
   }
 }
 
-/** Anything that is not a LatchkeyError becomes a server_error (the error itself is logged, see errorForLog). */
+/**
+ * Anything that is not a LatchkeyError becomes a server_error (the error itself is logged, see
+ * errorForLog); except a validation error (zod), which is the caller's: invalid_request, 400
+ * (issue 7 §1: never a 500 for bad input).
+ */
 export function toLatchkeyError(error: unknown): LatchkeyError {
-  return error instanceof LatchkeyError ? error : new LatchkeyError('server_error', 'internal server error');
+  if (error instanceof LatchkeyError) return error;
+  if (error instanceof ZodError) return invalidParameters(error);
+  return new LatchkeyError('server_error', 'internal server error');
+}
+
+/**
+ * The public description names the offending parameters only (the first step of each issue's
+ * path: `audiences`, never `audiences.0` or a schema's wording); the issues go to the log.
+ */
+function invalidParameters(error: ZodError): InvalidRequest {
+  const names = [...new Set(error.issues.map((issue) => issue.path[0]).filter((name) => typeof name === 'string'))];
+  const description = names.length === 0 ? 'request is invalid' : `invalid ${names.length === 1 ? 'parameter' : 'parameters'} ${names.join(', ')}`;
+  const detail = error.issues.map((issue) => `${issue.path.join('.') || '(request)'}: ${issue.message}`).join('; ');
+  return new InvalidRequest(description, detail);
 }
 
 /**
