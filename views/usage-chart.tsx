@@ -1,3 +1,4 @@
+import { Time } from './components.tsx';
 /** One day of checks, as `usageSeries` (src/credentials/usage.ts) returns it. */
 export interface UsageChartPoint {
   /** YYYY-MM-DD (UTC). */
@@ -120,5 +121,27 @@ export function UsageChart(props: { series: UsageChartPoint[]; title: string }) 
         </div>
       </details>
     </figure>
+  );
+}
+
+/**
+ * The "Usage" panel of a key's or an application's page: when it was last used, and its
+ * checks per day (successful and failed) over the series' days, as a chart and a table.
+ */
+export function UsagePanel(props: { series: UsageChartPoint[]; lastUsedAt: Date | null; now: Date; what: 'key' | 'application' }) {
+  const total = props.series.reduce((sum, p) => sum + p.succeeded + p.failed, 0);
+  return (
+    <section class="panel" aria-labelledby="usage-heading">
+      <h2 id="usage-heading">Usage</h2>
+      <dl class="details">
+        <dt>Last used</dt>
+        <dd>
+          <Time at={props.lastUsedAt} now={props.now} never="never" />
+        </dd>
+        <dt>Checks, last {props.series.length} days</dt>
+        <dd>{total.toLocaleString('en')}</dd>
+      </dl>
+      <UsageChart series={props.series} title={props.what === 'key' ? 'Checks of this key' : 'Token requests of this application'} />
+    </section>
   );
 }

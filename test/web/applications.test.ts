@@ -143,6 +143,22 @@ describe('Applications in the portal', () => {
     });
   }
 
+  test('the application page has a Usage panel: token requests of the last 30 days and the last-used time', async () => {
+    const created = await alice.postForm('/portal/applications/new', '/portal/applications', { name: 'usage meter', scopes: [read], authMethod: 'client_secret_basic' });
+    assert.equal(created.status, 200);
+    const { clientId, secret } = credentialsIn(await created.text());
+    assert.match(await (await alice.get(`/portal/applications/${clientId}`)).text(), /0 successful checks and 0 failed checks/);
+    for (let i = 0; i < 2; i++) assert.equal((await token(clientId, secret!)).status, 200);
+    await server.deps.usage.flush();
+    const page = await alice.get(`/portal/applications/${clientId}`);
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.match(html, /<h2 id="usage-heading">Usage<\/h2>/);
+    assert.match(html, /2 successful checks and 0 failed checks/);
+    assert.match(html, /<dt>Checks, last 30 days<\/dt>\s*<dd>2<\/dd>/);
+    assert.match(html, /<dt>Last used<\/dt>\s*<dd>\s*<time datetime="/);
+  });
+
   test('a scope needing approval becomes a request', async () => {
     const answer = await alice.postForm('/portal/applications/new', '/portal/applications', { name: 'payout bot', scopes: ['payouts:send'], authMethod: 'client_secret_basic' });
     assert.equal(answer.status, 303);

@@ -185,6 +185,28 @@ describe('API keys in the portal', () => {
     assert.ok(list.includes('>&lt;script>alert(1)&lt;/script></a>'), 'the name is escaped in the list');
   });
 
+  test('the key page has a Usage panel: checks of the last 30 days and the last-used time', async () => {
+    const created = await alice.postForm('/portal/keys/new', '/portal/keys', { name: 'usage meter', scopes: [read], expires: '30d' });
+    assert.equal(created.status, 200);
+    const key = fullKeyIn(await created.text());
+    const before = await (await alice.get(`/portal/keys/${idOf(key)}`)).text();
+    assert.match(before, /<h2 id="usage-heading">Usage<\/h2>/);
+    assert.match(before, /<dt>Last used<\/dt>\s*<dd>\s*<span class="muted">never<\/span>/);
+    assert.match(before, /0 successful checks and 0 failed checks/);
+
+    for (let i = 0; i < 3; i++) assert.equal(await active(key), true);
+    await server.deps.usage.flush();
+    const page = await alice.get(`/portal/keys/${idOf(key)}`);
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.match(html, /3 successful checks and 0 failed checks/);
+    assert.match(html, /<dt>Checks, last 30 days<\/dt>\s*<dd>3<\/dd>/);
+    assert.match(html, /<svg class="chart"[^>]*role="img"/);
+    assert.match(html, /<dt>Last used<\/dt>\s*<dd>\s*<time datetime="/);
+    // Someone else's key's usage is as invisible as the key.
+    assert.equal((await mallory.get(`/portal/keys/${idOf(key)}`)).status, 404);
+  });
+
   test('a scope needing approval becomes a request, not a key', async () => {
     const before = await server.deps.prisma.apiKey.count();
     const answer = await alice.postForm('/portal/keys/new', '/portal/keys', { name: 'payouts', scopes: [read, gated], expires: '30d' });

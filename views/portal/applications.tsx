@@ -1,6 +1,7 @@
 import type { ApplicationView } from '../../src/credentials/presenters.ts';
 import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
+import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
 import { AudiencesField, graceChoices, Scopes, scopeChoices, type ScopeOption } from './keys.tsx';
 
 export function ApplicationsListPage(props: { chrome: Chrome; now: Date; applications: ApplicationView[]; truncated: boolean; limit: number }) {
@@ -170,7 +171,7 @@ export function ApplicationShownOncePage(props: {
   );
 }
 
-export function ApplicationPage(props: { chrome: Chrome; now: Date; application: ApplicationView; canChange: boolean }) {
+export function ApplicationPage(props: { chrome: Chrome; now: Date; application: ApplicationView; canChange: boolean; usage: UsageChartPoint[] }) {
   const { application: app, now } = props;
   return (
     <Layout chrome={props.chrome} title={app.name}>
@@ -202,10 +203,6 @@ export function ApplicationPage(props: { chrome: Chrome; now: Date; application:
         <dd>
           <Time at={app.createdAt} now={now} />
         </dd>
-        <dt>Last used</dt>
-        <dd>
-          <Time at={app.lastUsedAt} now={now} />
-        </dd>
         {app.previousSecretExpiresAt ? (
           <>
             <dt>Previous secret</dt>
@@ -223,6 +220,7 @@ export function ApplicationPage(props: { chrome: Chrome; now: Date; application:
           </>
         ) : null}
       </dl>
+      <UsagePanel series={props.usage} lastUsedAt={app.lastUsedAt} now={now} what="application" />
       {props.canChange && app.status !== 'revoked' && app.usesSecret ? (
         <section class="panel" aria-labelledby="rotate-heading">
           <h2 id="rotate-heading">Rotate secret</h2>

@@ -1,6 +1,7 @@
 import type { ApiKeyView } from '../../src/credentials/presenters.ts';
 import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, SecretOnce, Time, type Choice } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
+import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
 
 /** A scope of the catalog as the forms offer it. */
 export interface ScopeOption {
@@ -211,7 +212,7 @@ export function KeyShownOncePage(props: { chrome: Chrome; now: Date; title: stri
   );
 }
 
-export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; canChange: boolean }) {
+export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; canChange: boolean; usage: UsageChartPoint[] }) {
   const { apiKey: key, now } = props;
   return (
     <Layout chrome={props.chrome} title={key.name}>
@@ -241,10 +242,6 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
         <dd>
           <Time at={key.createdAt} now={now} />
         </dd>
-        <dt>Last used</dt>
-        <dd>
-          <Time at={key.lastUsedAt} now={now} />
-        </dd>
         <dt>Expires</dt>
         <dd>
           <Time at={key.expiresAt} now={now} never="no expiry" />
@@ -269,6 +266,7 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
           </>
         ) : null}
       </dl>
+      <UsagePanel series={props.usage} lastUsedAt={key.lastUsedAt} now={now} what="key" />
       {props.canChange && key.status === 'active' ? (
         <section class="panel" aria-labelledby="rotate-heading">
           <h2 id="rotate-heading">Rotate</h2>

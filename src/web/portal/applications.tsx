@@ -10,6 +10,7 @@ import {
 } from '../../../views/portal/applications.tsx';
 import { createClient, createClientInput, revokeClient, rotateClientSecret } from '../../credentials/clients.ts';
 import { APPLICATION_VIEW_SELECT, presentApplication } from '../../credentials/presenters.ts';
+import { usageSeries } from '../../credentials/usage.ts';
 import { requestCredential, scopesNeedingApproval } from '../../credentials/requests.ts';
 import type { Deps } from '../../context.ts';
 import { LatchkeyError } from '../../lib/errors.ts';
@@ -126,7 +127,11 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
 
   router.get('/applications/:id', signedIn(deps), async (ctx) => {
     const application = await loadApplication(deps, ctx, ctx.params.id!, 'read');
-    renderPage(ctx, <ApplicationPage chrome={chrome(ctx, 'applications')} now={deps.now()} application={application} canChange={credentialPolicy.change(principalOf(ctx), application)} />);
+    const usage = await usageSeries(deps, 'client', application.id);
+    renderPage(
+      ctx,
+      <ApplicationPage chrome={chrome(ctx, 'applications')} now={deps.now()} application={application} canChange={credentialPolicy.change(principalOf(ctx), application)} usage={usage} />,
+    );
   });
 
   router.post('/applications/:id/rotate-secret', signedIn(deps), async (ctx) => {

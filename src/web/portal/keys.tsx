@@ -14,6 +14,7 @@ import {
 import { createApiKey, revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
 import { KEY_ID } from '../../credentials/api-key-format.ts';
 import { API_KEY_VIEW_SELECT, presentApiKey } from '../../credentials/presenters.ts';
+import { usageSeries } from '../../credentials/usage.ts';
 import { requestCredential, scopesNeedingApproval } from '../../credentials/requests.ts';
 import type { Deps } from '../../context.ts';
 import { LatchkeyError } from '../../lib/errors.ts';
@@ -146,7 +147,8 @@ export const keysRoutes: PageRoutes = (router, deps) => {
   router.get('/keys/:id', signedIn(deps), async (ctx) => {
     const key = await loadKey(deps, ctx, ctx.params.id!, 'read');
     const canChange = credentialPolicy.change(principalOf(ctx), key);
-    renderPage(ctx, <KeyPage chrome={chrome(ctx, 'keys')} now={deps.now()} apiKey={key} canChange={canChange} />);
+    const usage = await usageSeries(deps, 'api_key', key.id);
+    renderPage(ctx, <KeyPage chrome={chrome(ctx, 'keys')} now={deps.now()} apiKey={key} canChange={canChange} usage={usage} />);
   });
 
   router.post('/keys/:id/rotate', signedIn(deps), async (ctx) => {
