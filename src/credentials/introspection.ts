@@ -13,7 +13,8 @@ export type Introspection = { active: false } | ActiveToken;
 export interface ActiveToken {
   active: true;
   token_type: 'Bearer' | 'api_key';
-  scope: string;
+  /** RFC 7662 §2.2: OPTIONAL; absent for a key with no scope (an empty string is not a scope list). */
+  scope?: string;
   client_id: string;
   sub: string;
   aud: string | string[];
@@ -63,7 +64,7 @@ function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Intr
   return {
     active: true,
     token_type: 'api_key',
-    scope: key.scopes.join(' '),
+    ...(key.scopes.length > 0 ? { scope: key.scopes.join(' ') } : {}),
     client_id: key.id,
     // The owning principal (its team); a key without one stands for itself.
     sub: key.teamId ?? key.id,
@@ -159,13 +160,14 @@ export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: C
     if (failure || typeof claims.client_id !== 'string' || typeof claims.jti !== 'string') return;
     if (!tokenPolicy.revoke(caller, { kind: 'token', clientId: claims.client_id })) return;
     const jti = claims.jti;
+    const now = deps.now();
     await changeCredentials(deps, async (tx, invalidate) => {
       const inserted = await tx.revokedToken.createMany({
-        data: [{ jti, clientId: caller.id, expiresAt: new Date(claims.exp! * 1000) }],
+        data: [{ jti, clientId: caller.id, expiresAt: new Date(claims.exp! * 1000), revokedAt: now }],
         skipDuplicates: true,
       });
       if (inserted.count === 0) return;
-      await appendAuditEvents(tx, [actorEvent(actor, 'access_token.revoked', 'access_token', jti)]);
+      await appendAuditEvents(tx, [actorEvent(actor, 'access_token.revoked', 'access_token', jti)], now);
       await invalidate(`jti:${jti}`);
     });
     return;
@@ -175,7 +177,7 @@ export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: C
     // The deletion and its audit event commit together.
     await deps.prisma.$transaction(async (tx) => {
       await tx.oidcPayload.deleteMany({ where: { model: found.model, id: found.jti } });
-      await appendAuditEvents(tx, [actorEvent(actor, 'access_token.revoked', 'access_token', found.jti)]);
+      await appendAuditEvents(tx, [actorEvent(actor, 'access_token.revoked', 'access_token', found.jti)], deps.now());
     });
   }
 }
