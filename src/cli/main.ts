@@ -53,6 +53,12 @@ const required = (values: Values, name: string): string => {
   return value;
 };
 const words = (text: string) => text.split(/[\s,]+/).filter(Boolean);
+/** --scopes on the CLI names at least one scope (the portal alone allows none, on an empty catalog). */
+const scopeWords = (values: Values) => {
+  const scopes = words(required(values, 'scopes'));
+  if (scopes.length === 0) throw new UsageError('--scopes is required');
+  return scopes;
+};
 const duration = (values: Values, name: string, fallback: string) => {
   const text = str(values, name) ?? fallback;
   try {
@@ -100,7 +106,7 @@ const COMMANDS: Record<string, Command> = {
         deps,
         {
           name: required(v, 'name'),
-          scopes: words(required(v, 'scopes')),
+          scopes: scopeWords(v),
           audiences: (v.audience as string[] | undefined) ?? [],
           owner: str(v, 'owner'),
           authMethod: (str(v, 'auth-method') ?? 'client_secret_basic') as never,
@@ -129,7 +135,7 @@ const COMMANDS: Record<string, Command> = {
         deps,
         {
           name: required(v, 'name'),
-          scopes: words(required(v, 'scopes')),
+          scopes: scopeWords(v),
           audiences: (v.audience as string[] | undefined) ?? [],
           owner: str(v, 'owner'),
           expiresInMs: v['expires-in'] === undefined ? undefined : duration(v, 'expires-in', '30d'),

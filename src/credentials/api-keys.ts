@@ -11,7 +11,8 @@ import { assertKnownScopes, scopeName } from './scopes.ts';
 
 export const createApiKeyInput = z.object({
   name: z.string().trim().min(1).max(200),
-  scopes: z.array(scopeName).min(1),
+  // May be empty: on a fresh install the catalog has none (the portal then allows it; the CLI requires --scopes).
+  scopes: z.array(scopeName),
   audiences: z.array(z.url({ protocol: /^https?$/ })).default([]),
   /** An operator names the owner (CLI): a team id or a person's email. */
   owner: z.string().trim().min(1).max(320).optional(),

@@ -17,7 +17,8 @@ const jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) 
 export const createClientInput = z
   .object({
     name: z.string().trim().min(1).max(200),
-    scopes: z.array(scopeName).min(1),
+    // May be empty (see createApiKeyInput).
+    scopes: z.array(scopeName),
     audiences: z.array(z.url({ protocol: /^https?$/ })).default([]),
     /** An operator names the owner (CLI): a team id or a person's email. */
     owner: z.string().trim().min(1).max(320).optional(),

@@ -2,7 +2,7 @@ import type { ApplicationView } from '../../src/credentials/presenters.ts';
 import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
-import { AudiencesField, graceChoices, Scopes, scopeChoices, type ScopeOption } from './keys.tsx';
+import { AudiencesField, graceChoices, NoScopesNote, Scopes, scopeChoices, type ScopeOption } from './keys.tsx';
 
 export function ApplicationsListPage(props: { chrome: Chrome; now: Date; applications: ApplicationView[]; truncated: boolean; limit: number }) {
   return (
@@ -83,7 +83,11 @@ export function NewApplicationPage(props: { chrome: Chrome; catalog: ScopeOption
       <ErrorSummary errors={errors} />
       <Form action="/portal/applications" csrf={props.chrome.csrf}>
         <Field label="Name" name="name" value={values.name} error={errors.name} maxLength={100} required />
-        <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(props.catalog, values.scopes)} error={errors.scopes} hint="What its access tokens may do." />
+        {props.catalog.length > 0 ? (
+          <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(props.catalog, values.scopes)} error={errors.scopes} hint="What its access tokens may do." />
+        ) : (
+          <NoScopesNote what="its access tokens will identify it" />
+        )}
         <AudiencesField value={values.audiences} error={errors.audiences} defaultAudience={props.defaultAudience} what="its tokens" />
         <Choices
           legend="Authentication"

@@ -27,6 +27,20 @@ export const GRACE_CHOICES = [
 ] as const;
 export type GraceChoice = (typeof GRACE_CHOICES)[number]['value'];
 
+/** In place of the scope checkboxes while the catalog is empty (a fresh install). */
+export function NoScopesNote(props: { what: string }) {
+  return (
+    <div class="field" id="field-scopes">
+      <p>
+        <strong>Scopes</strong>
+      </p>
+      <p class="hint">
+        No scopes are defined yet: {props.what} but grant no scope. An admin adds scopes with <code>latchkey scope create</code>.
+      </p>
+    </div>
+  );
+}
+
 export const graceChoices = (chosen: string): Choice[] => GRACE_CHOICES.map((c) => ({ value: c.value, label: c.label, checked: c.value === chosen }));
 
 export const EXPIRY_CHOICES = [
@@ -39,6 +53,7 @@ export const EXPIRY_CHOICES = [
 export type ExpiryChoice = (typeof EXPIRY_CHOICES)[number]['value'];
 
 export function Scopes(props: { scopes: string[] }) {
+  if (props.scopes.length === 0) return <span class="muted">none</span>;
   return (
     <span>
       {props.scopes.map((scope, i) => (
@@ -156,7 +171,11 @@ export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeOption[]; valu
       <ErrorSummary errors={errors} />
       <Form action="/portal/keys" csrf={props.chrome.csrf}>
         <Field label="Name" name="name" value={values.name} error={errors.name} hint="What uses this key, e.g. “billing service (production)”." maxLength={100} required />
-        <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(props.catalog, values.scopes)} error={errors.scopes} hint="What the key may do. Choose only what the service needs." />
+        {props.catalog.length > 0 ? (
+          <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(props.catalog, values.scopes)} error={errors.scopes} hint="What the key may do. Choose only what the service needs." />
+        ) : (
+          <NoScopesNote what="this key will identify its caller" />
+        )}
         <AudiencesField value={values.audiences} error={errors.audiences} defaultAudience={props.defaultAudience} what="this key" />
         <Choices
           legend="Expires"

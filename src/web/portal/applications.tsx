@@ -21,7 +21,7 @@ import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts
 import type { PageRoutes } from '../pages.ts';
 import { chrome, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
-import { audiencesText, chosenScopes, credentialName, GRACE_MS, graceForm, scopeCatalog, unknownScopes } from './keys.tsx';
+import { audiencesText, chosenScopes, credentialName, GRACE_MS, graceForm, scopeCatalog, scopesProblem } from './keys.tsx';
 
 type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
 
@@ -90,8 +90,8 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     };
     const parsed = parseForm(newApplicationForm, values);
     const errors: FieldErrors = parsed.ok ? {} : parsed.errors;
-    const unknown = unknownScopes(await scopeCatalog(deps), values.scopes);
-    if (unknown) errors.scopes ??= unknown;
+    const scopesError = scopesProblem(await scopeCatalog(deps), values.scopes);
+    if (scopesError) errors.scopes ??= scopesError;
     let jwks: JwksInput | undefined;
     if (parsed.ok && parsed.value.authMethod === 'private_key_jwt') {
       const checked = checkJwks(parsed.value.name, parsed.value.scopes, parsed.value.jwks);

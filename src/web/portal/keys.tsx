@@ -36,7 +36,8 @@ const LIST_LIMIT = 500;
 
 /** The portal's names: trimmed, 1–100 characters, any script (PORTAL_BRIEF page rules). */
 export const credentialName = z.string().trim().min(1, 'Enter a name.').max(100, 'Use at most 100 characters.');
-export const chosenScopes = z.array(z.string()).min(1, 'Choose at least one scope.');
+/** Which scopes were chosen; whether at least one is needed depends on the catalog (scopesProblem). */
+export const chosenScopes = z.array(z.string());
 /** Optional: the APIs (audiences) that accept the credential, space-separated; none means the server's default audience. */
 export const audiencesText = z
   .string()
@@ -58,8 +59,13 @@ export function scopeCatalog(deps: Deps): Promise<ScopeOption[]> {
   return deps.prisma.scope.findMany({ select: { name: true, description: true, requiresApproval: true }, orderBy: { name: 'asc' } });
 }
 
-/** Chosen scopes that are not in the catalog: a message for the scopes field, or undefined. */
-export function unknownScopes(catalog: ScopeOption[], scopes: string[]): string | undefined {
+/**
+ * What is wrong with the chosen scopes, as a message for the scopes field, or undefined. With
+ * scopes in the catalog at least one must be chosen; with none at all (a fresh install) a
+ * credential without scope is allowed, so a newcomer gets a working key without the CLI.
+ */
+export function scopesProblem(catalog: ScopeOption[], scopes: string[]): string | undefined {
+  if (scopes.length === 0) return catalog.length > 0 ? 'Choose at least one scope.' : undefined;
   const unknown = scopes.filter((s) => !catalog.some((c) => c.name === s));
   return unknown.length > 0 ? `Unknown scope: ${unknown.join(', ')}. Choose from the list.` : undefined;
 }
@@ -115,8 +121,8 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     const errors: FieldErrors = parsed.ok ? {} : parsed.errors;
     const team = teamOf(ctx);
     const catalog = await scopeCatalog(deps);
-    const unknown = unknownScopes(catalog, values.scopes);
-    if (unknown) errors.scopes ??= unknown;
+    const scopesError = scopesProblem(catalog, values.scopes);
+    if (scopesError) errors.scopes ??= scopesError;
     if (parsed.ok && !errors.name) {
       const now = deps.now();
       const duplicate = await deps.prisma.apiKey.findFirst({
