@@ -56,10 +56,10 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     db,
     prisma: db.prisma,
     keyring,
-    audit: new AuditWriter(db),
+    audit: new AuditWriter(db, () => deps.now()),
     cache: new CredentialCache(config.REDIS_URL ? redisBus(config.REDIS_URL, keyring.deploymentId, log) : postgresBus(db)),
     log,
-    mailer: createMailer({ config, log }),
+    mailer: createMailer({ config, log, now: () => deps.now() }),
     // Per deployment (as the invalidation channel), so deployments sharing one Redis count apart.
     throttle: createThrottle({ redis: throttleRedis, keyPrefix: `latchkey:throttle:${keyring.deploymentId}` }),
     now: () => new Date(),

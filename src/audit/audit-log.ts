@@ -75,15 +75,16 @@ function appendPayload(events: AuditEventInput[], now: Date): string {
 
 /**
  * Appends events inside the caller's transaction, so that they commit or roll back with the
- * change they describe.
+ * change they describe. `now` is the caller's clock (deps.now()), the same instant the change
+ * itself records.
  */
-export async function appendAuditEvents(tx: Tx, events: AuditEventInput[], now = new Date()): Promise<void> {
+export async function appendAuditEvents(tx: Tx, events: AuditEventInput[], now: Date): Promise<void> {
   if (events.length === 0) return;
   await tx.$executeRaw`SELECT audit_append(${appendPayload(events, now)}::jsonb)`;
 }
 
 /** Appends events in a transaction of their own (the batched writer's path). */
-export async function appendAuditEventsNow(db: Pick<Database, 'query'>, events: AuditEventInput[], now = new Date()): Promise<void> {
+export async function appendAuditEventsNow(db: Pick<Database, 'query'>, events: AuditEventInput[], now: Date): Promise<void> {
   if (events.length === 0) return;
   await db.query({ name: 'audit_append', text: 'SELECT audit_append($1::jsonb)', values: [appendPayload(events, now)] });
 }

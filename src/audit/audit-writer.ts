@@ -20,6 +20,8 @@ export class AuditWriter {
 
   constructor(
     private readonly db: Pick<Database, 'query'>,
+    /** deps.now(): a batch's events carry the time it is committed. */
+    private readonly now: () => Date,
     private readonly maxBatch = 500,
   ) {}
 
@@ -44,7 +46,7 @@ export class AuditWriter {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.maxBatch);
       try {
-        await appendAuditEventsNow(this.db, batch.map((pending) => pending.event));
+        await appendAuditEventsNow(this.db, batch.map((pending) => pending.event), this.now());
         for (const pending of batch) pending.resolve();
       } catch (error) {
         for (const pending of batch) pending.reject(error);

@@ -60,6 +60,7 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
   const audiences = parsed.audiences.length > 0 ? [...new Set(parsed.audiences)] : [deps.config.LATCHKEY_DEFAULT_AUDIENCE];
   const id = `lkc_${randomBase62(22)}`;
   const secret = parsed.authMethod === 'private_key_jwt' ? undefined : newClientSecret();
+  const now = deps.now();
 
   await changeCredentials(deps, async (tx, invalidate) => {
     const teamId = parsed.teamId ?? (parsed.owner ? await resolveOwnerTeam(tx, parsed.owner) : null);
@@ -75,11 +76,15 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
         jwks: parsed.jwks as object | undefined,
         jwksUri: parsed.jwksUri,
         secretDigest: secret ? deps.keyring.digest(secret) : null,
+        createdAt: now,
+        updatedAt: now,
       },
     });
-    await appendAuditEvents(tx, [
-      actorEvent(actor, 'client.created', 'client', id, { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, teamId }),
-    ]);
+    await appendAuditEvents(
+      tx,
+      [actorEvent(actor, 'client.created', 'client', id, { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, teamId })],
+      now,
+    );
     await invalidate(`client:${id}`);
   });
   return { client_id: id, ...(secret ? { client_secret: secret } : {}), scopes, audiences };

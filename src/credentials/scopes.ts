@@ -18,8 +18,9 @@ export async function createScope(deps: Deps, input: z.input<typeof createScopeI
   const scope = createScopeInput.parse(input);
   return changeCredentials(deps, async (tx, invalidate) => {
     if (await tx.scope.findUnique({ where: { name: scope.name } })) throw new Conflict(`scope ${scope.name} already exists`);
-    const created = await tx.scope.create({ data: scope });
-    await appendAuditEvents(tx, [actorEvent(actor, 'scope.created', 'scope', scope.name, { requiresApproval: scope.requiresApproval })]);
+    const now = deps.now();
+    const created = await tx.scope.create({ data: { ...scope, createdAt: now } });
+    await appendAuditEvents(tx, [actorEvent(actor, 'scope.created', 'scope', scope.name, { requiresApproval: scope.requiresApproval })], now);
     await invalidate('scopes');
     return created;
   });

@@ -12,12 +12,13 @@ export interface PrivateJwk extends JWK {
 }
 
 /** Creates the first signing key if there is none; safe when several nodes start at once. */
-export async function ensureSigningKey(deps: Pick<Deps, 'prisma' | 'keyring'>, alg = DEFAULT_ALG): Promise<void> {
+export async function ensureSigningKey(deps: Pick<Deps, 'prisma' | 'keyring' | 'now'>, alg = DEFAULT_ALG): Promise<void> {
   if (await deps.prisma.signingKey.count({ where: { status: 'active' } })) return;
   const jwk = await newPrivateJwk(alg);
   await deps.prisma.$transaction(async (tx) => {
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_LOCK})`;
     if (await tx.signingKey.count({ where: { status: 'active' } })) return;
+    const now = deps.now();
     await tx.signingKey.create({
       data: {
         kid: jwk.kid,
@@ -25,9 +26,10 @@ export async function ensureSigningKey(deps: Pick<Deps, 'prisma' | 'keyring'>, a
         publicJwk: publicPart(jwk),
         privateJwkEncrypted: deps.keyring.encrypt(JSON.stringify(jwk)),
         status: 'active',
+        createdAt: now,
       },
     });
-    await appendAuditEvents(tx, [{ type: 'signing_key.created', actorType: 'system', subjectType: 'signing_key', subjectId: jwk.kid, data: { alg } }]);
+    await appendAuditEvents(tx, [{ type: 'signing_key.created', actorType: 'system', subjectType: 'signing_key', subjectId: jwk.kid, data: { alg } }], now);
   });
 }
 

@@ -12,7 +12,7 @@ before(async () => {
     appendAuditEvents(tx, [
       { type: 'test.one', actorType: 'system', data: { b: 2, a: [1, { z: null, y: 'ü' }] } },
       { type: 'test.two', actorType: 'cli', actorId: 'someone', subjectType: 'thing', subjectId: 't1' },
-    ]),
+    ], server.deps.now()),
   );
   await Promise.all([1, 2, 3].map((n) => server.deps.audit.record({ type: 'test.batched', actorType: 'system', data: { n } })));
 });
