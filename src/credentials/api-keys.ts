@@ -87,7 +87,7 @@ export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: n
       data: { id: issued.id, name: old.name, teamId: old.teamId, scopes: old.scopes, audiences: old.audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
     });
     await tx.apiKey.update({ where: { id }, data: { replacedById: issued.id, expiresAt: previousExpiresAt } });
-    await appendAuditEvents(tx, [actorEvent(actor, 'api_key.rotated', 'api_key', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString() })], now);
+    await appendAuditEvents(tx, [actorEvent(actor, 'api_key.rotated', 'api_key', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString(), teamId: old.teamId })], now);
     await invalidate(`key:${id}`, `key:${issued.id}`);
     return {
       id: issued.id,
@@ -107,7 +107,7 @@ export async function revokeApiKey(deps: Deps, id: string, options: { reason?: s
     const key = await lockKey(tx, id);
     if (!key.revokedAt) {
       await tx.apiKey.update({ where: { id }, data: { revokedAt: now, revokedReason: reason } });
-      await appendAuditEvents(tx, [actorEvent(actor, 'api_key.revoked', 'api_key', id, { reason })], now);
+      await appendAuditEvents(tx, [actorEvent(actor, 'api_key.revoked', 'api_key', id, { reason, teamId: key.teamId })], now);
       await invalidate(`key:${id}`);
     }
     return { id, status: 'revoked' as const, revoked_at: (key.revokedAt ?? now).toISOString() };

@@ -191,7 +191,7 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
     });
     await appendAuditEvents(
       tx,
-      [actorEvent(actor, 'client.secret_rotated', 'client', id, { previousExpiresAt: previousExpiresAt.toISOString(), version: client.secretVersion + 1 })],
+      [actorEvent(actor, 'client.secret_rotated', 'client', id, { previousExpiresAt: previousExpiresAt.toISOString(), version: client.secretVersion + 1, teamId: client.teamId })],
       now,
     );
     await invalidate(`client:${id}`);
@@ -207,7 +207,7 @@ export async function revokeClient(deps: Deps, id: string, actor: Actor): Promis
     if (client.status === 'revoked') return client.revokedAt ?? now;
     await tx.oAuthClient.update({ where: { id }, data: { status: 'revoked', revokedAt: now } });
     await tx.oidcPayload.deleteMany({ where: { payload: { path: ['clientId'], equals: id } } });
-    await appendAuditEvents(tx, [actorEvent(actor, 'client.revoked', 'client', id)], now);
+    await appendAuditEvents(tx, [actorEvent(actor, 'client.revoked', 'client', id, { teamId: client.teamId })], now);
     await invalidate(`client:${id}`);
     return now;
   });
