@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the README's quick start: `npm start` on the embedded database (PGlite),
-# scope and client created with the CLI (forwarded to the running server through its control
+# the newcomer's path over HTTP (/ → /portal → sign-in; sign up, the verification mail as an
+# .eml file in the data dir, verify, sign in, an API key from the portal with no scope on the
+# empty catalog), scope and client created with the CLI (forwarded to the running server through its control
 # socket in LATCHKEY_DATA_DIR), a token by client_secret_basic, introspection of it, and a
 # graceful SIGTERM stop that exits 0.
 #
@@ -78,7 +80,76 @@ field revocation_endpoint <<<"$discovery" >/dev/null || fail "discovery has no r
 jwks_uri=$(field jwks_uri <<<"$discovery") || fail "discovery has no jwks_uri"
 echo "token_endpoint=$token_endpoint introspection_endpoint=$introspection_endpoint jwks_uri=$jwks_uri"
 curl -fsS "$jwks_uri" | field keys >/dev/null || fail "JWKS has no keys"
-curl -fsS "$base/metrics" | grep -q '^# HELP' || fail "/metrics is not Prometheus text"
+# Into a file first: with pipefail, `curl | grep -q` fails when grep stops reading early.
+curl -fsS -o "$data_dir/metrics.txt" "$base/metrics" || fail "/metrics"
+grep -q '^# HELP' "$data_dir/metrics.txt" || fail "/metrics is not Prometheus text"
+
+banner "newcomer: / leads to /portal, signed out /portal leads to /portal/sign-in"
+jar="$data_dir/cookies.txt"
+page="$data_dir/page.html"
+email="newcomer@example.com"
+password="smoke test lantern orbit maple 47"
+# status and Location of a GET that is not followed
+head_of() { curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' -b "$jar" -c "$jar" "$base$1"; }
+# GET a page into $page with the cookie jar; prints the status
+get_page() { curl -sS -o "$page" -w '%{http_code}' -b "$jar" -c "$jar" "$base$1"; }
+# POST a form (from this origin, as a browser would) into $page; prints status and Location
+post_page() {
+  local path=$1; shift
+  curl -sS -o "$page" -w '%{http_code} %{redirect_url}' -b "$jar" -c "$jar" -H "Origin: $base" "$@" "$base$path"
+}
+# the CSRF token of the last page read
+csrf() { grep -o 'name="_csrf" value="[^"]*"' "$page" | head -n 1 | sed 's/.*value="\([^"]*\)"/\1/'; }
+
+read -r status location <<<"$(head_of /)"
+[[ "$status" =~ ^30[1278]$ && "$location" == "$base/portal"* ]] || fail "GET / answered $status $location, expected a redirect to /portal"
+read -r status location <<<"$(head_of /portal)"
+[[ "$status" =~ ^30[1278]$ && "$location" == "$base/portal/sign-in"* ]] || fail "GET /portal (signed out) answered $status $location, expected a redirect to /portal/sign-in"
+echo "/ → /portal → /portal/sign-in"
+
+banner "newcomer: sign up, the verification mail in $LATCHKEY_DATA_DIR/mail/, verify"
+status=$(get_page /portal/sign-up)
+[ "$status" = 200 ] || fail "GET /portal/sign-up answered $status"
+token=$(csrf)
+[ -n "$token" ] || fail "no CSRF token on the sign-up form"
+read -r status location <<<"$(post_page /portal/sign-up --data-urlencode "_csrf=$token" --data-urlencode "email=$email" --data-urlencode "password=$password")"
+[ "$status" = 200 ] || fail "sign-up answered $status: $(head -c 400 "$page")"
+grep -q 'Check your inbox' "$page" || fail "sign-up did not say to check the inbox"
+eml=
+for _ in $(seq 1 40); do
+  eml=$(ls -t "$LATCHKEY_DATA_DIR/mail/"*.eml 2>/dev/null | head -n 1 || true)
+  [ -n "$eml" ] && break
+  sleep 0.25
+done
+[ -n "$eml" ] || fail "no .eml file in $LATCHKEY_DATA_DIR/mail/ after sign-up"
+grep -qi "^To: .*$email" "$eml" || fail "$eml is not addressed to $email"
+grep -q "$(basename "$eml")" "$log" || fail "the server log does not name the mail file $(basename "$eml")"
+grep -q 'verify-email?token=' "$log" && fail "the server log holds the verification link"
+# Quoted-printable: join soft line breaks (=CRLF), then =3D back to =.
+verify_link=$(tr -d '\r' <"$eml" | sed -e ':a' -e '/=$/{N;s/=\n//;ba' -e '}' | sed 's/=3D/=/g' \
+  | grep -o "$base/portal/verify-email?token=[A-Za-z0-9._~-]*" | head -n 1 || true)
+[ -n "$verify_link" ] || fail "no $base/portal/verify-email link in $eml"
+echo "mail $(basename "$eml") has the verification link (redacted here)"
+status=$(get_page "${verify_link#"$base"}")
+[ "$status" = 200 ] || fail "GET of the verification link answered $status"
+read -r status location <<<"$(post_page /portal/verify-email --data-urlencode "_csrf=$(csrf)" --data-urlencode "token=${verify_link#*token=}")"
+[ "$status" = 303 ] || fail "verification answered $status (expected 303): $(head -c 400 "$page")"
+echo "verified"
+
+banner "newcomer: sign in, create an API key with no scope (the catalog is empty)"
+status=$(get_page /portal/sign-in)
+[ "$status" = 200 ] || fail "GET /portal/sign-in answered $status"
+read -r status location <<<"$(post_page /portal/sign-in --data-urlencode "_csrf=$(csrf)" --data-urlencode "email=$email" --data-urlencode "password=$password")"
+[ "$status" = 303 ] || fail "sign-in answered $status (expected 303): $(head -c 400 "$page")"
+echo "signed in → ${location#"$base"}"
+status=$(get_page /portal/keys/new)
+[ "$status" = 200 ] || fail "GET /portal/keys/new answered $status"
+grep -q 'No scopes are defined yet' "$page" || fail "the key form does not say that no scope is defined yet"
+read -r status location <<<"$(post_page /portal/keys --data-urlencode "_csrf=$(csrf)" --data-urlencode "name=smoke key" --data-urlencode "expires=30d")"
+[ "$status" = 200 ] || fail "POST /portal/keys answered $status (expected the shown-once page): $(grep -o 'field-error[^<]*<' "$page" | head -n 3)"
+portal_key=$(grep -o 'value="lk_[0-9A-Za-z]*_[0-9A-Za-z]*"' "$page" | head -n 1 | sed 's/value="\(.*\)"/\1/')
+[ -n "$portal_key" ] || fail "the shown-once page has no lk_… key"
+echo "key ${portal_key:0:15}… created in the portal (secret redacted)"
 
 banner "CLI through the control socket: scope create, client create"
 scope_out=$(npx --no-install latchkey scope create smoke.read --description "Smoke test scope" --json </dev/null) \
@@ -102,6 +173,11 @@ banner "introspection of that token"
 introspection=$(curl -fsS -u "$client_id:$client_secret" -d "token=$access_token" "$introspection_endpoint") || fail "introspection request"
 [ "$(field active <<<"$introspection")" = true ] || fail "token is not active: $introspection"
 echo "active=true client_id=$(field client_id <<<"$introspection") scope=$(field scope <<<"$introspection")"
+
+banner "introspection of the portal's key (the CLI's client as the resource server)"
+introspection=$(curl -fsS -u "$client_id:$client_secret" --data-urlencode "token=$portal_key" "$introspection_endpoint") || fail "introspection request for the portal's key"
+[ "$(field active <<<"$introspection")" = true ] || fail "the portal's key is not active: $introspection"
+echo "active=true token_type=$(field token_type <<<"$introspection") sub=$(field sub <<<"$introspection")"
 
 banner "SIGTERM stops the server with exit 0 within 15 s"
 kill -TERM "$server_pid"
