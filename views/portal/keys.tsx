@@ -66,14 +66,23 @@ export function Scopes(props: { scopes: string[] }) {
   );
 }
 
+export type KeyListTab = 'live' | 'inactive';
+
 export interface KeysListProps {
   chrome: Chrome;
   now: Date;
   keys: ApiKeyView[];
-  /** True when the list was cut at its limit. */
-  truncated: boolean;
-  limit: number;
+  tab: KeyListTab;
+  counts: Record<KeyListTab, number>;
+  page: number;
+  hasNext: boolean;
 }
+
+const TABS: { tab: KeyListTab; label: string }[] = [
+  { tab: 'live', label: 'Active' },
+  { tab: 'inactive', label: 'Revoked and expired' },
+];
+const listHref = (tab: KeyListTab, page = 1) => `/portal/keys${tab === 'live' ? '' : '?show=inactive'}${page > 1 ? `${tab === 'live' ? '?' : '&'}page=${page}` : ''}`;
 
 export function KeysListPage(props: KeysListProps) {
   return (
@@ -83,7 +92,18 @@ export function KeysListPage(props: KeysListProps) {
         description="Keys let your services call APIs protected by Latchkey. Each key belongs to this team."
         actions={<LinkButton href="/portal/keys/new">New API key</LinkButton>}
       />
-      {props.keys.length === 0 ? (
+      <nav class="tabs" aria-label="Which keys">
+        {TABS.map(({ tab, label }) => (
+          <a href={listHref(tab)} aria-current={props.tab === tab ? 'page' : undefined}>
+            {label} <span class="count">{props.counts[tab]}</span>
+          </a>
+        ))}
+      </nav>
+      {props.keys.length === 0 && props.tab === 'inactive' ? (
+        <EmptyState title="No revoked or expired keys">
+          <p>Keys you revoke, and keys past their expiry, are listed here.</p>
+        </EmptyState>
+      ) : props.keys.length === 0 ? (
         <EmptyState title="No API keys yet">
           <p>
             Create a key, choose what it may do, and copy it into your service's configuration. <a href="/portal/keys/new">Create your first API key</a>.
@@ -133,7 +153,13 @@ export function KeysListPage(props: KeysListProps) {
           </table>
         </div>
       )}
-      {props.truncated ? <p class="muted small">Showing the {props.limit} newest keys. Revoke keys you no longer use to keep this list short.</p> : null}
+      {props.page > 1 || props.hasNext ? (
+        <nav class="pager" aria-label="Pages">
+          {props.page > 1 ? <a href={listHref(props.tab, props.page - 1)}>Newer keys</a> : <span />}
+          <span class="muted small">Page {props.page}</span>
+          {props.hasNext ? <a href={listHref(props.tab, props.page + 1)}>Older keys</a> : <span />}
+        </nav>
+      ) : null}
     </Layout>
   );
 }

@@ -5,6 +5,7 @@ import {
   KeyRotateConfirmPage,
   KeyShownOncePage,
   KeysListPage,
+  type KeyListTab,
   NewKeyPage,
   EXPIRY_CHOICES,
   GRACE_CHOICES,
@@ -32,7 +33,8 @@ export const GRACE_MS: Record<string, number> = { now: 0, '1h': 3_600_000, '24h'
 export const graceLabel = (grace: string) => GRACE_CHOICES.find((c) => c.value === grace)?.label ?? grace;
 
 // Enough for any team's screen; a team with more sees the newest and a note (one indexed query).
-const LIST_LIMIT = 500;
+// A page of the key list: a screenful, cheap to render whatever the team holds (bench/portal.ts).
+const PAGE_SIZE = 50;
 
 /** The portal's names: trimmed, 1–100 characters, any script (PORTAL_BRIEF page rules). */
 export const credentialName = z.string().trim().min(1, 'Enter a name.').max(100, 'Use at most 100 characters.');
@@ -92,17 +94,28 @@ async function orFlash(ctx: PageContext, back: string, action: () => Promise<voi
 export const keysRoutes: PageRoutes = (router, deps) => {
   router.get('/keys', signedIn(deps), async (ctx) => {
     const team = teamOf(ctx);
-    const rows = await deps.prisma.apiKey.findMany({
-      where: { teamId: team.id },
-      select: API_KEY_VIEW_SELECT,
-      orderBy: { createdAt: 'desc' },
-      take: LIST_LIMIT + 1,
-    });
     const now = deps.now();
-    const keys = rows.slice(0, LIST_LIMIT).map((row) => presentApiKey(row, now));
-    // Live keys first, then revoked and expired ones; newest first within each (stable sort).
-    keys.sort((a, b) => Number(b.live) - Number(a.live));
-    renderPage(ctx, <KeysListPage chrome={chrome(ctx, 'keys')} now={now} keys={keys} truncated={rows.length > LIST_LIMIT} limit={LIST_LIMIT} />);
+    const tab: KeyListTab = ctx.query.show === 'inactive' ? 'inactive' : 'live';
+    const page = Math.min(Math.max(1, Number.parseInt(String(ctx.query.page ?? '1'), 10) || 1), 10_000);
+    // Live: not revoked and not past its expiry (a key rotating out is still live).
+    const live = { revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] };
+    const inactive = { OR: [{ revokedAt: { not: null } }, { expiresAt: { lte: now } }] };
+    const [rows, liveCount, inactiveCount] = await Promise.all([
+      deps.prisma.apiKey.findMany({
+        where: { teamId: team.id, ...(tab === 'live' ? live : inactive) },
+        select: API_KEY_VIEW_SELECT,
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        skip: (page - 1) * PAGE_SIZE,
+        take: PAGE_SIZE + 1,
+      }),
+      deps.prisma.apiKey.count({ where: { teamId: team.id, ...live } }),
+      deps.prisma.apiKey.count({ where: { teamId: team.id, ...inactive } }),
+    ]);
+    const keys = rows.slice(0, PAGE_SIZE).map((row) => presentApiKey(row, now));
+    renderPage(
+      ctx,
+      <KeysListPage chrome={chrome(ctx, 'keys')} now={now} keys={keys} tab={tab} counts={{ live: liveCount, inactive: inactiveCount }} page={page} hasNext={rows.length > PAGE_SIZE} />,
+    );
   });
 
   const renderNew = async (ctx: PageContext, values: NewKeyValues, errors: FieldErrors, status: number) =>
