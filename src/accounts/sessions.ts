@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Deps } from '../context.ts';
-import type { Session } from '../db/database.ts';
+import type { Account, Session } from '../db/database.ts';
 
 /** Password accepted and a second factor due ("mfa"), or signed in ("full"). */
 export type SessionStage = 'mfa' | 'full';
@@ -51,17 +51,100 @@ export async function startSession(
   return { cookie, session };
 }
 
-/** The live session behind a cookie, or null: ended, past its absolute or idle timeout, or unknown. */
-export async function findSession(deps: SessionDeps, cookie: string): Promise<Session | null> {
+/** A team membership as every signed-in page needs it. */
+export interface SessionMembership {
+  teamId: string;
+  role: string;
+  team: { id: string; name: string; personalAccountId: string | null; status: string };
+}
+
+export interface LiveSession {
+  session: Session;
+  account: Account & { memberships: SessionMembership[] };
+}
+
+// Every page view of a signed-in person starts here, so it is one round trip below Prisma: the
+// session, its account and the account's teams (named: parsed once per connection).
+const LIVE_SESSION_SQL = `
+  SELECT s.id, s.account_id, s.team_id, s.stage, s.ip, s.user_agent, s.created_at, s.last_seen_at, s.expires_at, s.ended_at, s.mfa_at,
+         a.email, a.password_hash, a.role, a.status, a.email_verified_at, a.password_changed_at, a.mfa_secret_encrypted,
+         a.mfa_enabled_at, a.mfa_last_step::text AS mfa_last_step, a.created_at AS account_created_at,
+         COALESCE((SELECT json_agg(json_build_object('teamId', m.team_id, 'role', m.role, 'name', t.name,
+                                                     'personalAccountId', t.personal_account_id, 'status', t.status) ORDER BY m.created_at)
+                     FROM membership m JOIN team t ON t.id = m.team_id WHERE m.account_id = a.id), '[]'::json) AS memberships
+    FROM session s JOIN account a ON a.id = s.account_id
+   WHERE s.id = $1`;
+
+interface LiveSessionRow {
+  id: string;
+  account_id: string;
+  team_id: string | null;
+  stage: string;
+  ip: string | null;
+  user_agent: string | null;
+  created_at: Date;
+  last_seen_at: Date;
+  expires_at: Date;
+  ended_at: Date | null;
+  mfa_at: Date | null;
+  email: string;
+  password_hash: string | null;
+  role: string;
+  status: string;
+  email_verified_at: Date | null;
+  password_changed_at: Date | null;
+  mfa_secret_encrypted: string | null;
+  mfa_enabled_at: Date | null;
+  mfa_last_step: string | null;
+  account_created_at: Date;
+  memberships: { teamId: string; role: string; name: string; personalAccountId: string | null; status: string }[];
+}
+
+/**
+ * The live session behind a cookie with its account and teams, or null: ended, past its
+ * absolute or idle timeout, or unknown.
+ */
+export async function findSession(deps: SessionDeps & Pick<Deps, 'db'>, cookie: string): Promise<LiveSession | null> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(cookie)) return null;
-  const session = await deps.prisma.session.findUnique({ where: { id: sessionDigest(deps, cookie) } });
+  const [row] = (await deps.db.query({ name: 'live_session', text: LIVE_SESSION_SQL, values: [sessionDigest(deps, cookie)] })) as LiveSessionRow[];
   const now = deps.now();
-  if (!session || session.endedAt || session.expiresAt <= now) return null;
-  if (now.getTime() - session.lastSeenAt.getTime() > deps.config.LATCHKEY_SESSION_IDLE) return null;
-  if (now.getTime() - session.lastSeenAt.getTime() > TOUCH_EVERY_MS) {
-    await deps.prisma.session.update({ where: { id: session.id }, data: { lastSeenAt: now } });
+  if (!row || row.ended_at || row.expires_at <= now) return null;
+  if (now.getTime() - row.last_seen_at.getTime() > deps.config.LATCHKEY_SESSION_IDLE) return null;
+  if (now.getTime() - row.last_seen_at.getTime() > TOUCH_EVERY_MS) {
+    await deps.prisma.session.update({ where: { id: row.id }, data: { lastSeenAt: now } });
   }
-  return session;
+  const session: Session = {
+    id: row.id,
+    accountId: row.account_id,
+    teamId: row.team_id,
+    stage: row.stage,
+    ip: row.ip,
+    userAgent: row.user_agent,
+    createdAt: row.created_at,
+    lastSeenAt: row.last_seen_at,
+    expiresAt: row.expires_at,
+    endedAt: row.ended_at,
+    mfaAt: row.mfa_at,
+  };
+  const account = {
+    id: row.account_id,
+    email: row.email,
+    passwordHash: row.password_hash,
+    role: row.role,
+    status: row.status,
+    emailVerifiedAt: row.email_verified_at,
+    passwordChangedAt: row.password_changed_at,
+    mfaSecretEncrypted: row.mfa_secret_encrypted,
+    mfaEnabledAt: row.mfa_enabled_at,
+    mfaLastStep: row.mfa_last_step === null ? null : BigInt(row.mfa_last_step),
+    createdAt: row.account_created_at,
+    memberships: row.memberships.map((m) => ({
+      teamId: m.teamId,
+      role: m.role,
+      team: { id: m.teamId, name: m.name, personalAccountId: m.personalAccountId, status: m.status },
+    })),
+  } satisfies Account & { memberships: SessionMembership[] };
+  return { session, account };
 }
 
 export async function endSession(deps: SessionDeps, id: string): Promise<void> {

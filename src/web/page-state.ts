@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import type { FlashMessage } from '../../views/components.tsx';
 import type { Viewer } from '../../views/layout.tsx';
 import type { Actor } from '../actor.ts';
+import type { LiveSession } from '../accounts/sessions.ts';
 import type { Account, Session } from '../db/database.ts';
 import type { FormData } from './form.ts';
 import type { Principal } from '../policies/principal.ts';
@@ -16,6 +17,8 @@ export interface PageState {
   secureCookies: boolean;
   /** The live session, whatever its stage (null when signed out). */
   session: Session | null;
+  /** Its account and teams, loaded with it (web/pages.ts); `signedIn` decides what they may see. */
+  sessionAccount: LiveSession['account'] | null;
   /** Set once fully signed in (web/pages.ts `signedIn`). */
   account?: Account;
   principal?: Principal;

@@ -119,7 +119,9 @@ function pageState(deps: Deps): Middleware {
     if (secure) ctx.cookies.secure = true;
     ctx.state.secureCookies = secure;
     const cookie = ctx.cookies.get(names.session);
-    ctx.state.session = cookie ? await findSession(deps, cookie) : null;
+    const live = cookie ? await findSession(deps, cookie) : null;
+    ctx.state.session = live?.session ?? null;
+    ctx.state.sessionAccount = live?.account ?? null;
     ctx.state.flash = takeFlash(ctx);
     ctx.state.csrf = csrfToken(deps, ctx);
     // Every state change is a POST (no change on GET), and every POST passes here first.

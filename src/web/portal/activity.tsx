@@ -69,7 +69,7 @@ async function teamEvents(deps: Deps, teamId: string): Promise<EventRow[]> {
 }
 
 export const activityRoutes: PageRoutes = (router, deps) => {
-  router.get('/activity', signedIn(deps), async (ctx) => {
+  router.get('/activity', signedIn, async (ctx) => {
     const team = teamOf(ctx);
     const [usage, rows] = await Promise.all([teamUsageSeries(deps, team.id), teamEvents(deps, team.id)]);
     const accountIds = [...new Set(rows.filter((r) => r.actor_type === 'account' && r.actor_id).map((r) => r.actor_id!))].filter((id) => /^[0-9a-f-]{36}$/i.test(id));

@@ -65,7 +65,7 @@ async function loadApplication(deps: Deps, ctx: PageContext, id: string, rule: '
 export const applicationsRoutes: PageRoutes = (router, deps) => {
   const tokenEndpoint = `${deps.config.LATCHKEY_ISSUER}/token`;
 
-  router.get('/applications', signedIn(deps), async (ctx) => {
+  router.get('/applications', signedIn, async (ctx) => {
     const team = teamOf(ctx);
     const rows = await deps.prisma.oAuthClient.findMany({ where: { teamId: team.id }, select: APPLICATION_VIEW_SELECT, orderBy: { createdAt: 'desc' }, take: LIST_LIMIT + 1 });
     const now = deps.now();
@@ -77,9 +77,9 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
   const renderNew = async (ctx: PageContext, values: NewApplicationValues, errors: FieldErrors, status: number) =>
     renderPage(ctx, <NewApplicationPage chrome={chrome(ctx, 'applications')} catalog={await scopeCatalog(deps)} values={values} errors={errors} defaultAudience={deps.config.LATCHKEY_DEFAULT_AUDIENCE} />, status);
 
-  router.get('/applications/new', signedIn(deps), (ctx) => renderNew(ctx, { name: '', scopes: [], audiences: '', authMethod: 'client_secret_basic', jwks: '' }, {}, 200));
+  router.get('/applications/new', signedIn, (ctx) => renderNew(ctx, { name: '', scopes: [], audiences: '', authMethod: 'client_secret_basic', jwks: '' }, {}, 200));
 
-  router.post('/applications', signedIn(deps), async (ctx) => {
+  router.post('/applications', signedIn, async (ctx) => {
     const form = ctx.state.form;
     const values: NewApplicationValues = {
       name: textOf(form.name),
@@ -125,7 +125,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     );
   });
 
-  router.get('/applications/:id', signedIn(deps), async (ctx) => {
+  router.get('/applications/:id', signedIn, async (ctx) => {
     const application = await loadApplication(deps, ctx, ctx.params.id!, 'read');
     const usage = await usageSeries(deps, 'client', application.id);
     renderPage(
@@ -134,7 +134,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     );
   });
 
-  router.post('/applications/:id/rotate-secret', signedIn(deps), async (ctx) => {
+  router.post('/applications/:id/rotate-secret', signedIn, async (ctx) => {
     const application = await loadApplication(deps, ctx, ctx.params.id!, 'change');
     const back = `/portal/applications/${application.id}`;
     const parsed = parseForm(graceForm, { grace: textOf(ctx.state.form.grace) });
@@ -169,7 +169,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     }
   });
 
-  router.post('/applications/:id/revoke', signedIn(deps), async (ctx) => {
+  router.post('/applications/:id/revoke', signedIn, async (ctx) => {
     const application = await loadApplication(deps, ctx, ctx.params.id!, 'change');
     const back = `/portal/applications/${application.id}`;
     if (textOf(ctx.state.form.confirm) !== 'yes') return renderPage(ctx, <ApplicationRevokeConfirmPage chrome={chrome(ctx, 'applications')} application={application} />);

@@ -92,7 +92,7 @@ async function orFlash(ctx: PageContext, back: string, action: () => Promise<voi
 }
 
 export const keysRoutes: PageRoutes = (router, deps) => {
-  router.get('/keys', signedIn(deps), async (ctx) => {
+  router.get('/keys', signedIn, async (ctx) => {
     const team = teamOf(ctx);
     const now = deps.now();
     const tab: KeyListTab = ctx.query.show === 'inactive' ? 'inactive' : 'live';
@@ -128,9 +128,9 @@ export const keysRoutes: PageRoutes = (router, deps) => {
       status,
     );
 
-  router.get('/keys/new', signedIn(deps), (ctx) => renderNew(ctx, { name: '', scopes: [], audiences: '', expires: '90d' }, {}, 200));
+  router.get('/keys/new', signedIn, (ctx) => renderNew(ctx, { name: '', scopes: [], audiences: '', expires: '90d' }, {}, 200));
 
-  router.post('/keys', signedIn(deps), async (ctx) => {
+  router.post('/keys', signedIn, async (ctx) => {
     const form = ctx.state.form;
     const values: NewKeyValues = { name: textOf(form.name), scopes: listOf(form.scopes), audiences: textOf(form.audiences), expires: textOf(form.expires) || '90d' };
     const parsed = parseForm(newKeyForm, values);
@@ -166,14 +166,14 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     renderPage(ctx, <KeyShownOncePage chrome={chrome(ctx, 'keys')} now={now} title="Your new API key" apiKey={key} secret={issued.key} />);
   });
 
-  router.get('/keys/:id', signedIn(deps), async (ctx) => {
+  router.get('/keys/:id', signedIn, async (ctx) => {
     const key = await loadKey(deps, ctx, ctx.params.id!, 'read');
     const canChange = credentialPolicy.change(principalOf(ctx), key);
     const usage = await usageSeries(deps, 'api_key', key.id);
     renderPage(ctx, <KeyPage chrome={chrome(ctx, 'keys')} now={deps.now()} apiKey={key} canChange={canChange} usage={usage} />);
   });
 
-  router.post('/keys/:id/rotate', signedIn(deps), async (ctx) => {
+  router.post('/keys/:id/rotate', signedIn, async (ctx) => {
     const key = await loadKey(deps, ctx, ctx.params.id!, 'change');
     const back = `/portal/keys/${key.id}`;
     const parsed = parseForm(graceForm, { grace: textOf(ctx.state.form.grace) });
@@ -209,7 +209,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     });
   });
 
-  router.post('/keys/:id/revoke', signedIn(deps), async (ctx) => {
+  router.post('/keys/:id/revoke', signedIn, async (ctx) => {
     const key = await loadKey(deps, ctx, ctx.params.id!, 'change');
     const back = `/portal/keys/${key.id}`;
     const reason = textOf(ctx.state.form.reason).trim().slice(0, 500);

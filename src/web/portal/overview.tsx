@@ -6,7 +6,7 @@ import { signedIn } from '../signed-in.ts';
 
 /** The portal's landing page: counts, approved requests waiting to be shown, next steps. */
 export const overviewRoutes: PageRoutes = (router, deps) => {
-  router.get('/', signedIn(deps), async (ctx) => {
+  router.get('/', signedIn, async (ctx) => {
     const team = teamOf(ctx);
     const now = deps.now();
     const [keys, applications, pendingRequests, waiting, members] = await Promise.all([

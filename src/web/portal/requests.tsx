@@ -36,7 +36,7 @@ async function requesterEmail(deps: Deps, r: CredentialRequest): Promise<string 
 
 /** The team's credential requests (scopes that need approval) and the one-time reveal of an approved one. */
 export const requestsRoutes: PageRoutes = (router, deps) => {
-  router.get('/requests', signedIn(deps), async (ctx) => {
+  router.get('/requests', signedIn, async (ctx) => {
     const requests = await listRequests(deps, { teamId: teamOf(ctx).id });
     renderPage(
       ctx,
@@ -44,13 +44,13 @@ export const requestsRoutes: PageRoutes = (router, deps) => {
     );
   });
 
-  router.get('/requests/:id', signedIn(deps), async (ctx) => {
+  router.get('/requests/:id', signedIn, async (ctx) => {
     const request = await loadRequest(deps, ctx, ctx.params.id!, 'read');
     renderPage(ctx, <RequestDetailPage chrome={chrome(ctx, 'requests')} now={deps.now()} request={present(request, await requesterEmail(deps, request))} />);
   });
 
   // Revealing a usable secret is a credential action: the change rule, not just read.
-  router.post('/requests/:id/reveal', signedIn(deps), async (ctx) => {
+  router.post('/requests/:id/reveal', signedIn, async (ctx) => {
     const request = await loadRequest(deps, ctx, ctx.params.id!, 'change');
     const revealed = await revealApprovedSecret(deps, request.id, accountOf(ctx).id, actorOf(ctx));
     if (!revealed) {

@@ -103,18 +103,18 @@ export const securityRoutes: PageRoutes = (router, deps) => {
   });
 
   // ── Security ────────────────────────────────────────────────────────────────────────
-  router.get('/security', signedIn(deps), async (ctx) => {
+  router.get('/security', signedIn, async (ctx) => {
     await renderSecurity(deps, ctx);
   });
 
-  router.post('/security/mfa/setup', signedIn(deps), async (ctx) => {
+  router.post('/security/mfa/setup', signedIn, async (ctx) => {
     const account = accountOf(ctx);
     if (account.mfaEnabledAt) return redirectWith(ctx, '/portal/security', { kind: 'info', text: 'Two-factor authentication is already on.' });
     const enrolment = await beginEnrolment(deps, account.id);
     renderPage(ctx, <MfaSetupPage chrome={chrome(ctx, 'security')} qrSvg={enrolment.qrSvg} secret={enrolment.secret} />);
   });
 
-  router.post('/security/mfa/confirm', signedIn(deps), async (ctx) => {
+  router.post('/security/mfa/confirm', signedIn, async (ctx) => {
     const account = accountOf(ctx);
     const code = textOf(ctx.state.form.code).trim();
     const codes = code ? await confirmEnrolment(deps, account.id, code, actorOf(ctx)) : null;
@@ -124,7 +124,7 @@ export const securityRoutes: PageRoutes = (router, deps) => {
     renderPage(ctx, <MfaSetupPage chrome={chrome(ctx, 'security')} qrSvg={pending.qrSvg} secret={pending.secret} error={code ? WRONG_CODE : NO_CODE} />, 400);
   });
 
-  router.post('/security/mfa/regenerate', signedIn(deps), async (ctx) => {
+  router.post('/security/mfa/regenerate', signedIn, async (ctx) => {
     const account = accountOf(ctx);
     const code = textOf(ctx.state.form.code).trim();
     if (!code) return renderSecurity(deps, ctx, { mfa_regenerate: NO_CODE }, 400);
@@ -137,7 +137,7 @@ export const securityRoutes: PageRoutes = (router, deps) => {
     renderPage(ctx, <RecoveryCodesPage chrome={chrome(ctx, 'security')} codes={codes} fresh={false} />);
   });
 
-  router.post('/security/mfa/disable', signedIn(deps), async (ctx) => {
+  router.post('/security/mfa/disable', signedIn, async (ctx) => {
     const account = accountOf(ctx);
     const code = textOf(ctx.state.form.code).trim();
     if (!code) return renderSecurity(deps, ctx, { mfa_disable: NO_CODE }, 400);
@@ -152,7 +152,7 @@ export const securityRoutes: PageRoutes = (router, deps) => {
     redirectWith(ctx, '/portal/security', { kind: 'error', text });
   });
 
-  router.post('/security/password', signedIn(deps), async (ctx) => {
+  router.post('/security/password', signedIn, async (ctx) => {
     const account = accountOf(ctx);
     const current = textOf(ctx.state.form.current_password);
     const newPassword = textOf(ctx.state.form.new_password);
@@ -180,7 +180,7 @@ export const securityRoutes: PageRoutes = (router, deps) => {
   });
 
   // ── Sessions ────────────────────────────────────────────────────────────────────────
-  router.get('/sessions', signedIn(deps), async (ctx) => {
+  router.get('/sessions', signedIn, async (ctx) => {
     const account = accountOf(ctx);
     const current = ctx.state.session!.id;
     const sessions = await listSessions(deps, account.id);
@@ -194,14 +194,14 @@ export const securityRoutes: PageRoutes = (router, deps) => {
     );
   });
 
-  router.post('/sessions/end-others', signedIn(deps), async (ctx) => {
+  router.post('/sessions/end-others', signedIn, async (ctx) => {
     const account = accountOf(ctx);
     const ended = await endOtherSessions(deps, account.id, ctx.state.session!.id);
     if (ended > 0) await deps.audit.record(actorEvent(actorOf(ctx), 'session.ended', 'account', account.id, { count: ended, others: true }));
     redirectWith(ctx, '/portal/sessions', { kind: 'success', text: ended === 1 ? 'Your other session was ended.' : `${ended} other sessions were ended.` });
   });
 
-  router.post('/sessions/:id/end', signedIn(deps), async (ctx) => {
+  router.post('/sessions/:id/end', signedIn, async (ctx) => {
     const id = ctx.params.id ?? '';
     const found = /^[0-9a-f]{64}$/.test(id) ? await deps.prisma.session.findUnique({ where: { id } }) : null;
     const session = authorize(found?.endedAt ? null : found, (s) => sessionPolicy(principalOf(ctx), s), 'session');

@@ -64,7 +64,7 @@ async function memberOf(deps: Deps, ctx: PageContext, accountId: string) {
 const acceptPath = (token: string) => `/portal/invitations/accept?token=${encodeURIComponent(token)}`;
 
 export const teamRoutes: PageRoutes = (router, deps) => {
-  const auth = signedIn(deps);
+  const auth = signedIn;
 
   router.get('/team', auth, (ctx) => showTeam(deps, ctx));
 
