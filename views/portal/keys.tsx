@@ -1,6 +1,7 @@
 import type { ApiKeyView } from '../../src/credentials/presenters.ts';
 import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, SecretOnce, Time, type Choice } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
+import type { KeyListTab } from '../../src/credentials/key-list.ts';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
 
 /** A scope of the catalog as the forms offer it. */
@@ -66,7 +67,6 @@ export function Scopes(props: { scopes: string[] }) {
   );
 }
 
-export type KeyListTab = 'live' | 'inactive';
 
 export interface KeysListProps {
   chrome: Chrome;

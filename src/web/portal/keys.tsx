@@ -5,7 +5,6 @@ import {
   KeyRotateConfirmPage,
   KeyShownOncePage,
   KeysListPage,
-  type KeyListTab,
   NewKeyPage,
   EXPIRY_CHOICES,
   GRACE_CHOICES,
@@ -16,6 +15,7 @@ import { createApiKey, revokeApiKey, rotateApiKey } from '../../credentials/api-
 import { KEY_ID } from '../../credentials/api-key-format.ts';
 import { API_KEY_VIEW_SELECT, presentApiKey } from '../../credentials/presenters.ts';
 import { usageSeries } from '../../credentials/usage.ts';
+import { listTeamKeys, type KeyListTab } from '../../credentials/key-list.ts';
 import { requestCredential, scopesNeedingApproval } from '../../credentials/requests.ts';
 import type { Deps } from '../../context.ts';
 import { LatchkeyError } from '../../lib/errors.ts';
@@ -34,7 +34,7 @@ export const graceLabel = (grace: string) => GRACE_CHOICES.find((c) => c.value =
 
 // Enough for any team's screen; a team with more sees the newest and a note (one indexed query).
 // A page of the key list: a screenful, cheap to render whatever the team holds (bench/portal.ts).
-const PAGE_SIZE = 50;
+export const KEY_LIST_PAGE_SIZE = 25;
 
 /** The portal's names: trimmed, 1–100 characters, any script (PORTAL_BRIEF page rules). */
 export const credentialName = z.string().trim().min(1, 'Enter a name.').max(100, 'Use at most 100 characters.');
@@ -97,27 +97,11 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     const now = deps.now();
     const tab: KeyListTab = ctx.query.show === 'inactive' ? 'inactive' : 'live';
     const page = Math.min(Math.max(1, Number.parseInt(String(ctx.query.page ?? '1'), 10) || 1), 10_000);
-    // Live: not revoked and not past its expiry (a key rotating out is still live).
-    const live = { revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] };
-    const inactive = { OR: [{ revokedAt: { not: null } }, { expiresAt: { lte: now } }] };
-    const [rows, [counts]] = await Promise.all([
-      deps.prisma.apiKey.findMany({
-        where: { teamId: team.id, ...(tab === 'live' ? live : inactive) },
-        select: API_KEY_VIEW_SELECT,
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        skip: (page - 1) * PAGE_SIZE,
-        take: PAGE_SIZE + 1,
-      }),
-      // Both tab counts in one pass over the team's keys (api_key_team_id_idx).
-      deps.prisma.$queryRaw<{ live: number; inactive: number }[]>`
-        SELECT count(*) FILTER (WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${now}))::int AS live,
-               count(*) FILTER (WHERE revoked_at IS NOT NULL OR expires_at <= ${now})::int AS inactive
-          FROM api_key WHERE team_id = ${team.id}::uuid`,
-    ]);
-    const keys = rows.slice(0, PAGE_SIZE).map((row) => presentApiKey(row, now));
+    const list = await listTeamKeys(deps, { teamId: team.id, tab, page, pageSize: KEY_LIST_PAGE_SIZE, now });
+    const keys = list.keys.map((row) => presentApiKey(row, now));
     renderPage(
       ctx,
-      <KeysListPage chrome={chrome(ctx, 'keys')} now={now} keys={keys} tab={tab} counts={counts!} page={page} hasNext={rows.length > PAGE_SIZE} />,
+      <KeysListPage chrome={chrome(ctx, 'keys')} now={now} keys={keys} tab={tab} counts={list.counts} page={page} hasNext={list.hasNext} />,
     );
   });
 
