@@ -8,6 +8,7 @@ import { TOKEN_ENDPOINT_PATHS, tokenEndpoints } from './http/token-endpoints.ts'
 import type { OAuthProvider } from './oauth/provider.ts';
 import { assetRoutes } from './web/assets.ts';
 import { pageSurface } from './web/pages.ts';
+import { ADMIN_ROUTES } from './web/admin/index.ts';
 import { PORTAL_ROUTES } from './web/portal/index.ts';
 
 const routes = (router: Router): Middleware[] => [router.routes() as Middleware, router.allowedMethods() as Middleware];
@@ -42,7 +43,7 @@ function operationsRouter(deps: Deps, metrics: Metrics): Router {
  *   - `/introspect`, `/revoke`: resource servers (client authentication), served straight
  *     from node:http — the one exception to koa, because every API call of every resource
  *     server lands there (http/token-endpoints.ts);
- *   - `/portal` (people, session cookie) and `/assets` (anonymous): Latchkey's koa app;
+ *   - `/portal`, `/admin` (people, session cookie) and `/assets` (anonymous): Latchkey's koa app;
  *   - `/healthz`, `/readyz`, `/metrics`: operations, in the same koa app;
  *   - everything else: oidc-provider (OAuth clients), itself a koa app, so that no request
  *     crosses two koa stacks.
@@ -57,6 +58,7 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics, co
 
   const surfaces: { prefixes: string[]; handle: Middleware[] }[] = [
     { prefixes: ['/portal'], handle: [pageSurface(deps, '/portal', PORTAL_ROUTES)] },
+    { prefixes: ['/admin'], handle: [pageSurface(deps, '/admin', ADMIN_ROUTES)] },
     { prefixes: ['/assets'], handle: routes(assetRoutes()) },
     { prefixes: ['/healthz', '/readyz', '/metrics'], handle: routes(operationsRouter(deps, metrics)) },
   ];

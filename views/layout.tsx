@@ -1,7 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { Flash, type FlashMessage } from './components.tsx';
 
-export type Section = 'overview' | 'keys' | 'applications' | 'requests' | 'team' | 'activity' | 'security' | 'sessions' | 'admin';
+export type Section = 'overview' | 'keys' | 'applications' | 'requests' | 'team' | 'activity' | 'security' | 'sessions';
 
 /** What every signed-in page knows about the person and where they are. */
 export interface Viewer {
@@ -105,13 +105,6 @@ export function Layout(props: { chrome: Chrome; title: string; children: Compone
                   </a>
                 </li>
               ))}
-              {viewer.isAdmin ? (
-                <li>
-                  <a href="/admin" aria-current={chrome.section === 'admin' ? 'page' : undefined}>
-                    Admin
-                  </a>
-                </li>
-              ) : null}
             </ul>
           </nav>
         ) : null}
