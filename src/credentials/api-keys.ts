@@ -32,12 +32,19 @@ export interface IssuedApiKey {
 
 export type ApiKeyStatus = 'active' | 'expiring' | 'revoked' | 'expired';
 
+/**
+ * The one rule for a live key: not revoked and not past its expiry (a key rotating out, inside
+ * its grace window, is still live). As a Prisma filter here; apiKeyStatus is its in-memory
+ * form and key-list.ts its SQL form.
+ */
+export const liveKeyWhere = (now: Date) => ({ revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] }) satisfies import('../db/generated/client.ts').Prisma.ApiKeyWhereInput;
+
+/** Live (see liveKeyWhere) unless revoked or expired; a live key with a successor is 'expiring'. */
 export function apiKeyStatus(key: Pick<ApiKey, 'revokedAt' | 'expiresAt' | 'replacedById'>, now: Date): ApiKeyStatus {
   if (key.revokedAt) return 'revoked';
   if (key.expiresAt && key.expiresAt <= now) return 'expired';
   return key.replacedById ? 'expiring' : 'active';
 }
-
 
 export async function createApiKey(deps: Deps, input: z.input<typeof createApiKeyInput>, actor: Actor): Promise<IssuedApiKey> {
   const parsed = createApiKeyInput.parse(input);

@@ -10,8 +10,8 @@ export interface KeyListPage {
 }
 
 // A team's keys, a page of one tab, with both tabs' counts: one round trip below Prisma,
-// since the key list is the portal's busiest page (bench/portal.ts). Live = not revoked and
-// not past its expiry (a key rotating out is still live). Uses api_key_team_id_idx.
+// since the key list is the portal's busiest page (bench/portal.ts). `live` is liveKeyWhere
+// (api-keys.ts) written in SQL: not revoked, not past its expiry. Uses api_key_team_id_idx.
 const KEY_LIST_SQL = `
   WITH team_keys AS (
     SELECT id, name, team_id, scopes, audiences, created_at, last_used_at, expires_at, revoked_at, revoked_reason, replaced_by_id,

@@ -11,7 +11,7 @@ import {
   type NewKeyValues,
   type ScopeOption,
 } from '../../../views/portal/keys.tsx';
-import { createApiKey, revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
+import { createApiKey, liveKeyWhere, revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
 import { KEY_ID } from '../../credentials/api-key-format.ts';
 import { API_KEY_VIEW_SELECT, presentApiKey } from '../../credentials/presenters.ts';
 import { usageSeries } from '../../credentials/usage.ts';
@@ -126,7 +126,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     if (parsed.ok && !errors.name) {
       const now = deps.now();
       const duplicate = await deps.prisma.apiKey.findFirst({
-        where: { teamId: team.id, name: parsed.value.name, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+        where: { teamId: team.id, name: parsed.value.name, ...liveKeyWhere(now) },
         select: { id: true },
       });
       if (duplicate) errors.name = 'A live key of this team already has this name. Choose another.';

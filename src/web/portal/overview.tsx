@@ -1,4 +1,5 @@
 import { OverviewPage } from '../../../views/portal/overview.tsx';
+import { liveKeyWhere } from '../../credentials/api-keys.ts';
 import { accountOf, teamOf } from '../page-state.ts';
 import type { PageRoutes } from '../pages.ts';
 import { chrome, renderPage } from '../render.ts';
@@ -10,7 +11,7 @@ export const overviewRoutes: PageRoutes = (router, deps) => {
     const team = teamOf(ctx);
     const now = deps.now();
     const [keys, applications, pendingRequests, waiting, members] = await Promise.all([
-      deps.prisma.apiKey.count({ where: { teamId: team.id, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] } }),
+      deps.prisma.apiKey.count({ where: { teamId: team.id, ...liveKeyWhere(now) } }),
       deps.prisma.oAuthClient.count({ where: { teamId: team.id, status: 'active' } }),
       deps.prisma.credentialRequest.count({ where: { teamId: team.id, status: 'pending' } }),
       deps.prisma.credentialRequest.findMany({
