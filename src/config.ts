@@ -18,14 +18,19 @@ const url = z.url({ protocol: /^https?$/ });
 
 // Every environment variable Latchkey reads, with its default. Nothing else reads process.env.
 const schema = z.object({
+  /** `production` demands LATCHKEY_SECRET and LATCHKEY_ISSUER (no generated or guessed values). */
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /** TCP port to listen on (0: any free port). */
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Address to listen on. */
   HOST: z.string().min(1).default('0.0.0.0'),
   /** Public base URL; tokens carry it as `iss`. Defaults to http://localhost:PORT. */
   LATCHKEY_ISSUER: url.optional(),
   /** Postgres URL; unset = embedded PGlite in LATCHKEY_DATA_DIR. */
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  /** Embedded database, generated secret, mail files, control socket and lock: one process owns it. */
   LATCHKEY_DATA_DIR: z.string().min(1).default('./.latchkey'),
+  /** Optional: cache invalidation over pub/sub and shared throttle counters across nodes. */
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   /** Mail relay, `smtp://` or `smtps://` with credentials in the URL; unset = each message written as an .eml file to LATCHKEY_DATA_DIR/mail/. */
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
@@ -33,6 +38,7 @@ const schema = z.object({
   LATCHKEY_MAIL_FROM: z.string().trim().min(1).max(320).regex(/^[^\r\n]*$/, 'must be one line').default('Latchkey <latchkey@localhost>'),
   /** Master secret (≥ 32 chars): peppers and encryption at rest. Generated into the data dir when unset, outside production. */
   LATCHKEY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** The admin account created on first start, when there is none. */
   LATCHKEY_ADMIN_EMAIL: z.email().default('admin@localhost.localdomain'),
   /** JWT access token lifetime. Short, because resource servers that verify offline never see a revocation. */
   LATCHKEY_ACCESS_TOKEN_TTL: duration('10m'),
@@ -49,6 +55,7 @@ const schema = z.object({
   LATCHKEY_SESSION_IDLE: duration('30m'),
   /** …and after this long in any case (ASVS 7.3.2). */
   LATCHKEY_SESSION_MAX: duration('12h'),
+  /** pino levels; `info` writes one line per request (never a secret). */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -75,4 +82,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const issuer = (config.LATCHKEY_ISSUER ?? `http://localhost:${config.PORT}`).replace(/\/+$/, '');
   return { ...config, LATCHKEY_ISSUER: issuer, LATCHKEY_DEFAULT_AUDIENCE: config.LATCHKEY_DEFAULT_AUDIENCE ?? issuer };
+}
+
+/**
+ * Settings that work but are unsafe where they are: logged as warnings at start. An http://
+ * issuer in production is allowed (a first `docker compose up`), but its cookies go without
+ * Secure and its tokens in clear.
+ */
+export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (config.NODE_ENV === 'production' && config.LATCHKEY_ISSUER.startsWith('http://')) {
+    warnings.push('LATCHKEY_ISSUER is http:// in production: session cookies lack Secure and tokens travel in clear; serve Latchkey behind TLS with an https:// issuer');
+  }
+  return warnings;
 }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ensureFirstAdmin } from './accounts/admins.ts';
 import { createApp } from './app.ts';
 import { startControlSocket, type CommandRunner } from './cli/control-socket.ts';
-import { loadConfig } from './config.ts';
+import { configWarnings, loadConfig } from './config.ts';
 import { closeDeps, createLogger, openDeps } from './deps.ts';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
@@ -91,6 +91,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
   await deps.db.lock?.update({ url: `http://${host}:${port}` }).catch((err) => log.warn({ err }, 'could not record the address in the lock file'));
   log.info({ url, issuer: config.LATCHKEY_ISSUER, database: deps.db.kind }, 'latchkey listening');
+  for (const warning of configWarnings(config)) log.warn(warning);
 
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, configWarnings, loadConfig } from '../../src/config.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/latchkey.mjs', import.meta.url));
 
@@ -44,3 +44,13 @@ describe('configuration', () => {
     assert.equal(result.stdout, '');
   });
 });
+
+describe('configWarnings', () => {
+  it('an http:// issuer in production is a warning, https:// and development are not', () => {
+    const production = { NODE_ENV: 'production', LATCHKEY_SECRET: 'x'.repeat(40) };
+    assert.match(configWarnings(loadConfig({ ...production, LATCHKEY_ISSUER: 'http://auth.example.test' })).join('\n'), /LATCHKEY_ISSUER is http:\/\/ in production/);
+    assert.deepEqual(configWarnings(loadConfig({ ...production, LATCHKEY_ISSUER: 'https://auth.example.test' })), []);
+    assert.deepEqual(configWarnings(loadConfig({})), []);
+  });
+});
+
