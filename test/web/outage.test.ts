@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { testDatabase, type TestDatabase } from '../helpers/database.ts';
-import { STRONG_PASSWORD, signUpAndSignIn, type PortalClient } from '../helpers/portal.ts';
+import { PortalClient, STRONG_PASSWORD, signUpAndSignIn } from '../helpers/portal.ts';
 import { cuttableProxy, type CuttableProxy } from '../helpers/proxy.ts';
 import { eventually, startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -41,23 +41,10 @@ describe('pages while the database is unreachable', { skip }, () => {
     assert.doesNotMatch(body, /\bat .+\(|Prisma|ECONNREFUSED|stack/i, 'nothing internal');
 
     // A form post (sign-in) too: its CSRF check passes, then the database is needed.
-    const fresh = await signInPage(server.url);
-    const post = await fetch(`${server.url}/portal/sign-in`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie: fresh.cookie, origin: server.url, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ _csrf: fresh.token, email: 'outage@example.test', password: STRONG_PASSWORD }).toString(),
-    });
+    const post = await new PortalClient(server.url).postForm('/portal/sign-in', '/portal/sign-in', { email: 'outage@example.test', password: STRONG_PASSWORD });
     assert.equal(post.status, 503);
 
     proxy.restore();
     await eventually(() => portal.get('/portal/keys'), (answer) => answer.status === 200, 10_000, 'the page did not recover');
   });
 });
-
-async function signInPage(url: string): Promise<{ cookie: string; token: string }> {
-  const response = await fetch(`${url}/portal/sign-in`);
-  const cookie = response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-  const token = (await response.text()).match(/name="_csrf" value="([^"]+)"/)![1]!;
-  return { cookie, token };
-}
