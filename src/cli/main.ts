@@ -247,7 +247,7 @@ function print(io: CliIo, result: object, asJson: boolean) {
  */
 const FIELDS: Record<string, [flag: string, expected: string]> = {
   'scope create name': ['NAME', 'a scope name: 1 to 128 of A-Z a-z 0-9 : . _ / -'],
-  name: ['--name', '1 to 200 characters'],
+  name: ['--name', '1 to 100 characters'],
   description: ['--description', '1 to 500 characters'],
   scopes: ['--scopes', 'one or more scope names (1 to 128 of A-Z a-z 0-9 : . _ / -)'],
   audiences: ['--audience', 'an http(s) URL'],

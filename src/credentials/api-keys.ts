@@ -7,10 +7,11 @@ import type { ApiKey, Tx } from '../db/database.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
 import { KEY_ID, newApiKey, parseApiKey } from './api-key-format.ts';
+import { credentialName, lockCredentialName, NameTaken } from './names.ts';
 import { assertKnownScopes, scopeName } from './scopes.ts';
 
 export const createApiKeyInput = z.object({
-  name: z.string().trim().min(1).max(200),
+  name: credentialName,
   // May be empty: on a fresh install the catalog has none (the portal then allows it; the CLI requires --scopes).
   scopes: z.array(scopeName),
   audiences: z.array(z.url({ protocol: /^https?$/ })).default([]),
@@ -46,6 +47,12 @@ export function apiKeyStatus(key: Pick<ApiKey, 'revokedAt' | 'expiresAt' | 'repl
   return key.replacedById ? 'expiring' : 'active';
 }
 
+/**
+ * Issues a key. Within a team, names tell live keys apart (lists, audit, mails), so a live key
+ * of the same team with the same name is a NameTaken conflict; a revoked or expired key frees
+ * its name, and a rotation's successor shares its predecessor's name on purpose. Keys without
+ * a team (an operator's, from the CLI without --owner) have no names to collide with.
+ */
 export async function createApiKey(deps: Deps, input: z.input<typeof createApiKeyInput>, actor: Actor): Promise<IssuedApiKey> {
   const parsed = createApiKeyInput.parse(input);
   const scopes = [...new Set(parsed.scopes)];
@@ -56,6 +63,11 @@ export async function createApiKey(deps: Deps, input: z.input<typeof createApiKe
   const issued = newApiKey();
   await changeCredentials(deps, async (tx, invalidate) => {
     const teamId = parsed.teamId ?? (parsed.owner ? await resolveOwnerTeam(tx, parsed.owner) : null);
+    if (teamId) {
+      await lockCredentialName(tx, 'api_key', teamId, parsed.name);
+      const taken = await tx.apiKey.findFirst({ where: { teamId, name: parsed.name, ...liveKeyWhere(now) }, select: { id: true } });
+      if (taken) throw new NameTaken('api key', parsed.name);
+    }
     await tx.apiKey.create({
       data: { id: issued.id, name: parsed.name, teamId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
     });

@@ -7,6 +7,7 @@ import { changeCredentials } from '../lib/invalidation.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
 import { resolveOwnerTeam } from '../accounts/owners.ts';
+import { credentialName, lockCredentialName, NameTaken } from './names.ts';
 import { assertKnownScopes, scopeName } from './scopes.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
@@ -16,7 +17,7 @@ const jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) 
 
 export const createClientInput = z
   .object({
-    name: z.string().trim().min(1).max(200),
+    name: credentialName,
     // May be empty (see createApiKeyInput).
     scopes: z.array(scopeName),
     audiences: z.array(z.url({ protocol: /^https?$/ })).default([]),
@@ -53,6 +54,11 @@ export interface CreatedClient {
 /** Secrets carry a prefix so that secret scanners recognise them. 256 bits of entropy. */
 export const newClientSecret = () => `lks_${randomBase62(43)}`;
 
+/**
+ * Registers a client. As with keys (createApiKey), names are unique among a team's
+ * applications that are not revoked: the list, the audit trail and the request mails name
+ * them, and two "billing" applications cannot be told apart there. Revoking one frees its name.
+ */
 export async function createClient(deps: Deps, input: z.input<typeof createClientInput>, actor: Actor): Promise<CreatedClient> {
   const parsed = createClientInput.parse(input);
   const scopes = [...new Set(parsed.scopes)];
@@ -64,6 +70,11 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
 
   await changeCredentials(deps, async (tx, invalidate) => {
     const teamId = parsed.teamId ?? (parsed.owner ? await resolveOwnerTeam(tx, parsed.owner) : null);
+    if (teamId) {
+      await lockCredentialName(tx, 'client', teamId, parsed.name);
+      const taken = await tx.oAuthClient.findFirst({ where: { teamId, name: parsed.name, status: { not: 'revoked' } }, select: { id: true } });
+      if (taken) throw new NameTaken('application', parsed.name);
+    }
     await tx.oAuthClient.create({
       data: {
         id,

@@ -8,6 +8,7 @@ import { randomBase62 } from '../lib/random.ts';
 import { requestDecidedMessage } from '../mail/messages.ts';
 import { createApiKey, revokeApiKey } from './api-keys.ts';
 import { createClient, revokeClient } from './clients.ts';
+import { credentialName } from './names.ts';
 import { assertKnownScopes, scopeName } from './scopes.ts';
 
 /**
@@ -32,7 +33,7 @@ export async function scopesNeedingApproval(deps: Pick<Deps, 'prisma'>, scopes: 
 export const requestCredentialInput = z.object({
   teamId: z.uuid(),
   kind: z.enum(['api_key', 'client']),
-  name: z.string().trim().min(1).max(200),
+  name: credentialName,
   scopes: z.array(scopeName).min(1),
   audiences: z.array(z.url({ protocol: /^https?$/ })).default([]),
   expiresInSeconds: z.number().int().positive().max(10 * 365 * 86_400).optional(),

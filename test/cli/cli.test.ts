@@ -87,6 +87,31 @@ describe('cli --json', () => {
     assert.equal(revoked.id, rotated.id);
   });
 
+  test('key create and client create refuse a name a live credential of the same team already has', async () => {
+    assert.equal((await cli(server, ['admin', 'create', '--email', 'names@example.test', '--password', 'correct horse battery', '--json'])).code, 0);
+    const owner = ['--owner', 'names@example.test'];
+    const key = assertOneJsonObject(await cli(server, ['key', 'create', '--name', 'deploy', '--scopes', scope, ...owner, '--json']));
+    rememberSecret(key.key);
+    const again = await cli(server, ['key', 'create', '--name', ' deploy ', '--scopes', scope, ...owner]);
+    assert.equal(again.code, 1);
+    assertOneLineError(again, /^latchkey: a live api key of this team is already named "deploy"$/m);
+    assert.equal(await server.deps.prisma.apiKey.count({ where: { name: 'deploy' } }), 1);
+    // A revoked key frees its name; a key of another owner (here: none) never collides.
+    assertOneJsonObject(await cli(server, ['key', 'revoke', key.id, '--json']));
+    rememberSecret(assertOneJsonObject(await cli(server, ['key', 'create', '--name', 'deploy', '--scopes', scope, ...owner, '--json'])).key);
+    rememberSecret(assertOneJsonObject(await cli(server, ['key', 'create', '--name', 'deploy', '--scopes', scope, '--json'])).key);
+
+    const client = assertOneJsonObject(await cli(server, ['client', 'create', '--name', 'deploy', '--scopes', scope, ...owner, '--json']));
+    rememberSecret(client.client_secret);
+    const twin = await cli(server, ['client', 'create', '--name', 'deploy', '--scopes', scope, ...owner]);
+    assert.equal(twin.code, 1);
+    assertOneLineError(twin, /^latchkey: a live application of this team is already named "deploy"$/m);
+  });
+
+  test('--name is at most 100 characters, as in the portal', async () => {
+    assertOneLineError(await cli(server, ['key', 'create', '--name', 'n'.repeat(101), '--scopes', scope]), /^latchkey: --name must be 1 to 100 characters$/m);
+  });
+
   test('audit verify, audit export and migrate', async () => {
     const verify = assertOneJsonObject(await cli(server, ['audit', 'verify', '--json']));
     assert.equal(verify.ok, true);

@@ -124,6 +124,7 @@ describe('Applications in the portal', () => {
     ['empty name', async () => ({ name: '', scopes: [read], authMethod: 'client_secret_basic' }), 'name', /Enter a name/],
     ['101-character name', async () => ({ name: 'n'.repeat(101), scopes: [read], authMethod: 'client_secret_basic' }), 'name', /at most 100 characters/],
     ['unknown scope', async () => ({ name: 'x', scopes: ['nope'], authMethod: 'client_secret_basic' }), 'scopes', /Unknown scope: nope/],
+    ['name of a live application', async () => ({ name: 'signed', scopes: [read], authMethod: 'client_secret_basic' }), 'name', /already has this name/],
     ['audience not a URL', async () => ({ name: 'x', scopes: [read], audiences: 'ftp://files.example.com', authMethod: 'client_secret_basic' }), 'audiences', /Give full http\(s\) URLs/],
     ['JWKS not JSON', async () => ({ name: 'x', scopes: [read], authMethod: 'private_key_jwt', jwks: '{keys' }), 'jwks', /not valid JSON/],
     ['JWKS missing', async () => ({ name: 'x', scopes: [read], authMethod: 'private_key_jwt', jwks: '' }), 'jwks', /Paste the public keys/],

@@ -139,14 +139,15 @@ describe('API keys in the portal', () => {
     assert.match(await (await alice.get('/portal/keys?show=inactive')).text(), />revoked</);
   });
 
+  // Literal scope names: this table is built before `before` creates the scopes.
   const bad: [string, Record<string, string | string[]>, string, RegExp][] = [
     ['no scopes', { name: 'no scopes', expires: '90d' }, 'scopes', /Choose at least one scope/],
-    ['empty name', { name: '   ', scopes: [read], expires: '90d' }, 'name', /Enter a name/],
-    ['101-character name', { name: 'x'.repeat(101), scopes: [read], expires: '90d' }, 'name', /at most 100 characters/],
+    ['empty name', { name: '   ', scopes: ['orders:read'], expires: '90d' }, 'name', /Enter a name/],
+    ['101-character name', { name: 'x'.repeat(101), scopes: ['orders:read'], expires: '90d' }, 'name', /at most 100 characters/],
     ['unknown scope', { name: 'unknown', scopes: ['nope:nothing'], expires: '90d' }, 'scopes', /Unknown scope: nope:nothing/],
-    ['duplicate live name', { name: 'graceful', scopes: [read], expires: '90d' }, 'name', /already has this name/],
-    ['audience not a URL', { name: 'bad audience', scopes: [read], audiences: 'orders api', expires: '90d' }, 'audiences', /Give full http\(s\) URLs/],
-    ['unknown expiry', { name: 'odd expiry', scopes: [read], expires: '5y' }, 'expires', /Choose when the key expires/],
+    ['duplicate live name', { name: 'graceful', scopes: ['orders:read'], expires: '90d' }, 'name', /already has this name/],
+    ['audience not a URL', { name: 'bad audience', scopes: ['orders:read'], audiences: 'orders api', expires: '90d' }, 'audiences', /Give full http\(s\) URLs/],
+    ['unknown expiry', { name: 'odd expiry', scopes: ['orders:read'], expires: '5y' }, 'expires', /Choose when the key expires/],
   ];
   for (const [what, fields, field, message] of bad) {
     test(`bad input (${what}) → 400, message beside the field, values kept, nothing stored`, async () => {

@@ -9,6 +9,7 @@ import {
   type NewApplicationValues,
 } from '../../../views/portal/applications.tsx';
 import { createClient, createClientInput, revokeClient, rotateClientSecret } from '../../credentials/clients.ts';
+import { credentialName, NameTaken } from '../../credentials/names.ts';
 import { APPLICATION_VIEW_SELECT, presentApplication } from '../../credentials/presenters.ts';
 import { usageSeries } from '../../credentials/usage.ts';
 import { requestCredential, scopesNeedingApproval } from '../../credentials/requests.ts';
@@ -21,7 +22,7 @@ import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts
 import type { PageRoutes } from '../pages.ts';
 import { chrome, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
-import { audiencesText, chosenScopes, credentialName, GRACE_MS, graceForm, scopeCatalog, scopesProblem } from './keys.tsx';
+import { audiencesText, chosenScopes, GRACE_MS, graceForm, scopeCatalog, scopesProblem } from './keys.tsx';
 
 type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
 
@@ -108,7 +109,13 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
       const request = await requestCredential(deps, { teamId: team.id, kind: 'client', name, scopes, audiences, requestedById: principalOf(ctx).accountId }, actorOf(ctx));
       return redirectWith(ctx, `/portal/requests/${request.id}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
     }
-    const created = await createClient(deps, { name, scopes, audiences, teamId: team.id, authMethod, jwks }, actorOf(ctx));
+    let created;
+    try {
+      created = await createClient(deps, { name, scopes, audiences, teamId: team.id, authMethod, jwks }, actorOf(ctx));
+    } catch (error) {
+      if (error instanceof NameTaken) return renderNew(ctx, values, { name: 'An application of this team already has this name. Choose another.' }, 400);
+      throw error;
+    }
     const row = await deps.prisma.oAuthClient.findUniqueOrThrow({ where: { id: created.client_id }, select: APPLICATION_VIEW_SELECT });
     const now = deps.now();
     // Shown once, in this response: the secret is never stored and never redirected through.

@@ -11,7 +11,8 @@ import {
   type NewKeyValues,
   type ScopeOption,
 } from '../../../views/portal/keys.tsx';
-import { createApiKey, liveKeyWhere, revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
+import { createApiKey, revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
+import { credentialName, NameTaken } from '../../credentials/names.ts';
 import { KEY_ID } from '../../credentials/api-key-format.ts';
 import { API_KEY_VIEW_SELECT, presentApiKey } from '../../credentials/presenters.ts';
 import { usageSeries } from '../../credentials/usage.ts';
@@ -36,8 +37,7 @@ export const graceLabel = (grace: string) => GRACE_CHOICES.find((c) => c.value =
 // A page of the key list: a screenful, cheap to render whatever the team holds (bench/portal.ts).
 export const KEY_LIST_PAGE_SIZE = 25;
 
-/** The portal's names: trimmed, 1–100 characters, any script (PORTAL_BRIEF page rules). */
-export const credentialName = z.string().trim().min(1, 'Enter a name.').max(100, 'Use at most 100 characters.');
+const KEY_NAME_TAKEN = 'A live key of this team already has this name. Choose another.';
 /** Which scopes were chosen; whether at least one is needed depends on the catalog (scopesProblem). */
 export const chosenScopes = z.array(z.string());
 /** Optional: the APIs (audiences) that accept the credential, space-separated; none means the server's default audience. */
@@ -123,14 +123,6 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     const catalog = await scopeCatalog(deps);
     const scopesError = scopesProblem(catalog, values.scopes);
     if (scopesError) errors.scopes ??= scopesError;
-    if (parsed.ok && !errors.name) {
-      const now = deps.now();
-      const duplicate = await deps.prisma.apiKey.findFirst({
-        where: { teamId: team.id, name: parsed.value.name, ...liveKeyWhere(now) },
-        select: { id: true },
-      });
-      if (duplicate) errors.name = 'A live key of this team already has this name. Choose another.';
-    }
     if (!parsed.ok || Object.keys(errors).length > 0) return renderNew(ctx, values, errors, 400);
 
     const { name, scopes, audiences, expires } = parsed.value;
@@ -143,7 +135,13 @@ export const keysRoutes: PageRoutes = (router, deps) => {
       );
       return redirectWith(ctx, `/portal/requests/${request.id}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
     }
-    const issued = await createApiKey(deps, { name, scopes, audiences, teamId: team.id, expiresInMs }, actorOf(ctx));
+    let issued;
+    try {
+      issued = await createApiKey(deps, { name, scopes, audiences, teamId: team.id, expiresInMs }, actorOf(ctx));
+    } catch (error) {
+      if (error instanceof NameTaken) return renderNew(ctx, values, { name: KEY_NAME_TAKEN }, 400);
+      throw error;
+    }
     const now = deps.now();
     const key = presentApiKey({ ...issued, name, teamId: team.id, createdAt: now, lastUsedAt: null, expiresAt: issued.expires_at ? new Date(issued.expires_at) : null, revokedAt: null, replacedById: null }, now);
     // Shown once, in this response: the key is never stored and never redirected through.
