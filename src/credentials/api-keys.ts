@@ -47,6 +47,12 @@ export function apiKeyStatus(key: Pick<ApiKey, 'revokedAt' | 'expiresAt' | 'repl
   return key.replacedById ? 'expiring' : 'active';
 }
 
+/** NameTaken when a live key of the team already has this name (see createApiKey). */
+export async function assertKeyNameFree(db: Pick<Tx, 'apiKey'>, teamId: string, name: string, now: Date): Promise<void> {
+  const taken = await db.apiKey.findFirst({ where: { teamId, name, ...liveKeyWhere(now) }, select: { id: true } });
+  if (taken) throw new NameTaken('api key', name);
+}
+
 /**
  * Issues a key. Within a team, names tell live keys apart (lists, audit, mails), so a live key
  * of the same team with the same name is a NameTaken conflict; a revoked or expired key frees
@@ -65,8 +71,7 @@ export async function createApiKey(deps: Deps, input: z.input<typeof createApiKe
     const teamId = parsed.teamId ?? (parsed.owner ? await resolveOwnerTeam(tx, parsed.owner) : null);
     if (teamId) {
       await lockCredentialName(tx, 'api_key', teamId, parsed.name);
-      const taken = await tx.apiKey.findFirst({ where: { teamId, name: parsed.name, ...liveKeyWhere(now) }, select: { id: true } });
-      if (taken) throw new NameTaken('api key', parsed.name);
+      await assertKeyNameFree(tx, teamId, parsed.name, now);
     }
     await tx.apiKey.create({
       data: { id: issued.id, name: parsed.name, teamId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },

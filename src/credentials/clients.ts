@@ -54,6 +54,12 @@ export interface CreatedClient {
 /** Secrets carry a prefix so that secret scanners recognise them. 256 bits of entropy. */
 export const newClientSecret = () => `lks_${randomBase62(43)}`;
 
+/** NameTaken when an application of the team that is not revoked already has this name (see createClient). */
+export async function assertClientNameFree(db: Pick<Tx, 'oAuthClient'>, teamId: string, name: string): Promise<void> {
+  const taken = await db.oAuthClient.findFirst({ where: { teamId, name, status: { not: 'revoked' } }, select: { id: true } });
+  if (taken) throw new NameTaken('application', name);
+}
+
 /**
  * Registers a client. As with keys (createApiKey), names are unique among a team's
  * applications that are not revoked: the list, the audit trail and the request mails name
@@ -72,8 +78,7 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
     const teamId = parsed.teamId ?? (parsed.owner ? await resolveOwnerTeam(tx, parsed.owner) : null);
     if (teamId) {
       await lockCredentialName(tx, 'client', teamId, parsed.name);
-      const taken = await tx.oAuthClient.findFirst({ where: { teamId, name: parsed.name, status: { not: 'revoked' } }, select: { id: true } });
-      if (taken) throw new NameTaken('application', parsed.name);
+      await assertClientNameFree(tx, teamId, parsed.name);
     }
     await tx.oAuthClient.create({
       data: {

@@ -6,9 +6,9 @@ import type { CredentialRequest, Tx } from '../db/database.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
 import { requestDecidedMessage } from '../mail/messages.ts';
-import { createApiKey, revokeApiKey } from './api-keys.ts';
-import { createClient, revokeClient } from './clients.ts';
-import { credentialName } from './names.ts';
+import { assertKeyNameFree, createApiKey, revokeApiKey, type IssuedApiKey } from './api-keys.ts';
+import { assertClientNameFree, createClient, createClientInput, revokeClient, type CreatedClient } from './clients.ts';
+import { credentialName, NameTaken } from './names.ts';
 import { assertKnownScopes, scopeName } from './scopes.ts';
 
 /**
@@ -65,6 +65,55 @@ export async function requestCredential(deps: Deps, input: z.input<typeof reques
     await appendAuditEvents(tx, [actorEvent(actor, 'request.created', 'request', id, { kind: parsed.kind, name: parsed.name, scopes, teamId: parsed.teamId })], now);
   });
   return { id };
+}
+
+/** A team's new credential, from a page: issued now, or filed as a request when a scope needs approval. */
+interface Issue {
+  teamId: string;
+  /** Who asks: the requester of record if it becomes a request. */
+  requestedById: string;
+  name: string;
+  scopes: string[];
+  audiences: string[];
+}
+export interface ApiKeyIssue extends Issue {
+  kind: 'api_key';
+  expiresInMs?: number;
+}
+export interface ClientIssue extends Issue {
+  kind: 'client';
+  authMethod: 'client_secret_basic' | 'private_key_jwt';
+  jwks?: z.input<typeof createClientInput>['jwks'];
+}
+export type IssueOutcome<T> = { requested: string } | { issued: T };
+
+/** A request carries no key set: a private_key_jwt application that needs approval is set up by an admin. */
+export class RequestNeedsClientSecret extends InvalidRequest {
+  constructor() {
+    super('an application with a scope that requires approval is requested with a client secret; an admin then sets up its keys');
+  }
+}
+
+/**
+ * "Scopes need approval → file a request, else create", for every page that makes a
+ * credential. The request path checks the name now too, so nobody waits for an admin only for
+ * approval to fail on a name a live credential took (approval checks it again when it issues).
+ */
+export async function issueOrRequest(deps: Deps, input: ApiKeyIssue, actor: Actor): Promise<IssueOutcome<IssuedApiKey>>;
+export async function issueOrRequest(deps: Deps, input: ClientIssue, actor: Actor): Promise<IssueOutcome<CreatedClient>>;
+export async function issueOrRequest(deps: Deps, input: ApiKeyIssue | ClientIssue, actor: Actor): Promise<IssueOutcome<IssuedApiKey | CreatedClient>> {
+  const { teamId, name, scopes, audiences } = input;
+  if ((await scopesNeedingApproval(deps, scopes)).length > 0) {
+    if (input.kind === 'client' && input.authMethod === 'private_key_jwt') throw new RequestNeedsClientSecret();
+    const trimmed = credentialName.parse(name);
+    if (input.kind === 'api_key') await assertKeyNameFree(deps.prisma, teamId, trimmed, deps.now());
+    else await assertClientNameFree(deps.prisma, teamId, trimmed);
+    const expiresInSeconds = input.kind === 'api_key' && input.expiresInMs ? Math.round(input.expiresInMs / 1000) : undefined;
+    const request = await requestCredential(deps, { teamId, kind: input.kind, name, scopes, audiences, expiresInSeconds, requestedById: input.requestedById }, actor);
+    return { requested: request.id };
+  }
+  if (input.kind === 'api_key') return { issued: await createApiKey(deps, { name, scopes, audiences, teamId, expiresInMs: input.expiresInMs }, actor) };
+  return { issued: await createClient(deps, { name, scopes, audiences, teamId, authMethod: input.authMethod, jwks: input.jwks }, actor) };
 }
 
 export interface RequestView extends CredentialRequest {
@@ -155,10 +204,11 @@ export async function approveRequest(
 
   const expiresInMs = existing.expiresInSeconds ? existing.expiresInSeconds * 1000 : undefined;
   const common = { name: existing.name, scopes: existing.scopes, audiences: existing.audiences, teamId: existing.teamId };
-  const issued =
+  const issued = await (
     existing.kind === 'client'
-      ? await createClient(deps, common, actor).then((c) => ({ id: c.client_id, secret: c.client_secret! }))
-      : await createApiKey(deps, { ...common, expiresInMs }, actor).then((k) => ({ id: k.id, secret: k.key }));
+      ? createClient(deps, common, actor).then((c) => ({ id: c.client_id, secret: c.client_secret! }))
+      : createApiKey(deps, { ...common, expiresInMs }, actor).then((k) => ({ id: k.id, secret: k.key }))
+  ).catch((error: unknown) => (error instanceof NameTaken ? nameTakenOrDecided(deps, id, error) : Promise.reject(error)));
 
   const now = deps.now();
   let decided: CredentialRequest;
@@ -193,6 +243,20 @@ export async function approveRequest(
   }
   await mailOutcome(deps, decided, true, note);
   return { id, status: 'approved', credential_id: issued.id };
+}
+
+/**
+ * A concurrent approval of the same request issues the same name first (step 2), and records
+ * its decision a moment later (step 3): the loser's news is "already approved", not the name.
+ * So wait briefly for the request to be decided; if it stays pending, the name really is taken.
+ */
+async function nameTakenOrDecided(deps: Deps, id: string, error: NameTaken): Promise<never> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const request = await findRequest(deps, id);
+    if (request) assertPending(request);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw error;
 }
 
 export async function denyRequest(deps: Deps, id: string, options: { reason: string }, actor: Actor): Promise<{ id: string; status: 'denied' }> {

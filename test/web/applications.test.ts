@@ -165,6 +165,17 @@ describe('Applications in the portal', () => {
     assert.equal(answer.status, 303);
     assert.match(answer.headers.get('location')!, /^\/portal\/requests\/lkr_/);
     assert.equal(await server.deps.prisma.oAuthClient.count({ where: { name: 'payout bot' } }), 0);
+
+    // The same outcome rules as an issued one: a live application's name is refused up front,
+    // and a request carries no key set.
+    const taken = await alice.postForm('/portal/applications/new', '/portal/applications', { name: 'signed', scopes: ['payouts:send'], authMethod: 'client_secret_basic' });
+    assert.equal(taken.status, 400);
+    assert.match(await taken.text(), /<p class="field-error" id="field-name-error">[^<]*already has this name/);
+    const { jwks } = await clientKeyPair();
+    const signed = await alice.postForm('/portal/applications/new', '/portal/applications', { name: 'signed payouts', scopes: ['payouts:send'], authMethod: 'private_key_jwt', jwks: JSON.stringify(jwks) });
+    assert.equal(signed.status, 400);
+    assert.match(await signed.text(), /<p class="field-error" id="field-authMethod-error">[^<]*requested with Client secret/);
+    assert.equal(await server.deps.prisma.credentialRequest.count({ where: { name: { in: ['signed', 'signed payouts'] } } }), 0);
   });
 
   test('another team gets 404 for every route that takes the application id', async () => {

@@ -8,11 +8,11 @@ import {
   NewApplicationPage,
   type NewApplicationValues,
 } from '../../../views/portal/applications.tsx';
-import { createClient, createClientInput, revokeClient, rotateClientSecret } from '../../credentials/clients.ts';
+import { createClientInput, revokeClient, rotateClientSecret } from '../../credentials/clients.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
 import { APPLICATION_VIEW_SELECT, presentApplication } from '../../credentials/presenters.ts';
 import { usageSeries } from '../../credentials/usage.ts';
-import { requestCredential, scopesNeedingApproval } from '../../credentials/requests.ts';
+import { issueOrRequest, RequestNeedsClientSecret } from '../../credentials/requests.ts';
 import type { Deps } from '../../context.ts';
 import { LatchkeyError } from '../../lib/errors.ts';
 import { credentialPolicy } from '../../policies/credentials.ts';
@@ -103,19 +103,16 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
 
     const team = teamOf(ctx);
     const { name, scopes, audiences, authMethod } = parsed.value;
-    if ((await scopesNeedingApproval(deps, scopes)).length > 0) {
-      // A request carries no key set: a private_key_jwt client needing approval is set up by an admin.
-      if (authMethod === 'private_key_jwt') return renderNew(ctx, values, { authMethod: 'Scopes that require approval are requested with Client secret; an admin can then set up your keys.' }, 400);
-      const request = await requestCredential(deps, { teamId: team.id, kind: 'client', name, scopes, audiences, requestedById: principalOf(ctx).accountId }, actorOf(ctx));
-      return redirectWith(ctx, `/portal/requests/${request.id}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
-    }
-    let created;
+    let outcome;
     try {
-      created = await createClient(deps, { name, scopes, audiences, teamId: team.id, authMethod, jwks }, actorOf(ctx));
+      outcome = await issueOrRequest(deps, { kind: 'client', teamId: team.id, requestedById: principalOf(ctx).accountId, name, scopes, audiences, authMethod, jwks }, actorOf(ctx));
     } catch (error) {
       if (error instanceof NameTaken) return renderNew(ctx, values, { name: 'An application of this team already has this name. Choose another.' }, 400);
+      if (error instanceof RequestNeedsClientSecret) return renderNew(ctx, values, { authMethod: 'Scopes that require approval are requested with Client secret; an admin can then set up your keys.' }, 400);
       throw error;
     }
+    if ('requested' in outcome) return redirectWith(ctx, `/portal/requests/${outcome.requested}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
+    const created = outcome.issued;
     const row = await deps.prisma.oAuthClient.findUniqueOrThrow({ where: { id: created.client_id }, select: APPLICATION_VIEW_SELECT });
     const now = deps.now();
     // Shown once, in this response: the secret is never stored and never redirected through.

@@ -11,13 +11,13 @@ import {
   type NewKeyValues,
   type ScopeOption,
 } from '../../../views/portal/keys.tsx';
-import { createApiKey, revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
+import { revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
 import { KEY_ID } from '../../credentials/api-key-format.ts';
 import { API_KEY_VIEW_SELECT, presentApiKey } from '../../credentials/presenters.ts';
 import { usageSeries } from '../../credentials/usage.ts';
 import { listTeamKeys, type KeyListTab } from '../../credentials/key-list.ts';
-import { requestCredential, scopesNeedingApproval } from '../../credentials/requests.ts';
+import { issueOrRequest } from '../../credentials/requests.ts';
 import type { Deps } from '../../context.ts';
 import { LatchkeyError } from '../../lib/errors.ts';
 import { credentialPolicy } from '../../policies/credentials.ts';
@@ -127,21 +127,15 @@ export const keysRoutes: PageRoutes = (router, deps) => {
 
     const { name, scopes, audiences, expires } = parsed.value;
     const expiresInMs = EXPIRY_MS[expires];
-    if ((await scopesNeedingApproval(deps, scopes)).length > 0) {
-      const request = await requestCredential(
-        deps,
-        { teamId: team.id, kind: 'api_key', name, scopes, audiences, expiresInSeconds: expiresInMs ? expiresInMs / 1000 : undefined, requestedById: principalOf(ctx).accountId },
-        actorOf(ctx),
-      );
-      return redirectWith(ctx, `/portal/requests/${request.id}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
-    }
-    let issued;
+    let outcome;
     try {
-      issued = await createApiKey(deps, { name, scopes, audiences, teamId: team.id, expiresInMs }, actorOf(ctx));
+      outcome = await issueOrRequest(deps, { kind: 'api_key', teamId: team.id, requestedById: principalOf(ctx).accountId, name, scopes, audiences, expiresInMs }, actorOf(ctx));
     } catch (error) {
       if (error instanceof NameTaken) return renderNew(ctx, values, { name: KEY_NAME_TAKEN }, 400);
       throw error;
     }
+    if ('requested' in outcome) return redirectWith(ctx, `/portal/requests/${outcome.requested}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
+    const { issued } = outcome;
     const now = deps.now();
     const key = presentApiKey({ ...issued, name, teamId: team.id, createdAt: now, lastUsedAt: null, expiresAt: issued.expires_at ? new Date(issued.expires_at) : null, revokedAt: null, replacedById: null }, now);
     // Shown once, in this response: the key is never stored and never redirected through.
