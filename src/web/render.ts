@@ -3,6 +3,7 @@ import type { VNode } from 'preact';
 import { render } from 'preact-render-to-string';
 import type { FlashMessage } from '../../views/components.tsx';
 import type { Chrome, Section } from '../../views/layout.tsx';
+import { LatchkeyError } from '../lib/errors.ts';
 
 /** Renders a page: escaping by default (preact), never cached (pages can show secrets once). */
 export function renderPage(ctx: Context, page: VNode<any>, status = 200): void {
@@ -48,4 +49,19 @@ export function redirectWith(ctx: Context, location: string, flash?: FlashMessag
   if (flash) setFlash(ctx, flash);
   ctx.status = 303;
   ctx.redirect(location);
+}
+
+/**
+ * Runs a state change; a conflict or refused input (already rotated, revoked, expired) is the
+ * person's news, not a server fault: back to `back` with the service's description.
+ */
+export async function flashOnConflict(ctx: Context, back: string, action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof LatchkeyError && (error.code === 'conflict' || error.code === 'invalid_request')) {
+      return redirectWith(ctx, back, { kind: 'error', text: `Nothing changed: ${error.description}.` });
+    }
+    throw error;
+  }
 }

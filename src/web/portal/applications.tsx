@@ -14,13 +14,12 @@ import { APPLICATION_VIEW_SELECT, presentApplication } from '../../credentials/p
 import { usageSeries } from '../../credentials/usage.ts';
 import { issueOrRequest, RequestNeedsClientSecret } from '../../credentials/requests.ts';
 import type { Deps } from '../../context.ts';
-import { LatchkeyError } from '../../lib/errors.ts';
 import { credentialPolicy } from '../../policies/credentials.ts';
 import { authorize } from '../../policies/principal.ts';
 import { listOf, parseForm, textOf, type FieldErrors } from '../form.ts';
 import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts';
 import type { PageRoutes } from '../pages.ts';
-import { chrome, redirectWith, renderPage } from '../render.ts';
+import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
 import { audiencesText, chosenScopes, GRACE_MS, graceForm, scopeCatalog, scopesProblem } from './keys.tsx';
 
@@ -151,7 +150,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
         <ApplicationRotateConfirmPage chrome={chrome(ctx, 'applications')} now={now} application={application} grace={parsed.value.grace} until={new Date(now.getTime() + graceMs)} />,
       );
     }
-    try {
+    await flashOnConflict(ctx, back, async () => {
       const rotated = await rotateClientSecret(deps, application.id, { graceMs }, actorOf(ctx));
       renderPage(
         ctx,
@@ -165,12 +164,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
           previousUntil={graceMs > 0 ? new Date(rotated.previous_expires_at) : null}
         />,
       );
-    } catch (error) {
-      if (error instanceof LatchkeyError && (error.code === 'conflict' || error.code === 'invalid_request')) {
-        return redirectWith(ctx, back, { kind: 'error', text: `Nothing changed: ${error.description}.` });
-      }
-      throw error;
-    }
+    });
   });
 
   router.post('/applications/:id/revoke', signedIn, async (ctx) => {
@@ -178,7 +172,9 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     const back = `/portal/applications/${application.id}`;
     if (textOf(ctx.state.form.confirm) !== 'yes') return renderPage(ctx, <ApplicationRevokeConfirmPage chrome={chrome(ctx, 'applications')} application={application} />);
     if (application.status === 'revoked') return redirectWith(ctx, back, { kind: 'error', text: 'Nothing changed: this application was already revoked.' });
-    await revokeClient(deps, application.id, actorOf(ctx));
-    redirectWith(ctx, back, { kind: 'success', text: `Application ${application.id} revoked: its secrets and tokens are refused from now on.` });
+    await flashOnConflict(ctx, back, async () => {
+      await revokeClient(deps, application.id, actorOf(ctx));
+      redirectWith(ctx, back, { kind: 'success', text: `Application ${application.id} revoked: its secrets and tokens are refused from now on.` });
+    });
   });
 };

@@ -19,13 +19,12 @@ import { usageSeries } from '../../credentials/usage.ts';
 import { listTeamKeys, type KeyListTab } from '../../credentials/key-list.ts';
 import { issueOrRequest } from '../../credentials/requests.ts';
 import type { Deps } from '../../context.ts';
-import { LatchkeyError } from '../../lib/errors.ts';
 import { credentialPolicy } from '../../policies/credentials.ts';
 import { authorize } from '../../policies/principal.ts';
 import { listOf, parseForm, textOf, type FieldErrors } from '../form.ts';
 import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts';
 import type { PageRoutes } from '../pages.ts';
-import { chrome, redirectWith, renderPage } from '../render.ts';
+import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
 
 const DAY = 86_400_000;
@@ -77,18 +76,6 @@ async function loadKey(deps: Deps, ctx: PageContext, id: string, rule: 'read' | 
   const row = KEY_ID.test(id) ? await deps.prisma.apiKey.findUnique({ where: { id }, select: API_KEY_VIEW_SELECT }) : null;
   const key = authorize(row, (k) => credentialPolicy[rule](principal, k), 'api key');
   return presentApiKey(key, deps.now());
-}
-
-/** A conflict (already rotated, revoked, expired) is the person's news, not a server fault. */
-async function orFlash(ctx: PageContext, back: string, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    if (error instanceof LatchkeyError && (error.code === 'conflict' || error.code === 'invalid_request')) {
-      return redirectWith(ctx, back, { kind: 'error', text: `Nothing changed: ${error.description}.` });
-    }
-    throw error;
-  }
 }
 
 export const keysRoutes: PageRoutes = (router, deps) => {
@@ -164,7 +151,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
         <KeyRotateConfirmPage chrome={chrome(ctx, 'keys')} now={now} apiKey={key} grace={grace} graceLabel={graceLabel(grace)} until={key.expiresAt && key.expiresAt < until ? key.expiresAt : until} />,
       );
     }
-    await orFlash(ctx, back, async () => {
+    await flashOnConflict(ctx, back, async () => {
       const rotated = await rotateApiKey(deps, key.id, { graceMs }, actorOf(ctx));
       const now = deps.now();
       const successor = presentApiKey(
@@ -191,7 +178,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     const reason = textOf(ctx.state.form.reason).trim().slice(0, 500);
     if (textOf(ctx.state.form.confirm) !== 'yes') return renderPage(ctx, <KeyRevokeConfirmPage chrome={chrome(ctx, 'keys')} apiKey={key} reason={reason} />);
     if (key.revokedAt) return redirectWith(ctx, back, { kind: 'error', text: 'Nothing changed: this key was already revoked.' });
-    await orFlash(ctx, back, async () => {
+    await flashOnConflict(ctx, back, async () => {
       await revokeApiKey(deps, key.id, { reason: reason || undefined }, actorOf(ctx));
       redirectWith(ctx, back, { kind: 'success', text: `Key ${key.prefix} revoked: services using it are refused from now on.` });
     });
