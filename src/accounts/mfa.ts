@@ -10,7 +10,10 @@ import { newRecoveryCodes, newTotpSecret, normaliseRecoveryCode, totpQrSvg, totp
  * the shared secret is kept encrypted under the keyring, recovery codes only as keyed digests,
  * every code is single use, and each change is audited in the transaction that makes it.
  */
-type MfaDeps = Pick<Deps, 'prisma' | 'keyring' | 'audit' | 'now'>;
+type MfaDeps = Pick<Deps, 'prisma' | 'keyring' | 'audit' | 'now' | 'throttle'>;
+
+/** A refusal by the brute-force limits ('mfa': per account and address, limits/throttle.ts). */
+export type Throttled = { ok: false; reason: 'throttled'; retryAfterSeconds: number };
 
 export interface Enrolment {
   /** Base32, for typing into an app that cannot scan. */
@@ -85,15 +88,24 @@ export async function confirmEnrolment(deps: MfaDeps, accountId: string, code: s
   });
 }
 
+export type SecondFactorResult = { ok: true } | { ok: false; reason: 'wrong_code' } | Throttled;
+
 /**
  * Checks a second factor: a TOTP code (single use: the step is claimed by a conditional update,
  * so two concurrent uses of one code cannot both pass) or an unused recovery code (claimed the
- * same way). A failure is audited as `account.mfa_failed`; the caller throttles.
+ * same way). Throttled ('mfa', per account and the actor's address): the try is counted before
+ * the code is looked at, and given back on success. A failure is audited as `account.mfa_failed`.
  */
-export async function verifySecondFactor(deps: MfaDeps, accountId: string, code: string, actor: Actor): Promise<boolean> {
-  const ok = await checkSecondFactor(deps, accountId, code, actor);
-  if (!ok) await deps.audit.record(actorEvent(actor, 'account.mfa_failed', 'account', accountId));
-  return ok;
+export async function verifySecondFactor(deps: MfaDeps, accountId: string, code: string, actor: Actor): Promise<SecondFactorResult> {
+  const ip = actor.ip ?? 'unknown';
+  const verdict = await deps.throttle.attempt('mfa', accountId, ip);
+  if (!verdict.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: verdict.retryAfterSeconds };
+  if (!(await checkSecondFactor(deps, accountId, code, actor))) {
+    await deps.audit.record(actorEvent(actor, 'account.mfa_failed', 'account', accountId));
+    return { ok: false, reason: 'wrong_code' };
+  }
+  await deps.throttle.succeed('mfa', accountId, ip);
+  return { ok: true };
 }
 
 async function checkSecondFactor(deps: MfaDeps, accountId: string, code: string, actor: Actor): Promise<boolean> {
@@ -123,7 +135,7 @@ async function checkSecondFactor(deps: MfaDeps, accountId: string, code: string,
   });
 }
 
-export type MfaChange = { ok: true } | { ok: false; reason: 'wrong_code' | 'admin' | 'not_enabled' };
+export type MfaChange = { ok: true } | { ok: false; reason: 'wrong_code' | 'admin' | 'not_enabled' } | Throttled;
 
 /**
  * Turns MFA off, on a current code (re-authentication). Admins may not: MFA is mandatory for them.
@@ -132,7 +144,8 @@ export async function disableMfa(deps: MfaDeps, accountId: string, code: string,
   const account = await loadAccount(deps, accountId);
   if (!account.mfaEnabledAt) return { ok: false, reason: 'not_enabled' };
   if (account.role === 'admin') return { ok: false, reason: 'admin' };
-  if (!(await verifySecondFactor(deps, accountId, code, actor))) return { ok: false, reason: 'wrong_code' };
+  const checked = await verifySecondFactor(deps, accountId, code, actor);
+  if (!checked.ok) return checked;
   const now = deps.now();
   await deps.prisma.$transaction(async (tx) => {
     await tx.account.update({ where: { id: accountId }, data: { mfaEnabledAt: null, mfaSecretEncrypted: null, mfaLastStep: null } });
@@ -142,15 +155,22 @@ export async function disableMfa(deps: MfaDeps, accountId: string, code: string,
   return { ok: true };
 }
 
-/** Ten new recovery codes (the old ones stop working), on a current code. Null when the code is wrong. */
-export async function regenerateRecoveryCodes(deps: MfaDeps, accountId: string, code: string, actor: Actor): Promise<string[] | null> {
-  if (!(await verifySecondFactor(deps, accountId, code, actor))) return null;
+/** Ten new recovery codes (the old ones stop working), on a current code. */
+export async function regenerateRecoveryCodes(
+  deps: MfaDeps,
+  accountId: string,
+  code: string,
+  actor: Actor,
+): Promise<{ ok: true; codes: string[] } | { ok: false; reason: 'wrong_code' } | Throttled> {
+  const checked = await verifySecondFactor(deps, accountId, code, actor);
+  if (!checked.ok) return checked;
   const now = deps.now();
-  return deps.prisma.$transaction(async (tx) => {
-    const codes = await replaceRecoveryCodes(deps, tx, accountId, now);
+  const codes = await deps.prisma.$transaction(async (tx) => {
+    const fresh = await replaceRecoveryCodes(deps, tx, accountId, now);
     await appendAuditEvents(tx, [actorEvent(actor, 'account.recovery_codes_regenerated', 'account', accountId)], now);
-    return codes;
+    return fresh;
   });
+  return { ok: true, codes };
 }
 
 export function recoveryCodesLeft(deps: Pick<Deps, 'prisma'>, accountId: string): Promise<number> {

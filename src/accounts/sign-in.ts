@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import argon2 from 'argon2';
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor } from '../actor.ts';
 import type { Deps } from '../context.ts';
 import type { Account } from '../db/database.ts';
 import { normaliseEmail } from './accounts.ts';
-import { hashPassword } from './admins.ts';
+import { hashPassword, verifyPassword } from './passwords.ts';
 
 type SignInDeps = Pick<Deps, 'prisma' | 'now' | 'throttle'>;
 
@@ -13,14 +12,6 @@ type SignInDeps = Pick<Deps, 'prisma' | 'now' | 'throttle'>;
 // costs the same argon2 time as a wrong password (no enumeration by timing).
 let dummyHash: Promise<string> | undefined;
 const dummy = () => (dummyHash ??= hashPassword(randomBytes(24).toString('base64url')));
-
-async function verifyPassword(hash: string, password: string): Promise<boolean> {
-  try {
-    return await argon2.verify(hash, password);
-  } catch {
-    return false;
-  }
-}
 
 export type SignInResult =
   | { ok: true; account: Account }
@@ -34,13 +25,13 @@ export type SignInResult =
 export async function signIn(deps: SignInDeps, input: { email: string; password: string; ip: string }, actor: Actor): Promise<SignInResult> {
   const email = normaliseEmail(input.email).slice(0, 254);
   const throttle = deps.throttle;
-  const verdict = await throttle.check('sign_in', email, input.ip);
+  // Consumed before argon2 runs: concurrent guesses cannot all slip under the limit.
+  const verdict = await throttle.attempt('sign_in', email, input.ip);
   if (!verdict.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: verdict.retryAfterSeconds };
 
   const account = email ? await deps.prisma.account.findUnique({ where: { email } }) : null;
   const passwordOk = await verifyPassword(account?.passwordHash ?? (await dummy()), input.password.slice(0, 4096));
   if (!account || !account.passwordHash || !passwordOk || account.status !== 'active') {
-    await throttle.fail('sign_in', email, input.ip);
     const reason = !account ? 'unknown_email' : !passwordOk ? 'wrong_password' : 'suspended';
     // The account id when known; never the password, and no address that has no account.
     await audit(deps, actorEvent(actor, 'account.sign_in_failed', 'account', account?.id ?? null, { reason }));

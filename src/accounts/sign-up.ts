@@ -4,11 +4,20 @@ import type { Actor } from '../actor.ts';
 import type { Deps } from '../context.ts';
 import { accountExistsMessage, passwordResetMessage, verifyEmailMessage } from '../mail/messages.ts';
 import { createAccount, normaliseEmail } from './accounts.ts';
-import { hashPassword } from './admins.ts';
+import { hashPassword } from './passwords.ts';
 import { consumeLinkToken, issueLinkToken, LINK_LIFETIME_TEXT, peekLinkToken } from './links.ts';
 import { checkPassword } from './password-policy.ts';
 
-type SignUpDeps = Pick<Deps, 'prisma' | 'keyring' | 'config' | 'mailer' | 'now'>;
+type SignUpDeps = Pick<Deps, 'prisma' | 'keyring' | 'config' | 'mailer' | 'now' | 'throttle'>;
+
+/** A refusal by the brute-force limits (limits/throttle.ts); the page answers 429. */
+export type Throttled = { ok: false; reason: 'throttled'; retryAfterSeconds: number };
+
+/** Every request counts ('reset': per address and per IP), since each may send a mail. */
+async function mailThrottle(deps: Pick<Deps, 'throttle'>, email: string, actor: Actor): Promise<Throttled | null> {
+  const verdict = await deps.throttle.attempt('reset', email, actor.ip ?? 'unknown');
+  return verdict.allowed ? null : { ok: false, reason: 'throttled', retryAfterSeconds: verdict.retryAfterSeconds };
+}
 
 export type FieldErrors = Partial<Record<'email' | 'password' | 'invite', string>>;
 
@@ -119,7 +128,14 @@ export async function verifyEmail(deps: SignUpDeps, token: unknown, actor: Actor
  * A new verification link for an address that has an unverified account; nothing otherwise.
  * The caller answers the same page either way.
  */
-export async function resendVerification(deps: SignUpDeps, rawEmail: string): Promise<void> {
+export async function resendVerification(deps: SignUpDeps, rawEmail: string, actor: Actor): Promise<{ ok: true } | Throttled> {
+  const throttled = await mailThrottle(deps, rawEmail.trim(), actor);
+  if (throttled) return throttled;
+  await sendVerificationAgain(deps, rawEmail);
+  return { ok: true };
+}
+
+async function sendVerificationAgain(deps: SignUpDeps, rawEmail: string): Promise<void> {
   const parsed = parseEmail(rawEmail);
   if (!parsed.ok) return;
   const account = await deps.prisma.account.findUnique({ where: { email: parsed.email } });
@@ -129,7 +145,14 @@ export async function resendVerification(deps: SignUpDeps, rawEmail: string): Pr
 }
 
 /** Mails a reset link when the address has an active account; nothing otherwise (same answer). */
-export async function requestPasswordReset(deps: SignUpDeps, rawEmail: string, actor: Actor): Promise<void> {
+export async function requestPasswordReset(deps: SignUpDeps, rawEmail: string, actor: Actor): Promise<{ ok: true } | Throttled> {
+  const throttled = await mailThrottle(deps, rawEmail.trim(), actor);
+  if (throttled) return throttled;
+  await sendResetLink(deps, rawEmail, actor);
+  return { ok: true };
+}
+
+async function sendResetLink(deps: SignUpDeps, rawEmail: string, actor: Actor): Promise<void> {
   const parsed = parseEmail(rawEmail);
   if (!parsed.ok) return;
   const account = await deps.prisma.account.findUnique({ where: { email: parsed.email } });

@@ -1,16 +1,21 @@
 import { hash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 
-export type ThrottleKind = 'sign_in' | 'mfa' | 'reset';
+export type ThrottleKind = 'sign_in' | 'mfa' | 'reset' | 'sign_up' | 'exists_mail' | 'invite';
 export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number };
 
+/**
+ * Consume first: a try takes its point BEFORE the expensive check (argon2, TOTP), atomically
+ * (in memory, and in Redis), so concurrent tries cannot all slip in under the limit.
+ */
 export interface Throttle {
-  /** Whether a try is allowed now; consumes nothing. */
-  check(kind: ThrottleKind, subject: string, ip: string): Promise<ThrottleVerdict>;
-  /** Records a failure (for 'reset': a request, since each one sends a mail). */
-  fail(kind: ThrottleKind, subject: string, ip: string): Promise<void>;
-  /** Clears the (subject, IP) counter after a success; the IP and subject counters stay. */
+  /** Takes one point on every rule of the kind; refused (nothing kept) when any rule is exhausted. */
+  attempt(kind: ThrottleKind, subject: string, ip: string): Promise<ThrottleVerdict>;
+  /**
+   * After a success: the pair counter is cleared and the other rules get their point back, so
+   * successes count against no limit. A failure just keeps its points.
+   */
   succeed(kind: ThrottleKind, subject: string, ip: string): Promise<void>;
 }
 
@@ -18,10 +23,10 @@ export interface Throttle {
 type Scope = 'pair' | 'ip' | 'subject';
 interface Rule {
   scope: Scope;
-  /** Failures allowed in a window of `windowSeconds` from the first one. */
+  /** Tries allowed in a window of `windowSeconds` from the first one. */
   limit: number;
   windowSeconds: number;
-  /** Once the limit is reached, tries are refused for this long. */
+  /** Past the limit, one more try per this many seconds of the window (the back-off). */
   blockSeconds: number;
 }
 
@@ -30,17 +35,19 @@ const HOUR = 60 * MINUTE;
 
 /**
  * Every limit, in one place (OWASP Authentication Cheat Sheet, "Protect against automated
- * attacks"; ASVS 5.0 §6.3.1). A rule's block starts when its limit is reached; a failure
- * recorded later in the same window (after the block) blocks again, so past the limit an
- * attacker gets one try per block.
+ * attacks"; ASVS 5.0 §6.3.1). A rule allows `limit` tries in its window; past it, one more try
+ * for each `blockSeconds` since the window began, so a short block is a back-off, not a lockout.
+ * A refused try is not counted.
  *
  * - pair: the classic lockout, for one guesser against one account.
  * - ip: one address spraying many accounts.
  * - subject: many addresses against one account. Its block is short on purpose: anyone can
  *   trip it, so it must slow a distributed attack (one try per 5 minutes once 20 have failed
  *   in the hour) without locking the owner out for long.
- * - reset: every request counts, since each sends a mail: it limits mail to a victim's
- *   inbox and a sender's use of us as a mailer.
+ * - reset, sign_up: every request counts, since each may send a mail (and sign-up hashes a
+ *   password): it limits mail to a victim's inbox and a sender's use of us as a mailer.
+ * - exists_mail: at most one "account exists" mail per address per hour.
+ * - invite: team invitations per inviting account (subject: the account id).
  */
 export const THROTTLE_RULES: Record<ThrottleKind, readonly Rule[]> = {
   sign_in: [
@@ -59,6 +66,12 @@ export const THROTTLE_RULES: Record<ThrottleKind, readonly Rule[]> = {
     { scope: 'subject', limit: 5, windowSeconds: HOUR, blockSeconds: HOUR },
     { scope: 'ip', limit: 20, windowSeconds: HOUR, blockSeconds: HOUR },
   ],
+  sign_up: [
+    { scope: 'subject', limit: 5, windowSeconds: HOUR, blockSeconds: HOUR },
+    { scope: 'ip', limit: 20, windowSeconds: HOUR, blockSeconds: HOUR },
+  ],
+  exists_mail: [{ scope: 'subject', limit: 1, windowSeconds: HOUR, blockSeconds: HOUR }],
+  invite: [{ scope: 'subject', limit: 20, windowSeconds: HOUR, blockSeconds: HOUR }],
 };
 
 export interface ThrottleOptions {
@@ -73,15 +86,23 @@ function subjectKey(subject: string): string {
 }
 
 interface BuiltRule extends Rule {
-  /** Failures in the current window. */
+  /** Tries in the current window (points: limit, duration: the window). */
   counter: RateLimiterAbstract;
-  /** Present while blocked; only ever written by block(). */
-  block: RateLimiterAbstract;
+}
+
+/** consume() answers a refusal by rejecting with the same result; an Error is a store failure. */
+async function consume(limiter: RateLimiterAbstract, key: string): Promise<RateLimiterRes> {
+  try {
+    return await limiter.consume(key, 1);
+  } catch (refused) {
+    if (refused instanceof RateLimiterRes) return refused;
+    throw refused;
+  }
 }
 
 export function createThrottle({ redis, keyPrefix = 'latchkey:throttle' }: ThrottleOptions = {}): Throttle {
-  const limiter = (name: string, durationSeconds: number): RateLimiterAbstract => {
-    const options = { keyPrefix: `${keyPrefix}:${name}`, points: 1, duration: durationSeconds };
+  const limiter = (name: string, points: number, durationSeconds: number): RateLimiterAbstract => {
+    const options = { keyPrefix: `${keyPrefix}:${name}`, points, duration: durationSeconds };
     if (!redis) return new RateLimiterMemory(options);
     return new RateLimiterRedis({
       ...options,
@@ -99,48 +120,43 @@ export function createThrottle({ redis, keyPrefix = 'latchkey:throttle' }: Throt
   const rules = Object.fromEntries(
     (Object.keys(THROTTLE_RULES) as ThrottleKind[]).map((kind) => [
       kind,
-      THROTTLE_RULES[kind].map((rule): BuiltRule => ({
-        ...rule,
-        // points is irrelevant to how these are used (get/penalty/block), so 1 for all.
-        counter: limiter(`${kind}:${rule.scope}`, rule.windowSeconds),
-        block: limiter(`${kind}:${rule.scope}:block`, rule.blockSeconds),
-      })),
+      THROTTLE_RULES[kind].map((rule): BuiltRule => ({ ...rule, counter: limiter(`${kind}:${rule.scope}`, rule.limit, rule.windowSeconds) })),
     ]),
   ) as Record<ThrottleKind, BuiltRule[]>;
 
   const keyFor = (scope: Scope, subject: string, ip: string): string =>
     scope === 'ip' ? ip : scope === 'subject' ? subjectKey(subject) : `${subjectKey(subject)}:${ip}`;
 
-  return {
-    async check(kind, subject, ip) {
-      let retryAfterMs = 0;
-      for (const rule of rules[kind]) {
-        const blocked = await rule.block.get(keyFor(rule.scope, subject, ip));
-        if (blocked && blocked.consumedPoints > 0) retryAfterMs = Math.max(retryAfterMs, blocked.msBeforeNext);
-      }
-      // Retry-After is whole seconds, and a block with milliseconds left is still a block.
-      return retryAfterMs > 0 ? { allowed: false, retryAfterSeconds: Math.ceil(retryAfterMs / 1000) } : { allowed: true };
-    },
+  /** Milliseconds until this rule allows a try again, or 0 when the try `counted` is allowed. */
+  const waitFor = (rule: BuiltRule, counted: RateLimiterRes): number => {
+    if (counted.consumedPoints <= rule.limit) return 0;
+    const windowMs = rule.windowSeconds * 1000;
+    const blockMs = rule.blockSeconds * 1000;
+    const elapsed = Math.max(0, windowMs - counted.msBeforeNext);
+    // The back-off: one try past the limit for each whole block since the window began.
+    if (counted.consumedPoints <= rule.limit + Math.floor(elapsed / blockMs)) return 0;
+    return Math.max(1, Math.min(counted.msBeforeNext, blockMs - (elapsed % blockMs)));
+  };
 
-    async fail(kind, subject, ip) {
-      await Promise.all(
-        rules[kind].map(async (rule) => {
-          const key = keyFor(rule.scope, subject, ip);
-          // penalty() counts without rejecting, so every failure is recorded.
-          const counted = await rule.counter.penalty(key);
-          if (counted.consumedPoints >= rule.limit) await rule.block.block(key, rule.blockSeconds);
-        }),
-      );
+  return {
+    async attempt(kind, subject, ip) {
+      const built = rules[kind];
+      // Every counter takes its point at once: of N concurrent tries, each sees its own count.
+      const counted = await Promise.all(built.map((rule) => consume(rule.counter, keyFor(rule.scope, subject, ip))));
+      const retryAfterMs = Math.max(0, ...built.map((rule, i) => waitFor(rule, counted[i]!)));
+      if (retryAfterMs === 0) return { allowed: true };
+      // A refused try costs nothing: hammering a closed door does not keep it closed.
+      await Promise.all(built.map((rule) => rule.counter.reward(keyFor(rule.scope, subject, ip), 1)));
+      // Retry-After is whole seconds, and a block with milliseconds left is still a block.
+      return { allowed: false, retryAfterSeconds: Math.ceil(retryAfterMs / 1000) };
     },
 
     async succeed(kind, subject, ip) {
       await Promise.all(
-        rules[kind]
-          .filter((rule) => rule.scope === 'pair')
-          .map(async (rule) => {
-            const key = keyFor(rule.scope, subject, ip);
-            await Promise.all([rule.counter.delete(key), rule.block.delete(key)]);
-          }),
+        rules[kind].map((rule) => {
+          const key = keyFor(rule.scope, subject, ip);
+          return rule.scope === 'pair' ? rule.counter.delete(key) : rule.counter.reward(key, 1);
+        }),
       );
     },
   };

@@ -160,6 +160,19 @@ describe('portal: sign-up, verification, sign-in, sign-out, reset', () => {
     assert.match(await blocked.text(), /Too many attempts, try again in \d+ minutes?/);
   });
 
+  it('counts a password try before checking it: of 20 concurrent wrong passwords at most 5 are checked (400), the rest 429', async () => {
+    const email = 'stampede@example.com';
+    await signUpAndSignIn(server, smtp, email);
+    const client = new PortalClient(server.url);
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => client.postForm('/portal/sign-in', '/portal/sign-in', { email, password: `wrong guess ${i}` })));
+    const statuses = answers.map((a) => a.status);
+    assert.ok(statuses.filter((s) => s === 400).length <= 5, `checked: ${statuses.join(',')}`);
+    assert.equal(statuses.filter((s) => s === 429).length, 20 - statuses.filter((s) => s === 400).length, statuses.join(','));
+    const account = await server.deps.prisma.account.findUniqueOrThrow({ where: { email } });
+    const failed = await server.deps.prisma.auditEvent.count({ where: { type: 'account.sign_in_failed', subjectId: account.id } });
+    assert.ok(failed <= 5, `${failed} passwords checked`);
+  });
+
   it('refuses reused, expired and tampered links for verification and reset', async () => {
     const email = 'links@example.com';
     const client = new PortalClient(server.url);

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import argon2 from 'argon2';
 import { Secret, TOTP } from 'otpauth';
 import { createAccount } from '../../src/accounts/accounts.ts';
-import { hashPassword } from '../../src/accounts/admins.ts';
+import { hashPassword } from '../../src/accounts/passwords.ts';
 import { sessionDigest, startSession, type SessionStage } from '../../src/accounts/sessions.ts';
 import { cookieNames } from '../../src/web/pages.ts';
 import { rememberSecret, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -273,6 +273,33 @@ describe('two-factor authentication', () => {
     const blocked = await guesser.post('/portal/sign-in/verify', { code: '000000' }, { from: '/portal/sign-in/verify' });
     assert.equal(blocked.status, 429);
     assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+    // The one throttled page of the portal, as at sign-in.
+    assert.match(blocked.body, /Too many attempts, try again in \d+ minutes?/);
+  });
+
+  it('counts a code before checking it: of 20 concurrent wrong codes at most 5 are checked', async () => {
+    const frank = await newAccount('frank@example.test');
+    const guesser = await clientFor(frank.id, 'mfa');
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => guesser.post('/portal/sign-in/verify', { code: String(100000 + i) }, { from: '/portal/sign-in/verify' })));
+    const statuses = answers.map((a) => a.status);
+    assert.ok(statuses.filter((s) => s === 400).length <= 5, `checked: ${statuses.join(',')}`);
+    assert.equal(statuses.filter((s) => s === 429).length + statuses.filter((s) => s === 400).length, 20);
+    const failed = await server.deps.prisma.auditEvent.count({ where: { type: 'account.mfa_failed', subjectId: frank.id } });
+    assert.ok(failed <= 5, `${failed} codes checked`);
+  });
+
+  it('throttles guessing the current password on the password form like sign-in (the same 429 page)', async () => {
+    const erin = await newAccount('erin@example.test');
+    const browser = await clientFor(erin.id);
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => browser.post('/portal/security/password', { current_password: `not it ${i}`, new_password: NEW_PASSWORD })),
+    );
+    const statuses = answers.map((a) => a.status);
+    assert.ok(statuses.filter((s) => s === 400).length <= 5, `checked: ${statuses.join(',')}`);
+    const blocked = answers.find((a) => a.status === 429);
+    assert.ok(blocked, 'some refused');
+    assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+    assert.match(blocked.body, /Too many attempts, try again in \d+ minutes?/);
   });
 
   it('turns off only on a current code; admins cannot turn it off', async () => {

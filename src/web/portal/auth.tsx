@@ -9,7 +9,6 @@ import {
   SignInPage,
   SignUpClosedPage,
   SignUpPage,
-  ThrottledPage,
   UnverifiedPage,
   VerifyEmailPage,
 } from '../../../views/portal/auth.tsx';
@@ -19,9 +18,10 @@ import { audit, signIn } from '../../accounts/sign-in.ts';
 import { requestPasswordReset, resendVerification, resetPassword, signUp, signUpMode, validInvitation, verifyEmail } from '../../accounts/sign-up.ts';
 import { actorEvent } from '../../audit/audit-log.ts';
 import { cookieNames, cookieOptions, type PageRoutes } from '../pages.ts';
-import { actorOf, type PageContext } from '../page-state.ts';
+import { actorOf } from '../page-state.ts';
 import { textOf } from '../form.ts';
 import { chrome, redirectWith, renderPage } from '../render.ts';
+import { renderThrottled } from '../throttled.ts';
 
 const SIGN_IN_FAILED = 'Email or password is incorrect.';
 
@@ -38,16 +38,9 @@ export function safeNext(value: unknown): string | undefined {
   return value;
 }
 
-function throttled(ctx: PageContext, retryAfterSeconds: number): void {
-  ctx.set('Retry-After', String(retryAfterSeconds));
-  renderPage(ctx, h(ThrottledPage, { chrome: chrome(ctx), minutes: Math.max(1, Math.ceil(retryAfterSeconds / 60)) }), 429);
-}
-
 /** Signed-out pages: sign up, verify the address, sign in and out, reset the password. */
 export const authRoutes: PageRoutes = (router, deps) => {
   const names = cookieNames(deps.config.LATCHKEY_ISSUER.startsWith('https://'));
-  // One per process, shared with the security pages and, through Redis, across nodes.
-  const throttle = deps.throttle;
 
   // --- Sign up -------------------------------------------------------------------------------
 
@@ -100,11 +93,8 @@ export const authRoutes: PageRoutes = (router, deps) => {
   });
 
   router.post('/verify-email/resend', async (ctx) => {
-    const email = textOf(ctx.state.form.email);
-    const verdict = await throttle.check('reset', email, ctx.ip);
-    if (!verdict.allowed) return throttled(ctx, verdict.retryAfterSeconds);
-    await throttle.fail('reset', email, ctx.ip);
-    await resendVerification(deps, email);
+    const result = await resendVerification(deps, textOf(ctx.state.form.email), actorOf(ctx));
+    if (!result.ok) return renderThrottled(ctx, result.retryAfterSeconds);
     renderPage(ctx, h(LinkSentPage, { chrome: chrome(ctx), what: 'verify' }));
   });
 
@@ -123,7 +113,7 @@ export const authRoutes: PageRoutes = (router, deps) => {
     const actor = actorOf(ctx);
     const result = await signIn(deps, { email, password: textOf(form.password), ip: ctx.ip }, actor);
     if (!result.ok) {
-      if (result.reason === 'throttled') return throttled(ctx, result.retryAfterSeconds);
+      if (result.reason === 'throttled') return renderThrottled(ctx, result.retryAfterSeconds);
       if (result.reason === 'unverified') return renderPage(ctx, h(UnverifiedPage, { chrome: chrome(ctx), email: result.email }), 403);
       return renderPage(ctx, h(SignInPage, { chrome: chrome(ctx), view: { email, error: SIGN_IN_FAILED, next } }), 400);
     }
@@ -167,11 +157,9 @@ export const authRoutes: PageRoutes = (router, deps) => {
   router.post('/reset-password', async (ctx) => {
     const email = textOf(ctx.state.form.email).trim();
     if (!email) return renderPage(ctx, h(ResetRequestPage, { chrome: chrome(ctx), error: 'Enter your email address.' }), 400);
-    // Every request counts: each may send a mail (limits a victim's inbox and our use as a mailer).
-    const verdict = await throttle.check('reset', email, ctx.ip);
-    if (!verdict.allowed) return throttled(ctx, verdict.retryAfterSeconds);
-    await throttle.fail('reset', email, ctx.ip);
-    await requestPasswordReset(deps, email, actorOf(ctx));
+    // Throttled in the service: every request counts, since each may send a mail.
+    const result = await requestPasswordReset(deps, email, actorOf(ctx));
+    if (!result.ok) return renderThrottled(ctx, result.retryAfterSeconds);
     renderPage(ctx, h(LinkSentPage, { chrome: chrome(ctx), what: 'reset' }));
   });
 

@@ -1,6 +1,4 @@
-import argon2 from 'argon2';
 import { MfaSetupPage, RecoveryCodesPage, SecurityPage, SessionsPage, VerifyPage, type SecurityView } from '../../../views/portal/security.tsx';
-import { hashPassword } from '../../accounts/admins.ts';
 import {
   beginEnrolment,
   confirmEnrolment,
@@ -10,31 +8,22 @@ import {
   regenerateRecoveryCodes,
   verifySecondFactor,
 } from '../../accounts/mfa.ts';
-import { checkPassword } from '../../accounts/password-policy.ts';
+import { changePassword } from '../../accounts/passwords.ts';
 import { endOtherSessions, endSession, listSessions, startSession } from '../../accounts/sessions.ts';
 import { actorEvent, appendAuditEvents } from '../../audit/audit-log.ts';
 import type { Deps } from '../../context.ts';
-import type { Throttle, ThrottleKind } from '../../limits/throttle.ts';
 import { authorize } from '../../policies/principal.ts';
 import { sessionPolicy } from '../../policies/sessions.ts';
 import { textOf } from '../form.ts';
 import { accountOf, actorOf, principalOf, type PageContext } from '../page-state.ts';
-import { cookieNames, cookieOptions, renderErrorPage, type PageRoutes } from '../pages.ts';
+import { cookieNames, cookieOptions, type PageRoutes } from '../pages.ts';
 import { chrome, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
+import { renderThrottled } from '../throttled.ts';
 import { safeNext } from './auth.tsx';
 
 const WRONG_CODE = 'That code is not right, or it was already used. Enter the current code from your app.';
 const NO_CODE = 'Enter the code from your authenticator app.';
-
-/** Refuses with 429 (Retry-After) while the brute-force limits hold this subject or address. */
-async function throttled(ctx: PageContext, throttle: Throttle, kind: ThrottleKind, subject: string): Promise<boolean> {
-  const verdict = await throttle.check(kind, subject, ctx.ip);
-  if (verdict.allowed) return false;
-  ctx.set('Retry-After', String(verdict.retryAfterSeconds));
-  renderErrorPage(ctx, 429);
-  return true;
-}
 
 async function securityView(deps: Deps, ctx: PageContext, errors?: SecurityView['errors']): Promise<SecurityView> {
   const account = accountOf(ctx);
@@ -53,12 +42,10 @@ async function renderSecurity(deps: Deps, ctx: PageContext, errors?: SecurityVie
 
 /**
  * Two-factor authentication (the sign-in step and its set-up), the password, and sessions.
- * Every code-taking form is throttled like sign-in ('mfa', per account and address).
+ * Every code-taking form is throttled like sign-in ('mfa', per account and address) by the
+ * services (accounts/mfa.ts, accounts/passwords.ts); a refusal is renderThrottled's 429.
  */
 export const securityRoutes: PageRoutes = (router, deps) => {
-  // The process's one throttle (deps.ts): shared with sign-in, and across nodes through Redis.
-  const throttle = deps.throttle;
-
   // ── Sign-in, second step ────────────────────────────────────────────────────────────
   router.get('/sign-in/verify', async (ctx) => {
     const session = ctx.state.session;
@@ -76,17 +63,16 @@ export const securityRoutes: PageRoutes = (router, deps) => {
     if (!session) return redirectWith(ctx, '/portal/sign-in');
     const code = textOf(ctx.state.form.code).trim();
     if (!code) return renderPage(ctx, <VerifyPage chrome={chrome(ctx)} error={NO_CODE} next={next} />, 400);
-    if (await throttled(ctx, throttle, 'mfa', session.accountId)) return;
     const account = await deps.prisma.account.findUnique({ where: { id: session.accountId } });
     if (!account || account.status !== 'active') {
       await endSession(deps, session.id);
       return redirectWith(ctx, '/portal/sign-in');
     }
-    if (!(await verifySecondFactor(deps, account.id, code, actorOf(ctx)))) {
-      await throttle.fail('mfa', account.id, ctx.ip);
+    const checked = await verifySecondFactor(deps, account.id, code, actorOf(ctx));
+    if (!checked.ok) {
+      if (checked.reason === 'throttled') return renderThrottled(ctx, checked.retryAfterSeconds);
       return renderPage(ctx, <VerifyPage chrome={chrome(ctx)} error={WRONG_CODE} next={next} />, 400);
     }
-    await throttle.succeed('mfa', account.id, ctx.ip);
     // A new session id at the step up (ASVS 7.2.4); the password-only session ends.
     const { cookie } = await startSession(deps, {
       accountId: account.id,
@@ -128,26 +114,22 @@ export const securityRoutes: PageRoutes = (router, deps) => {
     const account = accountOf(ctx);
     const code = textOf(ctx.state.form.code).trim();
     if (!code) return renderSecurity(deps, ctx, { mfa_regenerate: NO_CODE }, 400);
-    if (await throttled(ctx, throttle, 'mfa', account.id)) return;
-    const codes = await regenerateRecoveryCodes(deps, account.id, code, actorOf(ctx));
-    if (!codes) {
-      await throttle.fail('mfa', account.id, ctx.ip);
+    const result = await regenerateRecoveryCodes(deps, account.id, code, actorOf(ctx));
+    if (!result.ok) {
+      if (result.reason === 'throttled') return renderThrottled(ctx, result.retryAfterSeconds);
       return renderSecurity(deps, ctx, { mfa_regenerate: WRONG_CODE }, 400);
     }
-    renderPage(ctx, <RecoveryCodesPage chrome={chrome(ctx, 'security')} codes={codes} fresh={false} />);
+    renderPage(ctx, <RecoveryCodesPage chrome={chrome(ctx, 'security')} codes={result.codes} fresh={false} />);
   });
 
   router.post('/security/mfa/disable', signedIn, async (ctx) => {
     const account = accountOf(ctx);
     const code = textOf(ctx.state.form.code).trim();
     if (!code) return renderSecurity(deps, ctx, { mfa_disable: NO_CODE }, 400);
-    if (await throttled(ctx, throttle, 'mfa', account.id)) return;
     const result = await disableMfa(deps, account.id, code, actorOf(ctx));
     if (result.ok) return redirectWith(ctx, '/portal/security', { kind: 'success', text: 'Two-factor authentication is off.' });
-    if (result.reason === 'wrong_code') {
-      await throttle.fail('mfa', account.id, ctx.ip);
-      return renderSecurity(deps, ctx, { mfa_disable: WRONG_CODE }, 400);
-    }
+    if (result.reason === 'throttled') return renderThrottled(ctx, result.retryAfterSeconds);
+    if (result.reason === 'wrong_code') return renderSecurity(deps, ctx, { mfa_disable: WRONG_CODE }, 400);
     const text = result.reason === 'admin' ? 'Admins must keep two-factor authentication on.' : 'Two-factor authentication is already off.';
     redirectWith(ctx, '/portal/security', { kind: 'error', text });
   });
@@ -157,22 +139,12 @@ export const securityRoutes: PageRoutes = (router, deps) => {
     const current = textOf(ctx.state.form.current_password);
     const newPassword = textOf(ctx.state.form.new_password);
     if (!current) return renderSecurity(deps, ctx, { current_password: 'Enter your current password.' }, 400);
-    // Guessing the current password from a stolen session counts like guessing at sign-in.
-    if (await throttled(ctx, throttle, 'sign_in', account.email)) return;
-    const currentOk = account.passwordHash !== null && current.length <= 1024 && (await argon2.verify(account.passwordHash, current));
-    if (!currentOk) {
-      await throttle.fail('sign_in', account.email, ctx.ip);
-      return renderSecurity(deps, ctx, { current_password: 'That is not your current password.' }, 400);
+    const result = await changePassword(deps, account.id, { current, next: newPassword, keepSessionId: ctx.state.session!.id }, actorOf(ctx));
+    if (!result.ok) {
+      if (result.reason === 'throttled') return renderThrottled(ctx, result.retryAfterSeconds);
+      return renderSecurity(deps, ctx, result.reason === 'wrong_password' ? { current_password: result.error } : { new_password: result.error }, 400);
     }
-    const weak = checkPassword(newPassword, { email: account.email });
-    if (weak) return renderSecurity(deps, ctx, { new_password: weak }, 400);
-    const passwordHash = await hashPassword(newPassword);
-    const now = deps.now();
-    await deps.prisma.$transaction(async (tx) => {
-      await tx.account.update({ where: { id: account.id }, data: { passwordHash, passwordChangedAt: now } });
-      await appendAuditEvents(tx, [actorEvent(actorOf(ctx), 'account.password_changed', 'account', account.id)], now);
-    });
-    const ended = await endOtherSessions(deps, account.id, ctx.state.session!.id);
+    const ended = result.sessionsEnded;
     redirectWith(ctx, '/portal/security', {
       kind: 'success',
       text: ended > 0 ? `Password changed. ${ended === 1 ? 'Your other session was' : `Your ${ended} other sessions were`} signed out.` : 'Password changed.',
