@@ -142,7 +142,7 @@ const toRecord = (row: OAuthClient): ClientRecord => ({
 });
 
 // Client ids are ours: anything else is rejected without a database read.
-const CLIENT_ID = /^lkc_[0-9A-Za-z]{22}$/;
+export const CLIENT_ID = /^lkc_[0-9A-Za-z]{22}$/;
 
 /** Any client, whatever its status (callers decide what a suspended client may do). */
 export function findClient(deps: Pick<Deps, 'prisma' | 'cache'>, id: string): Promise<ClientRecord | null> {

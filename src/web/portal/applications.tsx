@@ -8,7 +8,7 @@ import {
   NewApplicationPage,
   type NewApplicationValues,
 } from '../../../views/portal/applications.tsx';
-import { createClientInput, revokeClient, rotateClientSecret } from '../../credentials/clients.ts';
+import { CLIENT_ID, createClientInput, revokeClient, rotateClientSecret } from '../../credentials/clients.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
 import { APPLICATION_VIEW_SELECT, presentApplication } from '../../credentials/presenters.ts';
 import { usageSeries } from '../../credentials/usage.ts';
@@ -26,7 +26,6 @@ import { audiencesText, chosenScopes, GRACE_MS, graceForm, scopeCatalog, scopesP
 type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
 
 const LIST_LIMIT = 500;
-const CLIENT_ID = /^lkc_[0-9A-Za-z]{22}$/;
 
 export const newApplicationForm = z.object({
   name: credentialName,
