@@ -55,7 +55,7 @@ export async function signUp(
   deps: SignUpDeps,
   input: { email: string; password: string; invite?: string },
   actor: Actor,
-): Promise<{ ok: true; email: string; invited: boolean } | { ok: false; errors: FieldErrors }> {
+): Promise<{ ok: true; email: string; invited: boolean } | { ok: false; reason?: undefined; errors: FieldErrors } | Throttled> {
   const parsed = parseEmail(input.email);
   if (!parsed.ok) return { ok: false, errors: { email: parsed.error, ...passwordError(input.password, undefined) } };
   const email = parsed.email;
@@ -74,10 +74,13 @@ export async function signUp(
   const weak = passwordError(input.password, email);
   if (weak) return { ok: false, errors: weak };
 
+  // Before argon2 and any mail: per address (mail to one inbox) and per IP (us as a mailer).
+  const verdict = await deps.throttle.attempt('sign_up', email, actor.ip ?? 'unknown');
+  if (!verdict.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: verdict.retryAfterSeconds };
   const passwordHash = await hashPassword(input.password);
   const existing = await deps.prisma.account.findUnique({ where: { email }, select: { id: true } });
   if (existing) {
-    sendAccountExists(deps, email);
+    await sendAccountExists(deps, email);
     return { ok: true, email, invited };
   }
   const now = deps.now();
@@ -92,7 +95,7 @@ export async function signUp(
   } catch (error) {
     // Two sign-ups for one address at once: the loser is told what anyone else is.
     if ((error as { code?: string }).code !== 'P2002') throw error;
-    sendAccountExists(deps, email);
+    await sendAccountExists(deps, email);
     return { ok: true, email, invited };
   }
   if (link) deps.mailer.send(verifyEmailMessage({ to: email, link, expiresInText: LINK_LIFETIME_TEXT.verify_email }));
@@ -104,7 +107,9 @@ function passwordError(password: string, email: string | undefined): FieldErrors
   return message ? { password: message } : null;
 }
 
-function sendAccountExists(deps: SignUpDeps, email: string): void {
+/** At most one "account exists" mail per address an hour ('exists_mail'), whoever asks. */
+async function sendAccountExists(deps: SignUpDeps, email: string): Promise<void> {
+  if (!(await deps.throttle.attempt('exists_mail', email, '')).allowed) return;
   const base = `${deps.config.LATCHKEY_ISSUER}/portal`;
   deps.mailer.send(accountExistsMessage({ to: email, signInLink: `${base}/sign-in`, resetLink: `${base}/reset-password` }));
 }

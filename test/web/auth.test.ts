@@ -116,6 +116,26 @@ describe('portal: sign-up, verification, sign-in, sign-out, reset', () => {
     assert.equal(await server.deps.prisma.account.count({ where: { email } }), 1);
   });
 
+  it('throttles sign-up per address before hashing, and mails "account exists" at most once an hour', async () => {
+    const email = 'popular@example.com';
+    await signUpAndSignIn(server, smtp, email);
+    const client = new PortalClient(server.url);
+    const before = smtp.messages.length;
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, () => client.postForm('/portal/sign-up', '/portal/sign-up', { email, password: 'another fine passphrase for 2026' })),
+    );
+    const statuses = answers.map((a) => a.status);
+    // The verification sign-up took one of the address's five: four more pass, the rest wait.
+    assert.equal(statuses.filter((s) => s === 200).length, 4, statuses.join(','));
+    assert.equal(statuses.filter((s) => s === 429).length, 8, statuses.join(','));
+    const blocked = answers.find((a) => a.status === 429)!;
+    assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+    assert.match(await blocked.text(), /Too many attempts, try again in \d+ minutes?/);
+    await smtp.waitFor((m) => smtp.messages.indexOf(m) >= before && m.to.includes(email));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(smtp.messages.slice(before).filter((m) => m.to.includes(email)).length, 1, 'one "account exists" mail');
+  });
+
   it('refuses a weak password beside the field, keeping the email and never the password', async () => {
     const client = new PortalClient(server.url);
     const response = await client.postForm('/portal/sign-up', '/portal/sign-up', { email: 'weak@example.com', password: 'password1234' });

@@ -65,6 +65,7 @@ export const authRoutes: PageRoutes = (router, deps) => {
     const next = safeNext(textOf(form.next));
     const result = await signUp(deps, { email, password: textOf(form.password), invite }, actorOf(ctx));
     if (!result.ok) {
+      if (result.reason === 'throttled') return renderThrottled(ctx, result.retryAfterSeconds);
       // Email kept, the password never sent back.
       return renderPage(ctx, h(SignUpPage, { chrome: chrome(ctx), view: { email: email.trim(), errors: result.errors, notice: modeNotice(), invite, next } }), 400);
     }
