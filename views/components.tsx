@@ -211,3 +211,28 @@ export function SecretOnce(props: { label: string; value: string; id: string }) 
     </div>
   );
 }
+
+/** Tabs over a list (e.g. Active / Revoked), each with its count; the current one marked for assistive tech. */
+export function ListTabs(props: { label: string; tabs: { href: string; label: string; count: number; current: boolean }[] }) {
+  return (
+    <nav class="tabs" aria-label={props.label}>
+      {props.tabs.map((tab) => (
+        <a href={tab.href} aria-current={tab.current ? 'page' : undefined}>
+          {tab.label} <span class="count">{tab.count}</span>
+        </a>
+      ))}
+    </nav>
+  );
+}
+
+/** Newer/older links under a paged list, shown only when there is more than one page. */
+export function Pager(props: { page: number; newer: { href: string; label: string } | null; older: { href: string; label: string } | null }) {
+  if (!props.newer && !props.older) return null;
+  return (
+    <nav class="pager" aria-label="Pages">
+      {props.newer ? <a href={props.newer.href}>{props.newer.label}</a> : <span />}
+      <span class="muted small">Page {props.page}</span>
+      {props.older ? <a href={props.older.href}>{props.older.label}</a> : <span />}
+    </nav>
+  );
+}

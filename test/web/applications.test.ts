@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { exportJWK, generateKeyPair } from 'jose';
 import { after, before, describe, test } from 'node:test';
+import { APPLICATION_LIST_PAGE_SIZE } from '../../src/web/portal/applications.tsx';
 import { createScope } from '../helpers/factories.ts';
 import { basicAuth, clientKeyPair, postForm } from '../helpers/oauth.ts';
 import { signUpAndSignIn, type PortalClient } from '../helpers/portal.ts';
@@ -202,5 +203,53 @@ describe('Applications in the portal', () => {
     const answer = await alice.post('/portal/applications', { name: 'no csrf', scopes: [read], authMethod: 'client_secret_basic' }, { csrf: false });
     assert.equal(answer.status, 403);
     assert.equal(await server.deps.prisma.oAuthClient.count(), before);
+  });
+
+  test('Active and Revoked tabs with counts, a page at a time, newest first', async () => {
+    const account = await server.deps.prisma.account.findUniqueOrThrow({ where: { email: 'mallory@example.com' }, include: { memberships: true } });
+    const teamId = account.memberships[0]!.teamId;
+    const start = Date.parse('2026-01-01T00:00:00Z');
+    const total = 2 * APPLICATION_LIST_PAGE_SIZE + 10;
+    await server.deps.prisma.oAuthClient.createMany({
+      data: Array.from({ length: total }, (_, i) => ({
+        id: `lkc_bulk${String(i).padStart(18, '0')}`,
+        name: `bulk app ${i}`,
+        teamId,
+        scopes: [read],
+        audiences: ['https://api.example.com'],
+        grantTypes: ['client_credentials'],
+        authMethod: 'client_secret_basic',
+        status: i % 2 === 0 ? 'revoked' : 'active',
+        revokedAt: i % 2 === 0 ? new Date(start + i * 1000 + 1) : null,
+        createdAt: new Date(start + i * 1000),
+      })),
+    });
+    const rowsOf = (html: string) => [...html.matchAll(/<tr><td><a href="\/portal\/applications\/[^"]+">([^<]+)<\/a>/g)].map((m) => m[1]);
+    const size = APPLICATION_LIST_PAGE_SIZE;
+    // Odd ones are active, even ones revoked; each tab newest first.
+    const expected = (first: number, count: number) => Array.from({ length: count }, (_, i) => `bulk app ${first - 2 * i}`);
+    const half = total / 2;
+    const first = await (await mallory.get('/portal/applications')).text();
+    assert.deepEqual(rowsOf(first), expected(total - 1, size));
+    assert.match(first, new RegExp(`Active <span class="count">${half}</span>`));
+    assert.match(first, new RegExp(`Revoked <span class="count">${half}</span>`));
+    assert.match(first, /href="\/portal\/applications\?page=2">Older applications/);
+    assert.doesNotMatch(first, /Newer applications/);
+    const second = await (await mallory.get('/portal/applications?page=2')).text();
+    assert.deepEqual(rowsOf(second), expected(total - 1 - 2 * size, half - size), 'page 2 picks up where page 1 ended');
+    assert.doesNotMatch(second, /Older applications/);
+    assert.match(second, /href="\/portal\/applications">Newer applications/);
+    const revoked = await (await mallory.get('/portal/applications?show=revoked&page=2')).text();
+    assert.deepEqual(rowsOf(revoked), expected(total - 2 - 2 * size, half - size));
+    assert.match(revoked, /href="\/portal\/applications\?show=revoked"[^>]*aria-current="page"|aria-current="page"[^>]*>Revoked/);
+    for (const junk of ['?page=-3', '?page=abc', '?page=99999999999', '?show=<script>']) {
+      assert.equal((await mallory.get(`/portal/applications${junk}`)).status, 200, junk);
+    }
+  });
+
+  test('an empty Revoked tab says what lands there', async () => {
+    const html = await (await alice.get('/portal/applications?show=revoked&page=9')).text();
+    assert.match(html, /Revoked <span class="count">\d+<\/span>/);
+    assert.doesNotMatch(html, /<tbody>/);
   });
 });

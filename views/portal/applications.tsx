@@ -1,10 +1,30 @@
 import type { ApplicationView } from '../../src/credentials/presenters.ts';
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, SecretOnce, Time } from '../components.tsx';
+import type { ApplicationListTab } from '../../src/credentials/application-list.ts';
+import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
 import { AudiencesField, graceChoices, NoScopesNote, Scopes, scopeChoices, type ScopeOption } from './keys.tsx';
 
-export function ApplicationsListPage(props: { chrome: Chrome; now: Date; applications: ApplicationView[]; truncated: boolean; limit: number }) {
+export interface ApplicationsListProps {
+  chrome: Chrome;
+  now: Date;
+  applications: ApplicationView[];
+  tab: ApplicationListTab;
+  counts: Record<ApplicationListTab, number>;
+  page: number;
+  hasNext: boolean;
+}
+
+const TABS: { tab: ApplicationListTab; label: string }[] = [
+  { tab: 'active', label: 'Active' },
+  { tab: 'revoked', label: 'Revoked' },
+];
+const listHref = (tab: ApplicationListTab, page = 1) => {
+  const query = [tab === 'revoked' ? 'show=revoked' : '', page > 1 ? `page=${page}` : ''].filter(Boolean).join('&');
+  return `/portal/applications${query ? `?${query}` : ''}`;
+};
+
+export function ApplicationsListPage(props: ApplicationsListProps) {
   return (
     <Layout chrome={props.chrome} title="Applications">
       <PageHeader
@@ -12,7 +32,12 @@ export function ApplicationsListPage(props: { chrome: Chrome; now: Date; applica
         description="Applications are OAuth clients: services that get short-lived access tokens with the client credentials grant."
         actions={<LinkButton href="/portal/applications/new">New application</LinkButton>}
       />
-      {props.applications.length === 0 ? (
+      <ListTabs label="Which applications" tabs={TABS.map(({ tab, label }) => ({ href: listHref(tab), label, count: props.counts[tab], current: props.tab === tab }))} />
+      {props.applications.length === 0 && props.tab === 'revoked' ? (
+        <EmptyState title="No revoked applications">
+          <p>Applications you revoke are listed here.</p>
+        </EmptyState>
+      ) : props.applications.length === 0 ? (
         <EmptyState title="No applications yet">
           <p>
             Register a service that needs access tokens, then use its client id and secret at the token endpoint.{' '}
@@ -61,7 +86,11 @@ export function ApplicationsListPage(props: { chrome: Chrome; now: Date; applica
           </table>
         </div>
       )}
-      {props.truncated ? <p class="muted small">Showing the {props.limit} newest applications.</p> : null}
+      <Pager
+        page={props.page}
+        newer={props.page > 1 ? { href: listHref(props.tab, props.page - 1), label: 'Newer applications' } : null}
+        older={props.hasNext ? { href: listHref(props.tab, props.page + 1), label: 'Older applications' } : null}
+      />
     </Layout>
   );
 }

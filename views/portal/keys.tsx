@@ -1,5 +1,5 @@
 import type { ApiKeyView } from '../../src/credentials/presenters.ts';
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, SecretOnce, Time, type Choice } from '../components.tsx';
+import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time, type Choice } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import type { KeyListTab } from '../../src/credentials/key-list.ts';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
@@ -92,13 +92,7 @@ export function KeysListPage(props: KeysListProps) {
         description="Keys let your services call APIs protected by Latchkey. Each key belongs to this team."
         actions={<LinkButton href="/portal/keys/new">New API key</LinkButton>}
       />
-      <nav class="tabs" aria-label="Which keys">
-        {TABS.map(({ tab, label }) => (
-          <a href={listHref(tab)} aria-current={props.tab === tab ? 'page' : undefined}>
-            {label} <span class="count">{props.counts[tab]}</span>
-          </a>
-        ))}
-      </nav>
+      <ListTabs label="Which keys" tabs={TABS.map(({ tab, label }) => ({ href: listHref(tab), label, count: props.counts[tab], current: props.tab === tab }))} />
       {props.keys.length === 0 && props.tab === 'inactive' ? (
         <EmptyState title="No revoked or expired keys">
           <p>Keys you revoke, and keys past their expiry, are listed here.</p>
@@ -153,13 +147,11 @@ export function KeysListPage(props: KeysListProps) {
           </table>
         </div>
       )}
-      {props.page > 1 || props.hasNext ? (
-        <nav class="pager" aria-label="Pages">
-          {props.page > 1 ? <a href={listHref(props.tab, props.page - 1)}>Newer keys</a> : <span />}
-          <span class="muted small">Page {props.page}</span>
-          {props.hasNext ? <a href={listHref(props.tab, props.page + 1)}>Older keys</a> : <span />}
-        </nav>
-      ) : null}
+      <Pager
+        page={props.page}
+        newer={props.page > 1 ? { href: listHref(props.tab, props.page - 1), label: 'Newer keys' } : null}
+        older={props.hasNext ? { href: listHref(props.tab, props.page + 1), label: 'Older keys' } : null}
+      />
     </Layout>
   );
 }

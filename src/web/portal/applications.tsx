@@ -10,6 +10,7 @@ import {
 } from '../../../views/portal/applications.tsx';
 import { CLIENT_ID, createClientInput, revokeClient, rotateClientSecret } from '../../credentials/clients.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
+import { listTeamApplications, type ApplicationListTab } from '../../credentials/application-list.ts';
 import { APPLICATION_VIEW_SELECT, presentApplication } from '../../credentials/presenters.ts';
 import { usageSeries } from '../../credentials/usage.ts';
 import { issueOrRequest, RequestNeedsClientSecret } from '../../credentials/requests.ts';
@@ -25,7 +26,8 @@ import { audiencesText, chosenScopes, GRACE_MS, graceForm, scopeCatalog, scopesP
 
 type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
 
-const LIST_LIMIT = 500;
+/** A page of the application list: a screenful, as the key list (KEY_LIST_PAGE_SIZE). */
+export const APPLICATION_LIST_PAGE_SIZE = 25;
 
 export const newApplicationForm = z.object({
   name: credentialName,
@@ -66,11 +68,15 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
 
   router.get('/applications', signedIn, async (ctx) => {
     const team = teamOf(ctx);
-    const rows = await deps.prisma.oAuthClient.findMany({ where: { teamId: team.id }, select: APPLICATION_VIEW_SELECT, orderBy: { createdAt: 'desc' }, take: LIST_LIMIT + 1 });
+    const tab: ApplicationListTab = ctx.query.show === 'revoked' ? 'revoked' : 'active';
+    const page = Math.min(Math.max(1, Number.parseInt(String(ctx.query.page ?? '1'), 10) || 1), 10_000);
+    const list = await listTeamApplications(deps, { teamId: team.id, tab, page, pageSize: APPLICATION_LIST_PAGE_SIZE });
     const now = deps.now();
-    const applications = rows.slice(0, LIST_LIMIT).map((row) => presentApplication(row, now));
-    applications.sort((a, b) => Number(b.status !== 'revoked') - Number(a.status !== 'revoked'));
-    renderPage(ctx, <ApplicationsListPage chrome={chrome(ctx, 'applications')} now={now} applications={applications} truncated={rows.length > LIST_LIMIT} limit={LIST_LIMIT} />);
+    const applications = list.applications.map((row) => presentApplication(row, now));
+    renderPage(
+      ctx,
+      <ApplicationsListPage chrome={chrome(ctx, 'applications')} now={now} applications={applications} tab={tab} counts={list.counts} page={page} hasNext={list.hasNext} />,
+    );
   });
 
   const renderNew = async (ctx: PageContext, values: NewApplicationValues, errors: FieldErrors, status: number) =>
