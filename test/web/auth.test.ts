@@ -5,6 +5,7 @@ import { findPart, parseMail, startSmtpPeer, type SmtpPeer } from '../helpers/sm
 import { linkFromMail, PortalClient, signIn, signUpAndSignIn, STRONG_PASSWORD } from '../helpers/portal.ts';
 import { cookieNames } from '../../src/web/pages.ts';
 import { issueLinkToken } from '../../src/accounts/links.ts';
+import { requestPasswordReset, resendVerification } from '../../src/accounts/sign-up.ts';
 
 const SESSION = cookieNames(false).session;
 const tokenOf = (link: string) => new URL(link).searchParams.get('token')!;
@@ -134,6 +135,29 @@ describe('portal: sign-up, verification, sign-in, sign-out, reset', () => {
     await smtp.waitFor((m) => smtp.messages.indexOf(m) >= before && m.to.includes(email));
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(smtp.messages.slice(before).filter((m) => m.to.includes(email)).length, 1, 'one "account exists" mail');
+  });
+
+  it('answers a reset request or a verification resend before the work that depends on the address is done', async () => {
+    const email = 'timed@example.com';
+    await signUpAndSignIn(server, smtp, email);
+    const account = await server.deps.prisma.account.findUniqueOrThrow({ where: { email } });
+    const links = (purpose: 'reset_password' | 'verify_email') => server.deps.prisma.linkToken.count({ where: { accountId: account.id, purpose } });
+    const actor = { type: 'account' as const, ip: '192.0.2.77' };
+    const reset = await requestPasswordReset(server.deps, email, actor);
+    assert.ok(reset.ok);
+    // Answered: the link is not issued yet (a known address took a transaction and an audit event before answering).
+    assert.equal(await links('reset_password'), 0);
+    await reset.done;
+    assert.equal(await links('reset_password'), 1);
+
+    await server.deps.prisma.account.update({ where: { id: account.id }, data: { emailVerifiedAt: null } });
+    const verifyBefore = await links('verify_email');
+    const resend = await resendVerification(server.deps, email, actor);
+    assert.ok(resend.ok);
+    assert.equal(await links('verify_email'), verifyBefore);
+    await resend.done;
+    assert.equal(await links('verify_email'), verifyBefore + 1);
+    await server.deps.prisma.account.update({ where: { id: account.id }, data: { emailVerifiedAt: new Date() } });
   });
 
   it('refuses a weak password beside the field, keeping the email and never the password', async () => {

@@ -94,6 +94,7 @@ export const authRoutes: PageRoutes = (router, deps) => {
   });
 
   router.post('/verify-email/resend', async (ctx) => {
+    // The same page at once whether or not the address has an account; the mail follows (result.done).
     const result = await resendVerification(deps, textOf(ctx.state.form.email), actorOf(ctx));
     if (!result.ok) return renderThrottled(ctx, result.retryAfterSeconds);
     renderPage(ctx, h(LinkSentPage, { chrome: chrome(ctx), what: 'verify' }));
@@ -158,7 +159,8 @@ export const authRoutes: PageRoutes = (router, deps) => {
   router.post('/reset-password', async (ctx) => {
     const email = textOf(ctx.state.form.email).trim();
     if (!email) return renderPage(ctx, h(ResetRequestPage, { chrome: chrome(ctx), error: 'Enter your email address.' }), 400);
-    // Throttled in the service: every request counts, since each may send a mail.
+    // Throttled in the service (every request counts: each may send a mail). The same page at
+    // once for any address: the link's transaction, audit and mail run after it (result.done).
     const result = await requestPasswordReset(deps, email, actorOf(ctx));
     if (!result.ok) return renderThrottled(ctx, result.retryAfterSeconds);
     renderPage(ctx, h(LinkSentPage, { chrome: chrome(ctx), what: 'reset' }));
