@@ -54,7 +54,7 @@ export const API_KEY_VIEW_SELECT = {
   replacedById: true,
 } as const;
 
-export const maskKeyId = (id: string) => `lk_${id.slice(0, 4)}…_••••`;
+const maskKeyId = (id: string) => `lk_${id.slice(0, 4)}…_••••`;
 
 export function presentApiKey(key: ApiKeyFields, now: Date): ApiKeyView {
   const raw = apiKeyStatus(key, now);
@@ -82,7 +82,7 @@ export function presentApiKey(key: ApiKeyFields, now: Date): ApiKeyView {
 
 export type ApplicationStatusLabel = 'active' | 'suspended' | 'revoked';
 
-export const AUTH_METHOD_LABELS: Record<string, string> = {
+const AUTH_METHOD_LABELS: Record<string, string> = {
   client_secret_basic: 'Client secret',
   client_secret_post: 'Client secret (in the body)',
   private_key_jwt: 'Private key JWT',

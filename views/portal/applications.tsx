@@ -3,7 +3,7 @@ import type { ApplicationListTab } from '../../src/credentials/application-list.
 import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
-import { AudiencesField, graceChoices, NoScopesNote, Scopes, scopeChoices, type ScopeOption } from './keys.tsx';
+import { AudiencesField, graceChoices, NoScopesNote, Scopes, scopeChoices, type ScopeOption } from '../credential-fields.tsx';
 
 export interface ApplicationsListProps {
   chrome: Chrome;

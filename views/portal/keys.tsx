@@ -1,71 +1,9 @@
 import type { ApiKeyView } from '../../src/credentials/presenters.ts';
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time, type Choice } from '../components.tsx';
+import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import type { KeyListTab } from '../../src/credentials/key-list.ts';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
-
-/** A scope of the catalog as the forms offer it. */
-export interface ScopeOption {
-  name: string;
-  description: string;
-  requiresApproval: boolean;
-}
-
-export const scopeChoices = (catalog: ScopeOption[], chosen: string[]): Choice[] =>
-  catalog.map((scope) => ({
-    value: scope.name,
-    label: scope.requiresApproval ? `${scope.name} (requires approval)` : scope.name,
-    description: scope.description,
-    checked: chosen.includes(scope.name),
-  }));
-
-/** Stripe's "roll key": when the old credential stops working. */
-export const GRACE_CHOICES = [
-  { value: 'now', label: 'Now' },
-  { value: '1h', label: '1 hour' },
-  { value: '24h', label: '24 hours' },
-  { value: '7d', label: '7 days' },
-] as const;
-export type GraceChoice = (typeof GRACE_CHOICES)[number]['value'];
-
-/** In place of the scope checkboxes while the catalog is empty (a fresh install). */
-export function NoScopesNote(props: { what: string }) {
-  return (
-    <div class="field" id="field-scopes">
-      <p>
-        <strong>Scopes</strong>
-      </p>
-      <p class="hint">
-        No scopes are defined yet: {props.what} but grant no scope. An admin adds scopes with <code>latchkey scope create</code>.
-      </p>
-    </div>
-  );
-}
-
-export const graceChoices = (chosen: string): Choice[] => GRACE_CHOICES.map((c) => ({ value: c.value, label: c.label, checked: c.value === chosen }));
-
-export const EXPIRY_CHOICES = [
-  { value: '7d', label: '7 days' },
-  { value: '30d', label: '30 days' },
-  { value: '90d', label: '90 days' },
-  { value: '1y', label: '1 year' },
-  { value: 'never', label: 'No expiry' },
-] as const;
-export type ExpiryChoice = (typeof EXPIRY_CHOICES)[number]['value'];
-
-export function Scopes(props: { scopes: string[] }) {
-  if (props.scopes.length === 0) return <span class="muted">none</span>;
-  return (
-    <span>
-      {props.scopes.map((scope, i) => (
-        <>
-          {i > 0 ? ' ' : null}
-          <code class="scope">{scope}</code>
-        </>
-      ))}
-    </span>
-  );
-}
+import { AudiencesField, expiryChoices, graceChoices, NoScopesNote, Scopes, scopeChoices, type ScopeOption } from '../credential-fields.tsx';
 
 
 export interface KeysListProps {
@@ -164,23 +102,6 @@ export interface NewKeyValues {
   expires: string;
 }
 
-export function AudiencesField(props: { value: string; error?: string; defaultAudience: string; what: string }) {
-  return (
-    <Field
-      label="Audiences"
-      name="audiences"
-      value={props.value}
-      error={props.error}
-      maxLength={2000}
-      hint={
-        <>
-          Optional: the URLs of the APIs that accept {props.what}, separated by spaces. Empty: <code>{props.defaultAudience}</code>.
-        </>
-      }
-    />
-  );
-}
-
 export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeOption[]; values: NewKeyValues; errors: Record<string, string>; defaultAudience: string }) {
   const { values, errors } = props;
   return (
@@ -199,7 +120,7 @@ export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeOption[]; valu
           legend="Expires"
           name="expires"
           type="radio"
-          choices={EXPIRY_CHOICES.map((c) => ({ value: c.value, label: c.label, checked: c.value === values.expires }))}
+          choices={expiryChoices(values.expires)}
           error={errors.expires}
           hint="A key that never expires stays dangerous for as long as it leaks unnoticed: prefer an expiry and rotate."
         />

@@ -1,4 +1,5 @@
 import { Badge, Button, EmptyState, Form, LinkButton, PageHeader, SecretOnce, Time } from '../components.tsx';
+import { Scopes } from '../credential-fields.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 
 /** A credential request as the pages show it (a plain view model). */
@@ -20,19 +21,6 @@ export interface RequestView {
 
 const KIND_LABEL = { api_key: 'API key', client: 'Application' } as const;
 const credentialHref = (r: Pick<RequestView, 'kind' | 'resultId'>) => (r.kind === 'client' ? `/portal/applications/${r.resultId}` : `/portal/keys/${r.resultId}`);
-
-function ScopeList(props: { scopes: string[] }) {
-  return (
-    <span>
-      {props.scopes.map((scope, i) => (
-        <>
-          {i > 0 ? ' ' : null}
-          <code class="scope">{scope}</code>
-        </>
-      ))}
-    </span>
-  );
-}
 
 export function RequestsListPage(props: { chrome: Chrome; now: Date; requests: RequestView[] }) {
   return (
@@ -70,7 +58,7 @@ export function RequestsListPage(props: { chrome: Chrome; now: Date; requests: R
                   </td>
                   <td>{KIND_LABEL[r.kind]}</td>
                   <td>
-                    <ScopeList scopes={r.scopes} />
+                    <Scopes scopes={r.scopes} />
                   </td>
                   <td>
                     <Badge status={r.status} />
@@ -127,7 +115,7 @@ export function RequestDetailPage(props: { chrome: Chrome; now: Date; request: R
         <dd>{kind}</dd>
         <dt>Scopes</dt>
         <dd>
-          <ScopeList scopes={r.scopes} />
+          <Scopes scopes={r.scopes} />
         </dd>
         <dt>Requested by</dt>
         <dd>{r.requestedBy ?? <span class="muted">a former member</span>}</dd>

@@ -22,14 +22,14 @@ import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts
 import type { PageRoutes } from '../pages.ts';
 import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
-import { audiencesText, chosenScopes, GRACE_MS, graceForm, scopeCatalog, scopesProblem } from './keys.tsx';
+import { audiencesText, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './keys.tsx';
 
 type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
 
 /** A page of the application list: a screenful, as the key list (KEY_LIST_PAGE_SIZE). */
 export const APPLICATION_LIST_PAGE_SIZE = 25;
 
-export const newApplicationForm = z.object({
+const newApplicationForm = z.object({
   name: credentialName,
   scopes: chosenScopes,
   audiences: audiencesText,
@@ -147,7 +147,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     const back = `/portal/applications/${application.id}`;
     const parsed = parseForm(graceForm, { grace: textOf(ctx.state.form.grace) });
     if (!parsed.ok) return redirectWith(ctx, back, { kind: 'error', text: 'Choose how long the old secret keeps working.' });
-    const graceMs = GRACE_MS[parsed.value.grace]!;
+    const graceMs = graceOf(parsed.value.grace).ms;
     const now = deps.now();
     if (textOf(ctx.state.form.confirm) !== 'yes') {
       return renderPage(

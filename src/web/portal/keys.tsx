@@ -6,11 +6,9 @@ import {
   KeyShownOncePage,
   KeysListPage,
   NewKeyPage,
-  EXPIRY_CHOICES,
-  GRACE_CHOICES,
   type NewKeyValues,
-  type ScopeOption,
 } from '../../../views/portal/keys.tsx';
+import { EXPIRY_CHOICES, GRACE_CHOICES, type ScopeOption } from '../../../views/credential-fields.tsx';
 import { revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
 import { KEY_ID } from '../../credentials/api-key-format.ts';
@@ -27,16 +25,15 @@ import type { PageRoutes } from '../pages.ts';
 import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
 
-const DAY = 86_400_000;
-const EXPIRY_MS: Record<string, number | undefined> = { '7d': 7 * DAY, '30d': 30 * DAY, '90d': 90 * DAY, '1y': 365 * DAY, never: undefined };
-export const GRACE_MS: Record<string, number> = { now: 0, '1h': 3_600_000, '24h': DAY, '7d': 7 * DAY };
-export const graceLabel = (grace: string) => GRACE_CHOICES.find((c) => c.value === grace)?.label ?? grace;
+const choiceValues = (choices: readonly { value: string }[]) => choices.map((c) => c.value) as [string, ...string[]];
+/** The chosen grace window (graceForm has checked it is one of GRACE_CHOICES). */
+export const graceOf = (value: string) => GRACE_CHOICES.find((c) => c.value === value)!;
 
-// Enough for any team's screen; a team with more sees the newest and a note (one indexed query).
 // A page of the key list: a screenful, cheap to render whatever the team holds (bench/portal.ts).
 export const KEY_LIST_PAGE_SIZE = 25;
 
 const KEY_NAME_TAKEN = 'A live key of this team already has this name. Choose another.';
+
 /** Which scopes were chosen; whether at least one is needed depends on the catalog (scopesProblem). */
 export const chosenScopes = z.array(z.string());
 /** Optional: the APIs (audiences) that accept the credential, space-separated; none means the server's default audience. */
@@ -46,14 +43,14 @@ export const audiencesText = z
   .transform((text) => [...new Set(text.split(/[\s,]+/).filter(Boolean))])
   .pipe(z.array(z.url({ protocol: /^https?$/, message: 'Give full http(s) URLs, e.g. https://api.example.com, separated by spaces.' })).max(10, 'Name at most 10 APIs.'));
 
-export const newKeyForm = z.object({
+const newKeyForm = z.object({
   name: credentialName,
   scopes: chosenScopes,
   audiences: audiencesText,
-  expires: z.enum(EXPIRY_CHOICES.map((c) => c.value) as [string, ...string[]], { message: 'Choose when the key expires.' }),
+  expires: z.enum(choiceValues(EXPIRY_CHOICES), { message: 'Choose when the key expires.' }),
 });
 
-export const graceForm = z.object({ grace: z.enum(Object.keys(GRACE_MS) as [string, ...string[]], { message: 'Choose how long the old one keeps working.' }) });
+export const graceForm = z.object({ grace: z.enum(choiceValues(GRACE_CHOICES), { message: 'Choose how long the old one keeps working.' }) });
 
 /** The scope catalog as the forms offer it. */
 export function scopeCatalog(deps: Deps): Promise<ScopeOption[]> {
@@ -113,7 +110,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     if (!parsed.ok || Object.keys(errors).length > 0) return renderNew(ctx, values, errors, 400);
 
     const { name, scopes, audiences, expires } = parsed.value;
-    const expiresInMs = EXPIRY_MS[expires];
+    const expiresInMs = EXPIRY_CHOICES.find((c) => c.value === expires)!.ms;
     let outcome;
     try {
       outcome = await issueOrRequest(deps, { kind: 'api_key', teamId: team.id, requestedById: principalOf(ctx).accountId, name, scopes, audiences, expiresInMs }, actorOf(ctx));
@@ -142,13 +139,13 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     const parsed = parseForm(graceForm, { grace: textOf(ctx.state.form.grace) });
     if (!parsed.ok) return redirectWith(ctx, back, { kind: 'error', text: parsed.errors.grace ?? 'Choose how long the old key keeps working.' });
     const { grace } = parsed.value;
-    const graceMs = GRACE_MS[grace]!;
+    const { ms: graceMs, label } = graceOf(grace);
     if (textOf(ctx.state.form.confirm) !== 'yes') {
       const now = deps.now();
       const until = new Date(now.getTime() + graceMs);
       return renderPage(
         ctx,
-        <KeyRotateConfirmPage chrome={chrome(ctx, 'keys')} now={now} apiKey={key} grace={grace} graceLabel={graceLabel(grace)} until={key.expiresAt && key.expiresAt < until ? key.expiresAt : until} />,
+        <KeyRotateConfirmPage chrome={chrome(ctx, 'keys')} now={now} apiKey={key} grace={grace} graceLabel={label} until={key.expiresAt && key.expiresAt < until ? key.expiresAt : until} />,
       );
     }
     await flashOnConflict(ctx, back, async () => {
