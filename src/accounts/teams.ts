@@ -21,9 +21,9 @@ const refuse = (error: string, field?: string): TeamResult<never> => ({ ok: fals
 type TeamDeps = Pick<Deps, 'prisma' | 'keyring' | 'config' | 'now' | 'mailer'>;
 
 /** Serialises changes to one team's people, so that two owners cannot demote each other to none. */
-async function lockTeam(tx: Tx, teamId: string): Promise<{ id: string; name: string; personal_account_id: string | null } | undefined> {
-  const rows = await tx.$queryRaw<{ id: string; name: string; personal_account_id: string | null }[]>`
-    SELECT id::text, name, personal_account_id::text FROM team WHERE id = ${teamId}::uuid FOR UPDATE`;
+async function lockTeam(tx: Tx, teamId: string): Promise<{ id: string; name: string; personal_account_id: string | null; status: string } | undefined> {
+  const rows = await tx.$queryRaw<{ id: string; name: string; personal_account_id: string | null; status: string }[]>`
+    SELECT id::text, name, personal_account_id::text, status FROM team WHERE id = ${teamId}::uuid FOR UPDATE`;
   return rows[0];
 }
 
@@ -110,10 +110,13 @@ const LAST_OWNER = 'A team needs at least one owner: make someone else an owner 
 export async function changeMemberRole(deps: Pick<Deps, 'prisma' | 'now'>, teamId: string, accountId: string, role: TeamRole, actor: Actor): Promise<TeamResult> {
   const now = deps.now();
   return deps.prisma.$transaction(async (tx) => {
-    await lockTeam(tx, teamId);
+    const team = await lockTeam(tx, teamId);
+    if (!team) return refuse('This team no longer exists.');
     const member = await tx.membership.findUnique({ where: { teamId_accountId: { teamId, accountId } } });
     if (!member) return refuse('This person is no longer a member of the team.');
     if (member.role === role) return ok(undefined);
+    // As removeMember: a personal team's person stays its owner.
+    if (team.personal_account_id === accountId) return refuse('A personal team keeps its owner.');
     if (member.role === 'owner' && (await tx.membership.count({ where: { teamId, role: 'owner' } })) <= 1) return refuse(LAST_OWNER);
     await tx.membership.update({ where: { teamId_accountId: { teamId, accountId } }, data: { role } });
     await appendAuditEvents(tx, [actorEvent(actor, 'team.member_role_changed', 'team', teamId, { teamId, accountId, from: member.role, to: role })], now);
@@ -168,10 +171,11 @@ export async function acceptInvitation(
     if (normaliseEmail(peeked.email) !== normaliseEmail(account.email)) {
       return { ...refuse(`This invitation was sent to another address. Sign in as the invited person, or ask the team's owner to invite ${account.email}.`), reason: 'wrong_person' as const };
     }
+    // A team that is not active (suspended) takes nobody in; the link stays unspent.
+    const team = await lockTeam(tx, peeked.teamId);
+    if (!team || team.status !== 'active') return { ...refuse('This invitation link is no longer valid.'), reason: 'invalid' as const };
     const row = await consumeLinkToken(tx, deps, 'team_invite', token);
     if (!row?.teamId) return { ...refuse('This invitation link is no longer valid.'), reason: 'invalid' as const };
-    const team = await lockTeam(tx, row.teamId);
-    if (!team) return { ...refuse('This invitation link is no longer valid.'), reason: 'invalid' as const };
     const role: TeamRole = row.role === 'owner' ? 'owner' : 'member';
     const existing = await tx.membership.findUnique({ where: { teamId_accountId: { teamId: row.teamId, accountId: account.id } } });
     if (!existing) await tx.membership.create({ data: { teamId: row.teamId, accountId: account.id, role, createdAt: now } });
