@@ -21,8 +21,13 @@ export async function verifyPassword(hash: string | null, password: string): Pro
   }
 }
 
-/** What a new password ends, in the transaction that sets it: every other session of the account (all when `keep` is null). */
+/**
+ * What a new password ends, in the transaction that sets it: every other session of the account
+ * (all of them when `keep` is null), and every unused reset or verification link (a link mailed
+ * before the change must not open the account after it).
+ */
 export async function endCredentialsAfterPasswordChange(tx: Tx, accountId: string, keep: string | null, now: Date): Promise<number> {
+  await tx.linkToken.updateMany({ where: { accountId, purpose: { in: ['reset_password', 'verify_email'] }, usedAt: null }, data: { usedAt: now } });
   const { count } = await tx.session.updateMany({ where: { accountId, endedAt: null, ...(keep ? { id: { not: keep } } : {}) }, data: { endedAt: now } });
   return count;
 }

@@ -4,7 +4,7 @@ import type { Actor } from '../actor.ts';
 import type { Deps } from '../context.ts';
 import { accountExistsMessage, passwordResetMessage, verifyEmailMessage } from '../mail/messages.ts';
 import { createAccount, normaliseEmail } from './accounts.ts';
-import { hashPassword } from './passwords.ts';
+import { endCredentialsAfterPasswordChange, hashPassword } from './passwords.ts';
 import { consumeLinkToken, issueLinkToken, LINK_LIFETIME_TEXT, peekLinkToken } from './links.ts';
 import { checkPassword } from './password-policy.ts';
 
@@ -205,9 +205,10 @@ export async function resetPassword(
     if (!account || account.email !== used.email || account.status !== 'active') return null;
     // The mailbox answered, so the address is verified too.
     await tx.account.update({ where: { id: account.id }, data: { passwordHash, passwordChangedAt: now, emailVerifiedAt: account.emailVerifiedAt ?? now } });
-    // Every session ends with the change (ASVS 7.4.3), atomically: no window where the old password's sessions live on.
-    const ended = await tx.session.updateMany({ where: { accountId: account.id, endedAt: null }, data: { endedAt: now } });
-    await appendAuditEvents(tx, [actorEvent({ ...actor, id: actor.id ?? account.id }, 'account.password_reset', 'account', account.id, { sessionsEnded: ended.count })], now);
+    // Every session and every other reset or verification link ends with the change (ASVS 7.4.3),
+    // atomically: no window where the old password's sessions or links live on.
+    const ended = await endCredentialsAfterPasswordChange(tx, account.id, null, now);
+    await appendAuditEvents(tx, [actorEvent({ ...actor, id: actor.id ?? account.id }, 'account.password_reset', 'account', account.id, { sessionsEnded: ended })], now);
     return account.id;
   });
   return accountId ? { ok: true, accountId } : { ok: false, reason: 'link' };
