@@ -18,7 +18,7 @@ export type TeamResult<T = void> = { ok: true; value: T } | { ok: false; field?:
 const ok = <T>(value: T): TeamResult<T> => ({ ok: true, value });
 const refuse = (error: string, field?: string): TeamResult<never> => ({ ok: false, error, field });
 
-type TeamDeps = Pick<Deps, 'prisma' | 'keyring' | 'config' | 'now' | 'mailer'>;
+type TeamDeps = Pick<Deps, 'prisma' | 'keyring' | 'config' | 'now' | 'mailer' | 'throttle'>;
 
 /** Serialises changes to one team's people, so that two owners cannot demote each other to none. */
 async function lockTeam(tx: Tx, teamId: string): Promise<{ id: string; name: string; personal_account_id: string | null; status: string } | undefined> {
@@ -61,12 +61,17 @@ export async function renameTeam(deps: Pick<Deps, 'prisma' | 'now'>, teamId: str
   });
 }
 
-/** Invites an address; the link goes by mail after the commit, and only its digest is stored. */
+/**
+ * Invites an address; the link goes by mail after the commit, and only its digest is stored.
+ * Throttled per inviting account ('invite'), so the server is no mail relay.
+ */
 export async function inviteMember(
   deps: TeamDeps,
   input: { teamId: string; email: string; role: TeamRole; invitedBy: { id: string; email: string } },
   actor: Actor,
-): Promise<TeamResult<{ expiresAt: Date }>> {
+): Promise<TeamResult<{ expiresAt: Date }> | { ok: false; reason: 'throttled'; retryAfterSeconds: number }> {
+  const verdict = await deps.throttle.attempt('invite', input.invitedBy.id, actor.ip ?? 'unknown');
+  if (!verdict.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: verdict.retryAfterSeconds };
   const email = normaliseEmail(input.email);
   const now = deps.now();
   const outcome = await deps.prisma.$transaction(async (tx) => {

@@ -188,6 +188,22 @@ describe('teams and invitations', () => {
     assert.match(await (await bob.get('/portal/team')).text(), /<h1>bob@example\.com<\/h1>/);
   });
 
+  it('throttles invitations per inviting account (20 an hour; the server is no mail relay)', async () => {
+    const dave = await signUpAndSignIn(server, smtp, 'dave@example.com');
+    const made = await dave.postForm('/portal/team', '/portal/team/create', { name: 'Relay' });
+    assert.equal(made.status, 303);
+    const relayId = (await server.deps.prisma.team.findFirstOrThrow({ where: { name: 'Relay' } })).id;
+    const answers = await Promise.all(
+      Array.from({ length: 25 }, (_, i) => dave.postForm('/portal/team', '/portal/team/invitations', { email: `target${i}@example.net`, role: 'member' })),
+    );
+    const statuses = answers.map((a) => a.status);
+    assert.equal(statuses.filter((s) => s === 303).length, 20, statuses.join(','));
+    const blocked = answers.find((a) => a.status === 429)!;
+    assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+    assert.match(await blocked.text(), /Too many attempts, try again in \d+ minutes?/);
+    assert.equal(await server.deps.prisma.linkToken.count({ where: { teamId: relayId, purpose: 'team_invite' } }), 20);
+  });
+
   it('shows the team’s activity', async () => {
     const page = await alice.get('/portal/activity');
     assert.equal(page.status, 200);

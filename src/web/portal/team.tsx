@@ -10,6 +10,7 @@ import { accountOf, actorOf, principalOf, teamOf, type PageContext } from '../pa
 import type { PageRoutes } from '../pages.ts';
 import { chrome, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
+import { renderThrottled } from '../throttled.ts';
 
 const teamName = z
   .string()
@@ -75,6 +76,7 @@ export const teamRoutes: PageRoutes = (router, deps) => {
     if (!parsed.ok) return showTeam(deps, ctx, { invite: { ...input, errors: parsed.errors } }, 400);
     const account = accountOf(ctx);
     const result = await inviteMember(deps, { teamId: team.id, email: parsed.value.email, role: parsed.value.role, invitedBy: { id: account.id, email: account.email } }, actorOf(ctx));
+    if (!result.ok && 'reason' in result) return renderThrottled(ctx, result.retryAfterSeconds);
     if (!result.ok) return showTeam(deps, ctx, { invite: { ...input, errors: { [result.field ?? 'email']: result.error } } }, 400);
     redirectWith(ctx, '/portal/team', { kind: 'success', text: `Invitation sent to ${parsed.value.email.toLowerCase()}.` });
   });
