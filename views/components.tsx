@@ -1,4 +1,5 @@
 import type { ComponentChildren } from 'preact';
+import { Layout, type Chrome } from './layout.tsx';
 
 /** The anti-CSRF token every form carries (src/web/csrf.ts checks it with the Origin). */
 export function Form(props: { action: string; csrf: string; children: ComponentChildren; class?: string; method?: 'post' | 'get'; id?: string }) {
@@ -234,5 +235,41 @@ export function Pager(props: { page: number; newer: { href: string; label: strin
       <span class="muted small">Page {props.page}</span>
       {props.older ? <a href={props.older.href}>{props.older.label}</a> : <span />}
     </nav>
+  );
+}
+
+/**
+ * The second step of a destructive or one-way action (STYLE "Pages"): a sentence naming what
+ * will happen, and a button with the same name as the first step's, posting the same form
+ * again with `confirm=yes` and the first step's choices as hidden fields.
+ */
+export function ConfirmPage(props: {
+  chrome: Chrome;
+  title: string;
+  description?: ComponentChildren;
+  sentence: ComponentChildren;
+  action: string;
+  hidden?: Record<string, string>;
+  button: string;
+  danger?: boolean;
+  cancel: string;
+}) {
+  return (
+    <Layout chrome={props.chrome} title={props.title}>
+      <PageHeader title={props.title} description={props.description} />
+      <div class={props.danger ? 'panel panel-danger' : 'panel'}>
+        <p>{props.sentence}</p>
+        <Form action={props.action} csrf={props.chrome.csrf}>
+          {Object.entries(props.hidden ?? {}).map(([name, value]) => (
+            <input type="hidden" name={name} value={value} />
+          ))}
+          <input type="hidden" name="confirm" value="yes" />
+          <div class="form-actions">
+            <Button variant={props.danger ? 'danger' : undefined}>{props.button}</Button>
+            <a href={props.cancel}>Cancel</a>
+          </div>
+        </Form>
+      </div>
+    </Layout>
   );
 }

@@ -1,8 +1,6 @@
 import { z } from 'zod';
 import {
   ApplicationPage,
-  ApplicationRevokeConfirmPage,
-  ApplicationRotateConfirmPage,
   ApplicationShownOncePage,
   ApplicationsListPage,
   NewApplicationPage,
@@ -10,6 +8,7 @@ import {
 } from '../../../views/portal/applications.tsx';
 import { CLIENT_ID, createClientInput, revokeClient, rotateClientSecret } from '../../credentials/clients.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
+import { ConfirmPage, Time } from '../../../views/components.tsx';
 import { listTeamApplications, type ApplicationListTab } from '../../credentials/application-list.ts';
 import { APPLICATION_VIEW_SELECT, presentApplication } from '../../credentials/presenters.ts';
 import { usageSeries } from '../../credentials/usage.ts';
@@ -152,7 +151,20 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     if (textOf(ctx.state.form.confirm) !== 'yes') {
       return renderPage(
         ctx,
-        <ApplicationRotateConfirmPage chrome={chrome(ctx, 'applications')} now={now} application={application} grace={parsed.value.grace} until={new Date(now.getTime() + graceMs)} />,
+        <ConfirmPage
+          chrome={chrome(ctx, 'applications')}
+          title={`Rotate the secret of ${application.name}`}
+          description={<code>{application.id}</code>}
+          sentence={
+            <>
+              {graceMs === 0 ? 'The current secret stops working now.' : <>The current secret keeps working until <Time at={new Date(now.getTime() + graceMs)} now={now} />.</>} The new secret is shown once.
+            </>
+          }
+          action={`${back}/rotate-secret`}
+          hidden={{ grace: parsed.value.grace }}
+          button="Rotate secret"
+          cancel={back}
+        />,
       );
     }
     await flashOnConflict(ctx, back, async () => {
@@ -175,7 +187,25 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
   router.post('/applications/:id/revoke', signedIn, async (ctx) => {
     const application = await loadApplication(deps, ctx, ctx.params.id!, 'change');
     const back = `/portal/applications/${application.id}`;
-    if (textOf(ctx.state.form.confirm) !== 'yes') return renderPage(ctx, <ApplicationRevokeConfirmPage chrome={chrome(ctx, 'applications')} application={application} />);
+    if (textOf(ctx.state.form.confirm) !== 'yes') {
+      return renderPage(
+        ctx,
+        <ConfirmPage
+          chrome={chrome(ctx, 'applications')}
+          title={`Revoke ${application.name}`}
+          description={<code>{application.id}</code>}
+          sentence={
+            <>
+              Revoke application <code>{application.id}</code> — its secrets stop working and its tokens are refused within a second. This cannot be undone.
+            </>
+          }
+          action={`${back}/revoke`}
+          button="Revoke"
+          danger
+          cancel={back}
+        />,
+      );
+    }
     if (application.status === 'revoked') return redirectWith(ctx, back, { kind: 'error', text: 'Nothing changed: this application was already revoked.' });
     await flashOnConflict(ctx, back, async () => {
       await revokeClient(deps, application.id, actorOf(ctx));

@@ -1,13 +1,12 @@
 import { z } from 'zod';
 import {
   KeyPage,
-  KeyRevokeConfirmPage,
-  KeyRotateConfirmPage,
   KeyShownOncePage,
   KeysListPage,
   NewKeyPage,
   type NewKeyValues,
 } from '../../../views/portal/keys.tsx';
+import { ConfirmPage, Time } from '../../../views/components.tsx';
 import { EXPIRY_CHOICES, GRACE_CHOICES, type ScopeOption } from '../../../views/credential-fields.tsx';
 import { revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
@@ -139,13 +138,27 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     const parsed = parseForm(graceForm, { grace: textOf(ctx.state.form.grace) });
     if (!parsed.ok) return redirectWith(ctx, back, { kind: 'error', text: parsed.errors.grace ?? 'Choose how long the old key keeps working.' });
     const { grace } = parsed.value;
-    const { ms: graceMs, label } = graceOf(grace);
+    const graceMs = graceOf(grace).ms;
     if (textOf(ctx.state.form.confirm) !== 'yes') {
       const now = deps.now();
-      const until = new Date(now.getTime() + graceMs);
+      const graceEnd = new Date(now.getTime() + graceMs);
+      const until = key.expiresAt && key.expiresAt < graceEnd ? key.expiresAt : graceEnd;
       return renderPage(
         ctx,
-        <KeyRotateConfirmPage chrome={chrome(ctx, 'keys')} now={now} apiKey={key} grace={grace} graceLabel={label} until={key.expiresAt && key.expiresAt < until ? key.expiresAt : until} />,
+        <ConfirmPage
+          chrome={chrome(ctx, 'keys')}
+          title={`Rotate key ${key.masked}`}
+          description={key.name}
+          sentence={
+            <>
+              <code>{key.prefix}</code> {graceMs === 0 ? 'stops working now' : <>keeps working until <Time at={until} now={now} /></>}. The new key is shown once.
+            </>
+          }
+          action={`/portal/keys/${key.id}/rotate`}
+          hidden={{ grace }}
+          button="Rotate"
+          cancel={back}
+        />,
       );
     }
     await flashOnConflict(ctx, back, async () => {
@@ -173,7 +186,26 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     const key = await loadKey(deps, ctx, ctx.params.id!, 'change');
     const back = `/portal/keys/${key.id}`;
     const reason = textOf(ctx.state.form.reason).trim().slice(0, 500);
-    if (textOf(ctx.state.form.confirm) !== 'yes') return renderPage(ctx, <KeyRevokeConfirmPage chrome={chrome(ctx, 'keys')} apiKey={key} reason={reason} />);
+    if (textOf(ctx.state.form.confirm) !== 'yes') {
+      return renderPage(
+        ctx,
+        <ConfirmPage
+          chrome={chrome(ctx, 'keys')}
+          title={`Revoke key ${key.masked}`}
+          description={key.name}
+          sentence={
+            <>
+              Revoke key <code>{key.prefix}</code> — services using it will be refused within a second. This cannot be undone.
+            </>
+          }
+          action={`/portal/keys/${key.id}/revoke`}
+          hidden={{ reason }}
+          button="Revoke"
+          danger
+          cancel={back}
+        />,
+      );
+    }
     if (key.revokedAt) return redirectWith(ctx, back, { kind: 'error', text: 'Nothing changed: this key was already revoked.' });
     await flashOnConflict(ctx, back, async () => {
       await revokeApiKey(deps, key.id, { reason: reason || undefined }, actorOf(ctx));
