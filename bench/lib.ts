@@ -192,6 +192,7 @@ export interface Figures {
   rps: number;
   p50_ms: number;
   p90_ms: number;
+  p95_ms: number;
   p99_ms: number;
   mean_ms: number;
   ok: number;
@@ -251,6 +252,7 @@ export async function measure(name: string, url: string, requests: LoadRequest[]
     rps: Math.round(result['2xx'] / result.duration),
     p50_ms: us(50),
     p90_ms: us(90),
+    p95_ms: us(95),
     p99_ms: us(99),
     mean_ms: round(histogram.mean / 1000, 3),
     ok: result['2xx'],

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
 import { createAccount } from '../src/accounts/accounts.ts';
-import { hashPassword } from '../src/accounts/admins.ts';
+import { hashPassword } from '../src/accounts/passwords.ts';
 import { startSession } from '../src/accounts/sessions.ts';
 import { loadConfig } from '../src/config.ts';
 import { closeDeps, createLogger, openDeps } from '../src/deps.ts';
@@ -103,14 +103,12 @@ export async function runPortalBench(): Promise<PortalResults> {
       await argon2.verify(hash, PASSWORD);
       times.push(performance.now() - started);
     }
-    // The key list's p95 lies between p90 and p99; p99 is the conservative stand-in.
-    const p95 = keyList.p99_ms;
     return {
       keys_in_team: KEYS,
       key_list: keyList,
       key_list_one_connection: keyListAlone,
       key_list_p95_bar_ms: 50,
-      key_list_pass: p95 < 50,
+      key_list_pass: keyList.p95_ms < 50,
       sign_in_ms: Math.round(median(signIns) * 10) / 10,
       argon2_verify_ms: Math.round(median(times) * 10) / 10,
       rss_mib_after: rssMiB(child.pid),

@@ -68,8 +68,8 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null,
   if (portal) {
     const k = portal.key_list;
     const one = portal.key_list_one_connection;
-    bars.push([`portal key list (${portal.keys_in_team.toLocaleString('en')} keys), p99 as p95`, `${ms(k.p99_ms)} ms (p50 ${ms(k.p50_ms)}, ${k.rps} req/s)`, `< ${portal.key_list_p95_bar_ms} ms`, verdict(portal.key_list_pass)]);
-    bars.push(['portal key list, 1 connection, p99', `${ms(one.p99_ms)} ms (p50 ${ms(one.p50_ms)}, ${one.rps} req/s, ${one.server_cpu_us_per_req ?? '-'} µs CPU/req)`, 'info', 'n/a']);
+    bars.push([`portal key list (${portal.keys_in_team.toLocaleString('en')} keys), p95`, `${ms(k.p95_ms)} ms (p50 ${ms(k.p50_ms)}, p99 ${ms(k.p99_ms)}, ${k.rps} req/s)`, `< ${portal.key_list_p95_bar_ms} ms`, verdict(portal.key_list_pass)]);
+    bars.push(['portal key list, 1 connection, p95', `${ms(one.p95_ms)} ms (p50 ${ms(one.p50_ms)}, ${one.rps} req/s, ${one.server_cpu_us_per_req ?? '-'} µs CPU/req)`, 'info', 'n/a']);
     bars.push(['portal sign-in, median of 20 / argon2id verify', `${portal.sign_in_ms} ms / ${portal.argon2_verify_ms} ms`, 'argon2 dominates', 'n/a']);
   }
   out.push(table(bars));

@@ -9,7 +9,6 @@ import { createAccount } from './accounts.ts';
 import { hashPassword } from './passwords.ts';
 
 // Moved to passwords.ts; kept here for the bench scripts that still import it from admins.
-export { ARGON2_OPTIONS, hashPassword } from './passwords.ts';
 
 export const createAdminInput = z.object({
   email: z.email().transform((e) => e.toLowerCase()),
