@@ -8,8 +8,6 @@ import { createAccount } from './accounts.ts';
 
 import { hashPassword } from './passwords.ts';
 
-// Moved to passwords.ts; kept here for the bench scripts that still import it from admins.
-
 export const createAdminInput = z.object({
   email: z.email().transform((e) => e.toLowerCase()),
   password: z.string().min(12, 'passwords need at least 12 characters').max(1024).optional(),
