@@ -5,7 +5,6 @@ import type { Deps } from '../context.ts';
 import { Conflict } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
 import { createAccount } from './accounts.ts';
-
 import { hashPassword } from './passwords.ts';
 
 export const createAdminInput = z.object({
