@@ -137,7 +137,7 @@ function pageState(deps: Deps): Middleware {
   };
 }
 
-export type PageRouter = Router<PageContext["state"], PageContext>;
+export type PageRouter = Router<PageContext['state'], PageContext>;
 
 /** A module of page routes: registers its routes on the surface's router. */
 export type PageRoutes = (router: PageRouter, deps: Deps) => void;
@@ -160,7 +160,7 @@ export function routeTable(deps: Deps, prefix: string, modules: PageRoutes[]): {
 }
 
 /**
- * The page surface (portal, and the admin screens after it): its routes behind the page
+ * A page surface (`/portal`, `/admin`): its routes behind the page
  * middleware, for every path under its prefix — an unknown path gets the 404 page too.
  */
 export function pageSurface(deps: Deps, prefix: string, modules: PageRoutes[]): Middleware {
