@@ -84,7 +84,7 @@ async function seed(url: string, audience: string, target: number): Promise<{ ro
     let inserted = 0;
     if (target > before) {
       const result = await c.query(
-        `INSERT INTO api_key (id, name, owner_id, scopes, audiences, digest, expires_at, created_at)
+        `INSERT INTO api_key (id, name, team_id, scopes, audiences, digest, expires_at, created_at)
          SELECT substr(md5('seed' || i), 1, 12), 'seed-' || i, NULL, ARRAY['s'], ARRAY[$1::text], sha256(int8send(i)), NULL, now()
          FROM generate_series($2::bigint, $3::bigint) AS i
          ON CONFLICT (id) DO NOTHING`,
