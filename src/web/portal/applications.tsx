@@ -21,7 +21,7 @@ import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts
 import type { PageRoutes } from '../pages.ts';
 import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
-import { audiencesText, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './keys.tsx';
+import { audiencesText, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
 
 type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
 

@@ -7,7 +7,7 @@ import {
   type NewKeyValues,
 } from '../../../views/portal/keys.tsx';
 import { ConfirmPage, Time } from '../../../views/components.tsx';
-import { EXPIRY_CHOICES, GRACE_CHOICES, type ScopeOption } from '../../../views/credential-fields.tsx';
+import { EXPIRY_CHOICES } from '../../../views/credential-fields.tsx';
 import { revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
 import { KEY_ID } from '../../credentials/api-key-format.ts';
@@ -23,24 +23,12 @@ import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts
 import type { PageRoutes } from '../pages.ts';
 import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
-
-const choiceValues = (choices: readonly { value: string }[]) => choices.map((c) => c.value) as [string, ...string[]];
-/** The chosen grace window (graceForm has checked it is one of GRACE_CHOICES). */
-export const graceOf = (value: string) => GRACE_CHOICES.find((c) => c.value === value)!;
+import { audiencesText, choiceValues, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
 
 // A page of the key list: a screenful, cheap to render whatever the team holds (bench/portal.ts).
 export const KEY_LIST_PAGE_SIZE = 25;
 
 const KEY_NAME_TAKEN = 'A live key of this team already has this name. Choose another.';
-
-/** Which scopes were chosen; whether at least one is needed depends on the catalog (scopesProblem). */
-export const chosenScopes = z.array(z.string());
-/** Optional: the APIs (audiences) that accept the credential, space-separated; none means the server's default audience. */
-export const audiencesText = z
-  .string()
-  .max(2000, 'Too long: name at most 10 APIs.')
-  .transform((text) => [...new Set(text.split(/[\s,]+/).filter(Boolean))])
-  .pipe(z.array(z.url({ protocol: /^https?$/, message: 'Give full http(s) URLs, e.g. https://api.example.com, separated by spaces.' })).max(10, 'Name at most 10 APIs.'));
 
 const newKeyForm = z.object({
   name: credentialName,
@@ -48,24 +36,6 @@ const newKeyForm = z.object({
   audiences: audiencesText,
   expires: z.enum(choiceValues(EXPIRY_CHOICES), { message: 'Choose when the key expires.' }),
 });
-
-export const graceForm = z.object({ grace: z.enum(choiceValues(GRACE_CHOICES), { message: 'Choose how long the old one keeps working.' }) });
-
-/** The scope catalog as the forms offer it. */
-export function scopeCatalog(deps: Deps): Promise<ScopeOption[]> {
-  return deps.prisma.scope.findMany({ select: { name: true, description: true, requiresApproval: true }, orderBy: { name: 'asc' } });
-}
-
-/**
- * What is wrong with the chosen scopes, as a message for the scopes field, or undefined. With
- * scopes in the catalog at least one must be chosen; with none at all (a fresh install) a
- * credential without scope is allowed, so a newcomer gets a working key without the CLI.
- */
-export function scopesProblem(catalog: ScopeOption[], scopes: string[]): string | undefined {
-  if (scopes.length === 0) return catalog.length > 0 ? 'Choose at least one scope.' : undefined;
-  const unknown = scopes.filter((s) => !catalog.some((c) => c.name === s));
-  return unknown.length > 0 ? `Unknown scope: ${unknown.join(', ')}. Choose from the list.` : undefined;
-}
 
 async function loadKey(deps: Deps, ctx: PageContext, id: string, rule: 'read' | 'change') {
   const principal = principalOf(ctx);
