@@ -107,6 +107,7 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
   provider.proxy = config.LATCHKEY_TRUST_PROXY;
   // Behind one trusted proxy, the client is the address it appended (the rightmost).
   provider.maxIpsCount = 1;
+  pinOrigin(provider, issuer);
 
   // Secrets are stored as keyed digests: compare digests in constant time, with the previous
   // secret accepted inside its rotation grace window. oidc-provider lets basic and post stand
@@ -158,6 +159,30 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server_error'));
   const verifier = createTokenVerifier(deps, { keys: jwks.keys.map(publicPart) }, provider);
   return { provider, scopes, verifier };
+}
+
+/**
+ * oidc-provider builds every URL it states (discovery's endpoints) and accepts (a client
+ * assertion's `aud`) from the request's href (helpers/oidc_context.js urlFor), that is from
+ * `Host`, or X-Forwarded-Host/-Proto behind a proxy, or an absolute request target. Every
+ * request is answered as the issuer's instead: its origin comes from LATCHKEY_ISSUER alone.
+ * Set on this koa app's request prototype, so it holds for oidc-provider only and costs nothing
+ * per request.
+ */
+function pinOrigin(provider: Provider, issuer: string): void {
+  const { host, hostname, protocol, origin } = new URL(issuer);
+  const scheme = protocol.slice(0, -1);
+  Object.defineProperties(provider.request, {
+    host: { get: () => host, configurable: true },
+    hostname: { get: () => hostname, configurable: true },
+    protocol: { get: () => scheme, configurable: true },
+    href: {
+      get(this: { path: string; search: string }) {
+        return `${origin}${this.path}${this.search}`;
+      },
+      configurable: true,
+    },
+  });
 }
 
 /** oidc-provider's own limit for request bodies (lib/shared/selective_body.js). */

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
+import { clientAssertion, clientKeyPair, FORM, JWT_BEARER, type ClientKeyPair } from '../helpers/oauth.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+
+// Issue 9 §1.11: every URL Latchkey states or accepts comes from LATCHKEY_ISSUER, each protocol
+// endpoint has one canonical path, and discovery lists only what is offered.
+
+let server: TestServer;
+let keys: ClientKeyPair;
+let keyClient: CreatedClient;
+
+before(async () => {
+  server = await startTestServer();
+  const scope = await createScope(server);
+  keys = await clientKeyPair();
+  keyClient = await createClient(server, { scopes: [scope], authMethod: 'private_key_jwt', jwks: keys.jwks });
+});
+after(() => server.close());
+
+interface Raw {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  body: Record<string, any>;
+}
+
+/** A request through node:http, so that Host and the request target are exactly as given. */
+function raw(method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: server.port, method, path: target, headers: { ...(body === undefined ? {} : { 'content-type': FORM, 'content-length': String(Buffer.byteLength(body)) }), ...headers } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => {
+        let parsed: Record<string, any> = {};
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // Not JSON: callers assert on status and text.
+        }
+        resolve({ status: res.statusCode!, headers: res.headers, text, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const FORGED = { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' };
+
+describe('Host header: every URL comes from LATCHKEY_ISSUER', () => {
+  for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
+    test(`${path} with a forged Host lists endpoints under the issuer`, async () => {
+      const answer = await raw('GET', path, FORGED);
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal(answer.body.issuer, server.issuer);
+      assert.equal(answer.body.token_endpoint, `${server.issuer}/token`);
+      assert.equal(answer.body.jwks_uri, `${server.issuer}/jwks`);
+      assert.doesNotMatch(answer.text, /evil\.example/);
+    });
+  }
+
+  test('an assertion for http://evil.example/token is invalid_client, even sent with that Host', async () => {
+    for (const headers of [{ host: 'evil.example' }, FORGED]) {
+      const assertion = await clientAssertion(keys, keyClient.client_id, 'http://evil.example/token');
+      const body = new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: assertion }).toString();
+      const answer = await raw('POST', '/token', headers, body);
+      assert.equal(answer.status, 401, answer.text);
+      assert.equal(answer.body.error, 'invalid_client');
+    }
+  });
+
+  test('an assertion for the issuer token endpoint still works with a forged Host', async () => {
+    const assertion = await clientAssertion(keys, keyClient.client_id, `${server.issuer}/token`);
+    const body = new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: assertion }).toString();
+    const answer = await raw('POST', '/token', { host: 'evil.example' }, body);
+    assert.equal(answer.status, 200, answer.text);
+  });
+});
