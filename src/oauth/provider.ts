@@ -10,6 +10,8 @@ import { publicPart, type PrivateJwk } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
 
 export const INTROSPECTION_PATH = '/introspect';
+/** The only paths oidc-provider is reached by (app.ts): the token endpoint, JWKS and discovery. */
+export const PROTOCOL_PATHS = new Set(['/token', '/jwks', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']);
 export const REVOCATION_PATH = '/revoke';
 // Asymmetric only: clients have no usable shared secret (we keep digests), so no HS* assertions.
 export const CLIENT_ASSERTION_ALGS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'PS256', 'RS256'];

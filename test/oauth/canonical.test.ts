@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { clientAssertion, clientKeyPair, FORM, JWT_BEARER, type ClientKeyPair } from '../helpers/oauth.ts';
+import { authAs, clientAssertion, clientKeyPair, FORM, JWT_BEARER, type ClientKeyPair } from '../helpers/oauth.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 // Issue 9 §1.11: every URL Latchkey states or accepts comes from LATCHKEY_ISSUER, each protocol
@@ -11,12 +11,14 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 let server: TestServer;
 let keys: ClientKeyPair;
 let keyClient: CreatedClient;
+let secretClient: CreatedClient;
 
 before(async () => {
   server = await startTestServer();
   const scope = await createScope(server);
   keys = await clientKeyPair();
   keyClient = await createClient(server, { scopes: [scope], authMethod: 'private_key_jwt', jwks: keys.jwks });
+  secretClient = await createClient(server, { scopes: [scope] });
 });
 after(() => server.close());
 
@@ -78,5 +80,38 @@ describe('Host header: every URL comes from LATCHKEY_ISSUER', () => {
     const body = new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: assertion }).toString();
     const answer = await raw('POST', '/token', { host: 'evil.example' }, body);
     assert.equal(answer.status, 200, answer.text);
+  });
+});
+
+describe('path variants: one canonical path per endpoint', () => {
+  const token = () => new URLSearchParams({ grant_type: 'client_credentials' }).toString();
+  for (const path of ['/TOKEN', '/token/', '/Token', '/token//', '//token', '/token%2F', '/./token', '/%74oken']) {
+    test(`POST ${path} is a JSON 404`, async () => {
+      const answer = await raw('POST', path, authAs(secretClient), token());
+      assert.equal(answer.status, 404, answer.text);
+      assert.match(String(answer.headers['content-type']), /json/);
+      assert.equal(typeof answer.body.error, 'string');
+      assert.equal(answer.body.access_token, undefined);
+    });
+  }
+  for (const path of ['/jwks/', '/JWKS', '/.well-known/OPENID-configuration', '/.well-known/openid-configuration/', '/.well-known/oauth-authorization-server/']) {
+    test(`GET ${path} is a JSON 404`, async () => {
+      const answer = await raw('GET', path);
+      assert.equal(answer.status, 404, answer.text);
+      assert.match(String(answer.headers['content-type']), /json/);
+    });
+  }
+  test('an absolute request target is not a way around the canonical path', async () => {
+    const answer = await raw('POST', `http://evil.example/token`, authAs(secretClient), token());
+    assert.notEqual(answer.status, 200, answer.text);
+    assert.equal(answer.body.access_token, undefined);
+  });
+  test('the canonical paths still answer', async () => {
+    assert.equal((await raw('GET', '/jwks')).status, 200);
+    assert.equal((await raw('GET', '/.well-known/openid-configuration')).status, 200);
+    assert.equal((await raw('GET', '/.well-known/oauth-authorization-server')).status, 200);
+    const answer = await raw('POST', '/token', authAs(secretClient), token());
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.headers.pragma, 'no-cache');
   });
 });
