@@ -37,6 +37,11 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     clients: [],
     jwks: jwks as Configuration['jwks'],
     clientAuthMethods: [...AUTH_METHODS],
+    // Only client_credentials is offered: no response types (no implicit, no authorization_code),
+    // and no offline_access scope (which would enable refresh_token). Discovery then lists
+    // grant_types_supported ["client_credentials"] and response_types_supported [].
+    responseTypes: [],
+    scopes: [],
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS as never },
     clientDefaults: {
       grant_types: ['client_credentials'],
@@ -155,7 +160,13 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     else if (route === 'token') {
       if (isNoClientAuthentication(oidcCtx, tokenErrors.get(ctx))) respondWithError(ctx, new InvalidClient('no client authentication provided'), deps.log);
       await auditTokenFailure(deps, oidcCtx);
-    } else if (route === 'discovery' && ctx.status === 200) (ctx.body as Record<string, unknown>).scopes_supported = [...scopes].sort();
+    } else if (route === 'discovery' && ctx.status === 200) {
+      const body = ctx.body as Record<string, unknown>;
+      body.scopes_supported = [...scopes].sort();
+      // oidc-provider always registers and lists an authorization endpoint; Latchkey offers no
+      // flow through it (app.ts answers its path 404), so neither it nor its parameters are listed.
+      for (const field of AUTHORIZATION_ENDPOINT_FIELDS) delete body[field];
+    }
   });
 
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server_error'));
@@ -186,6 +197,16 @@ function pinOrigin(provider: Provider, issuer: string): void {
     },
   });
 }
+
+/** Discovery fields that describe only the authorization endpoint, which Latchkey does not offer. */
+const AUTHORIZATION_ENDPOINT_FIELDS = [
+  'authorization_endpoint',
+  'response_modes_supported',
+  'code_challenge_methods_supported',
+  'authorization_response_iss_parameter_supported',
+  'claims_parameter_supported',
+  'request_uri_parameter_supported',
+];
 
 /** oidc-provider's own limit for request bodies (lib/shared/selective_body.js). */
 const MAX_PROVIDER_BODY = 56 * 1024;

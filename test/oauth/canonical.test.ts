@@ -115,3 +115,24 @@ describe('path variants: one canonical path per endpoint', () => {
     assert.equal(answer.headers.pragma, 'no-cache');
   });
 });
+
+describe('discovery lists exactly what is offered', () => {
+  for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
+    test(`${path}: client_credentials only, no authorization endpoint`, async () => {
+      const answer = await raw('GET', path);
+      assert.deepEqual(answer.body.grant_types_supported, ['client_credentials']);
+      assert.deepEqual(answer.body.response_types_supported ?? [], []);
+      assert.equal(answer.body.authorization_endpoint, undefined);
+      assert.doesNotMatch(answer.text, /implicit|authorization_code|refresh_token/);
+      // What Latchkey does offer stays listed (DESIGN §2).
+      for (const field of ['token_endpoint', 'introspection_endpoint', 'revocation_endpoint', 'jwks_uri']) assert.equal(typeof answer.body[field], 'string', field);
+    });
+  }
+  for (const [method, path] of [['GET', '/auth'], ['POST', '/auth'], ['GET', '/auth/some-uid'], ['POST', '/session/end/confirm'], ['GET', '/me'], ['POST', '/reg']]) {
+    test(`${method} ${path} is a JSON 404`, async () => {
+      const answer = await raw(method, path, {}, method === 'POST' ? '' : undefined);
+      assert.equal(answer.status, 404, answer.text);
+      assert.match(String(answer.headers['content-type']), /json/);
+    });
+  }
+});
