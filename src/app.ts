@@ -3,9 +3,10 @@ import Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
 import type { Deps } from './context.ts';
 import type { Metrics } from './http/metrics.ts';
-import { oauthErrors } from './http/oauth-errors.ts';
+import { oauthErrors, respondWithError } from './http/oauth-errors.ts';
+import { NotFound } from './lib/errors.ts';
 import { TOKEN_ENDPOINT_PATHS, tokenEndpoints } from './http/token-endpoints.ts';
-import type { OAuthProvider } from './oauth/provider.ts';
+import { PROTOCOL_PATHS, type OAuthProvider } from './oauth/provider.ts';
 import { assetRoutes } from './web/assets.ts';
 import { pageSurface } from './web/pages.ts';
 import { ADMIN_ROUTES } from './web/admin/index.ts';
@@ -45,8 +46,11 @@ function operationsRouter(deps: Deps, metrics: Metrics): Router {
  *     server lands there (http/token-endpoints.ts);
  *   - `/portal`, `/admin` (people, session cookie) and `/assets` (anonymous): Latchkey's koa app;
  *   - `/healthz`, `/readyz`, `/metrics`: operations, in the same koa app;
- *   - everything else: oidc-provider (OAuth clients), itself a koa app, so that no request
- *     crosses two koa stacks.
+ *   - the token endpoint, JWKS and discovery (PROTOCOL_PATHS, exactly as spelled there):
+ *     oidc-provider (OAuth clients), itself a koa app, so that no request crosses two koa stacks;
+ *   - anything else, variants of those paths included (`/TOKEN`, `/token/`) and the routes
+ *     oidc-provider registers for flows Latchkey does not offer (`/auth`): a JSON 404. One
+ *     canonical path per endpoint, so none is reached around Latchkey's wrapper.
  */
 export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics, common: Middleware): RequestListener {
   const app = new Koa();
@@ -62,23 +66,22 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics, co
     { prefixes: ['/assets'], handle: routes(assetRoutes()) },
     { prefixes: ['/healthz', '/readyz', '/metrics'], handle: routes(operationsRouter(deps, metrics)) },
   ];
-  const ownPrefixes = surfaces.flatMap((surface) => surface.prefixes);
   for (const middleware of surfaces.flatMap((surface) => surface.handle)) app.use(middleware);
   // The front door leads to the portal.
   app.use(async (ctx, next) => {
     if (ctx.path !== '/') return next();
     ctx.redirect('/portal');
   });
+  app.use((ctx) => respondWithError(ctx, new NotFound('resource'), deps.log));
 
   const own = app.callback();
   const tokens = tokenEndpoints(deps, oauth, metrics);
   const protocol = oauth.provider.callback();
-  const owns = (path: string) => path === '/' || ownPrefixes.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query < 0 ? url : url.slice(0, query);
     if (TOKEN_ENDPOINT_PATHS.has(path)) void tokens(req, res, path);
-    else void (owns(path) ? own : protocol)(req, res);
+    else void (PROTOCOL_PATHS.has(path) ? protocol : own)(req, res);
   };
 }

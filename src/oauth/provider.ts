@@ -10,6 +10,8 @@ import { publicPart, type PrivateJwk } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
 
 export const INTROSPECTION_PATH = '/introspect';
+/** The only paths oidc-provider is reached by (app.ts): the token endpoint, JWKS and discovery. */
+export const PROTOCOL_PATHS = new Set(['/token', '/jwks', '/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']);
 export const REVOCATION_PATH = '/revoke';
 // Asymmetric only: clients have no usable shared secret (we keep digests), so no HS* assertions.
 export const CLIENT_ASSERTION_ALGS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'PS256', 'RS256'];
@@ -35,6 +37,11 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     clients: [],
     jwks: jwks as Configuration['jwks'],
     clientAuthMethods: [...AUTH_METHODS],
+    // Only client_credentials is offered: no response types (no implicit, no authorization_code),
+    // and no offline_access scope (which would enable refresh_token). Discovery then lists
+    // grant_types_supported ["client_credentials"] and response_types_supported [].
+    responseTypes: [],
+    scopes: [],
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS as never },
     clientDefaults: {
       grant_types: ['client_credentials'],
@@ -107,6 +114,7 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
   provider.proxy = config.LATCHKEY_TRUST_PROXY;
   // Behind one trusted proxy, the client is the address it appended (the rightmost).
   provider.maxIpsCount = 1;
+  pinOrigin(provider, issuer);
 
   // Secrets are stored as keyed digests: compare digests in constant time, with the previous
   // secret accepted inside its rotation grace window. oidc-provider lets basic and post stand
@@ -152,13 +160,53 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     else if (route === 'token') {
       if (isNoClientAuthentication(oidcCtx, tokenErrors.get(ctx))) respondWithError(ctx, new InvalidClient('no client authentication provided'), deps.log);
       await auditTokenFailure(deps, oidcCtx);
-    } else if (route === 'discovery' && ctx.status === 200) (ctx.body as Record<string, unknown>).scopes_supported = [...scopes].sort();
+    } else if (route === 'discovery' && ctx.status === 200) {
+      const body = ctx.body as Record<string, unknown>;
+      body.scopes_supported = [...scopes].sort();
+      // oidc-provider always registers and lists an authorization endpoint; Latchkey offers no
+      // flow through it (app.ts answers its path 404), so neither it nor its parameters are listed.
+      for (const field of AUTHORIZATION_ENDPOINT_FIELDS) delete body[field];
+    }
   });
 
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server_error'));
   const verifier = createTokenVerifier(deps, { keys: jwks.keys.map(publicPart) }, provider);
   return { provider, scopes, verifier };
 }
+
+/**
+ * oidc-provider builds every URL it states (discovery's endpoints) and accepts (a client
+ * assertion's `aud`) from the request's href (helpers/oidc_context.js urlFor), that is from
+ * `Host`, or X-Forwarded-Host/-Proto behind a proxy, or an absolute request target. Every
+ * request is answered as the issuer's instead: its origin comes from LATCHKEY_ISSUER alone.
+ * Set on this koa app's request prototype, so it holds for oidc-provider only and costs nothing
+ * per request.
+ */
+function pinOrigin(provider: Provider, issuer: string): void {
+  const { host, hostname, protocol, origin } = new URL(issuer);
+  const scheme = protocol.slice(0, -1);
+  Object.defineProperties(provider.request, {
+    host: { get: () => host, configurable: true },
+    hostname: { get: () => hostname, configurable: true },
+    protocol: { get: () => scheme, configurable: true },
+    href: {
+      get(this: { path: string; search: string }) {
+        return `${origin}${this.path}${this.search}`;
+      },
+      configurable: true,
+    },
+  });
+}
+
+/** Discovery fields that describe only the authorization endpoint, which Latchkey does not offer. */
+const AUTHORIZATION_ENDPOINT_FIELDS = [
+  'authorization_endpoint',
+  'response_modes_supported',
+  'code_challenge_methods_supported',
+  'authorization_response_iss_parameter_supported',
+  'claims_parameter_supported',
+  'request_uri_parameter_supported',
+];
 
 /** oidc-provider's own limit for request bodies (lib/shared/selective_body.js). */
 const MAX_PROVIDER_BODY = 56 * 1024;
