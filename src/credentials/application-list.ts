@@ -1,4 +1,5 @@
 import type { Deps } from '../context.ts';
+import { tabbedPage } from '../db/tabbed-page.ts';
 import type { ApplicationFields } from './presenters.ts';
 
 /** Active holds every application not revoked (a suspended one too, with its badge). */
@@ -10,24 +11,22 @@ export interface ApplicationListPage {
   hasNext: boolean;
 }
 
-// A team's applications, a page of one tab, with both tabs' counts: one round trip below
-// Prisma, the key list's shape (key-list.ts). Not the key set (jwks): the list shows no key
-// ids, and a set can be 32 kB. Uses oauth_client_team_id_idx.
+// A team's applications, a page of one tab with both tabs' counts (db/tabbed-page.ts), the
+// key list's shape. Not the key set (jwks): the list shows no key ids, and a set can be
+// 32 kB. Uses oauth_client_team_id_idx.
 const APPLICATION_LIST_SQL = `
   WITH team_clients AS (
     SELECT id, name, team_id, scopes, audiences, auth_method, grant_types, status, created_at, last_used_at, revoked_at,
            previous_secret_expires_at, secret_version, jwks_uri, status <> 'revoked' AS active
       FROM oauth_client WHERE team_id = $1
   ), counts AS (
-    SELECT count(*) FILTER (WHERE active)::int AS active_count, count(*) FILTER (WHERE NOT active)::int AS revoked_count FROM team_clients
+    SELECT count(*) FILTER (WHERE active)::int AS first_tab_count, count(*) FILTER (WHERE NOT active)::int AS second_tab_count FROM team_clients
   )
-  SELECT c.active_count, c.revoked_count, a.*
+  SELECT c.first_tab_count, c.second_tab_count, a.*
     FROM counts c
     LEFT JOIN LATERAL (SELECT * FROM team_clients WHERE active = $2 ORDER BY created_at DESC, id DESC OFFSET $3 LIMIT $4) a ON true`;
 
 interface Row {
-  active_count: number;
-  revoked_count: number;
   id: string | null;
   name: string;
   team_id: string | null;
@@ -48,17 +47,12 @@ export async function listTeamApplications(
   deps: Pick<Deps, 'db'>,
   input: { teamId: string; tab: ApplicationListTab; page: number; pageSize: number },
 ): Promise<ApplicationListPage> {
-  const rows = (await deps.db.query({
-    name: 'team_application_list',
-    text: APPLICATION_LIST_SQL,
-    values: [input.teamId, input.tab === 'active', (input.page - 1) * input.pageSize, input.pageSize + 1],
-  })) as Row[];
-  const counts = { active: rows[0]?.active_count ?? 0, revoked: rows[0]?.revoked_count ?? 0 };
-  // An empty page still has its one row of counts (the lateral join found nothing).
-  const applications = rows
-    .filter((row) => row.id !== null)
-    .map((row) => ({
-      id: row.id!,
+  const page = await tabbedPage<Row, ApplicationFields>(
+    deps.db,
+    { name: 'team_application_list', text: APPLICATION_LIST_SQL, values: [input.teamId, input.tab === 'active', (input.page - 1) * input.pageSize, input.pageSize + 1] },
+    input.pageSize,
+    (row) => ({
+      id: row.id,
       name: row.name,
       teamId: row.team_id,
       scopes: row.scopes,
@@ -72,6 +66,7 @@ export async function listTeamApplications(
       previousSecretExpiresAt: row.previous_secret_expires_at,
       secretVersion: row.secret_version,
       jwksUri: row.jwks_uri,
-    }));
-  return { applications: applications.slice(0, input.pageSize), counts, hasNext: applications.length > input.pageSize };
+    }),
+  );
+  return { applications: page.items, counts: { active: page.counts[0], revoked: page.counts[1] }, hasNext: page.hasNext };
 }

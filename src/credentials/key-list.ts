@@ -1,4 +1,5 @@
 import type { Deps } from '../context.ts';
+import { tabbedPage } from '../db/tabbed-page.ts';
 import type { ApiKeyFields } from './presenters.ts';
 
 export type KeyListTab = 'live' | 'inactive';
@@ -9,7 +10,7 @@ export interface KeyListPage {
   hasNext: boolean;
 }
 
-// A team's keys, a page of one tab, with both tabs' counts: one round trip below Prisma,
+// A team's keys, a page of one tab with both tabs' counts (db/tabbed-page.ts), below Prisma
 // since the key list is the portal's busiest page (bench/portal.ts). `live` is liveKeyWhere
 // (api-keys.ts) written in SQL: not revoked, not past its expiry. Uses api_key_team_id_idx.
 const KEY_LIST_SQL = `
@@ -18,15 +19,13 @@ const KEY_LIST_SQL = `
            revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) AS live
       FROM api_key WHERE team_id = $1
   ), counts AS (
-    SELECT count(*) FILTER (WHERE live)::int AS live_count, count(*) FILTER (WHERE NOT live)::int AS inactive_count FROM team_keys
+    SELECT count(*) FILTER (WHERE live)::int AS first_tab_count, count(*) FILTER (WHERE NOT live)::int AS second_tab_count FROM team_keys
   )
-  SELECT c.live_count, c.inactive_count, k.*
+  SELECT c.first_tab_count, c.second_tab_count, k.*
     FROM counts c
     LEFT JOIN LATERAL (SELECT * FROM team_keys WHERE live = $3 ORDER BY created_at DESC, id DESC OFFSET $4 LIMIT $5) k ON true`;
 
 interface Row {
-  live_count: number;
-  inactive_count: number;
   id: string | null;
   name: string;
   team_id: string | null;
@@ -44,17 +43,12 @@ export async function listTeamKeys(
   deps: Pick<Deps, 'db'>,
   input: { teamId: string; tab: KeyListTab; page: number; pageSize: number; now: Date },
 ): Promise<KeyListPage> {
-  const rows = (await deps.db.query({
-    name: 'team_key_list',
-    text: KEY_LIST_SQL,
-    values: [input.teamId, input.now, input.tab === 'live', (input.page - 1) * input.pageSize, input.pageSize + 1],
-  })) as Row[];
-  const counts = { live: rows[0]?.live_count ?? 0, inactive: rows[0]?.inactive_count ?? 0 };
-  // An empty page still has its one row of counts (the lateral join found nothing).
-  const keys = rows
-    .filter((row) => row.id !== null)
-    .map((row) => ({
-      id: row.id!,
+  const page = await tabbedPage<Row, ApiKeyFields>(
+    deps.db,
+    { name: 'team_key_list', text: KEY_LIST_SQL, values: [input.teamId, input.now, input.tab === 'live', (input.page - 1) * input.pageSize, input.pageSize + 1] },
+    input.pageSize,
+    (row) => ({
+      id: row.id,
       name: row.name,
       teamId: row.team_id,
       scopes: row.scopes,
@@ -65,6 +59,7 @@ export async function listTeamKeys(
       revokedAt: row.revoked_at,
       revokedReason: row.revoked_reason,
       replacedById: row.replaced_by_id,
-    }));
-  return { keys: keys.slice(0, input.pageSize), counts, hasNext: keys.length > input.pageSize };
+    }),
+  );
+  return { keys: page.items, counts: { live: page.counts[0], inactive: page.counts[1] }, hasNext: page.hasNext };
 }
