@@ -190,28 +190,6 @@ export function TeamPage(props: TeamPageProps) {
 }
 
 /** The second step of a destructive action: the same button text, red, naming the consequence. */
-export function TeamConfirmPage(props: { chrome: Chrome; title: string; message: string; action: string; button: string; error?: string }) {
-  return (
-    <Layout chrome={props.chrome} title={props.title}>
-      <PageHeader title={props.title} />
-      {props.error ? (
-        <div class="flash flash-error" role="alert">
-          {props.error}
-        </div>
-      ) : null}
-      <div class="panel panel-danger">
-        <p>{props.message}</p>
-        <Form action={props.action} csrf={props.chrome.csrf}>
-          <div class="form-actions">
-            <Button variant="danger">{props.button}</Button>
-            <a href="/portal/team">Cancel</a>
-          </div>
-        </Form>
-      </div>
-    </Layout>
-  );
-}
-
 /** An invitation link that no longer works: expired, used, withdrawn or mistyped look alike. */
 export function InvitationInvalidPage(props: { chrome: Chrome; signedIn: boolean }) {
   const Frame = props.signedIn ? Layout : CardLayout;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { InvitationAcceptPage, InvitationInvalidPage, InvitationSignedOutPage, TeamConfirmPage, TeamPage, type TeamFormState } from '../../../views/portal/team.tsx';
+import { ConfirmPage } from '../../../views/components.tsx';
+import { InvitationAcceptPage, InvitationInvalidPage, InvitationSignedOutPage, TeamPage, type TeamFormState } from '../../../views/portal/team.tsx';
 import { acceptInvitation, cancelInvitation, changeMemberRole, createTeam, inviteMember, peekInvitation, removeMember, renameTeam, teamOverview } from '../../accounts/teams.ts';
 import { setSessionTeam } from '../../accounts/sessions.ts';
 import type { Deps } from '../../context.ts';
@@ -65,11 +66,9 @@ async function memberOf(deps: Deps, ctx: PageContext, accountId: string) {
 const acceptPath = (token: string) => `/portal/invitations/accept?token=${encodeURIComponent(token)}`;
 
 export const teamRoutes: PageRoutes = (router, deps) => {
-  const auth = signedIn;
+  router.get('/team', signedIn, (ctx) => showTeam(deps, ctx));
 
-  router.get('/team', auth, (ctx) => showTeam(deps, ctx));
-
-  router.post('/team/invitations', auth, async (ctx) => {
+  router.post('/team/invitations', signedIn, async (ctx) => {
     const team = authorize(teamOf(ctx), (t) => teamPolicy.manageMembers(principalOf(ctx), t.id), 'team');
     const input = { email: textOf(ctx.state.form.email), role: textOf(ctx.state.form.role) };
     const parsed = parseForm(inviteSchema, input);
@@ -81,15 +80,15 @@ export const teamRoutes: PageRoutes = (router, deps) => {
     redirectWith(ctx, '/portal/team', { kind: 'success', text: `Invitation sent to ${parsed.value.email.toLowerCase()}.` });
   });
 
-  router.post('/team/invitations/:id/cancel', auth, async (ctx) => {
+  router.post('/team/invitations/:id/cancel', signedIn, async (ctx) => {
     const principal = principalOf(ctx);
     const row = await deps.prisma.linkToken.findUnique({ where: { id: ctx.params.id }, select: { id: true, teamId: true, email: true, purpose: true, usedAt: true } });
-    const invitation = authorize(row, (r) => r.purpose === 'team_invite' && r.teamId !== null && teamPolicy.manageMembers(principal, r.teamId), 'invitation');
+    const invitation = authorize(row, (r) => teamPolicy.manageInvitation(principal, r), 'invitation');
     await cancelInvitation(deps, invitation, actorOf(ctx));
     redirectWith(ctx, '/portal/team', { kind: 'success', text: `The invitation to ${invitation.email} was withdrawn.` });
   });
 
-  router.post('/team/members/:accountId/role', auth, async (ctx) => {
+  router.post('/team/members/:accountId/role', signedIn, async (ctx) => {
     const member = await memberOf(deps, ctx, ctx.params.accountId);
     const parsed = parseForm(roleSchema, { role: textOf(ctx.state.form.role) });
     if (!parsed.ok) return redirectWith(ctx, '/portal/team', { kind: 'error', text: parsed.errors.role ?? 'Choose Member or Owner.' });
@@ -98,49 +97,53 @@ export const teamRoutes: PageRoutes = (router, deps) => {
     redirectWith(ctx, '/portal/team', { kind: 'success', text: `${member.account.email} is now ${parsed.value.role === 'owner' ? 'an owner' : 'a member'}.` });
   });
 
-  router.get('/team/members/:accountId/remove', auth, async (ctx) => {
+  router.get('/team/members/:accountId/remove', signedIn, async (ctx) => {
     const member = await memberOf(deps, ctx, ctx.params.accountId);
     renderPage(
       ctx,
-      <TeamConfirmPage
+      <ConfirmPage
         chrome={chrome(ctx, 'team')}
         title="Remove a member"
-        message={`Remove ${member.account.email} from ${teamOf(ctx).name}? They lose access to the team's API keys and applications at once; the credentials keep working.`}
+        danger
+        cancel="/portal/team"
+        sentence={`Remove ${member.account.email} from ${teamOf(ctx).name}? They lose access to the team's API keys and applications at once; the credentials keep working.`}
         action={`/portal/team/members/${member.accountId}/remove`}
         button="Remove"
       />,
     );
   });
 
-  router.post('/team/members/:accountId/remove', auth, async (ctx) => {
+  router.post('/team/members/:accountId/remove', signedIn, async (ctx) => {
     const member = await memberOf(deps, ctx, ctx.params.accountId);
     const result = await removeMember(deps, member.teamId, member.accountId, actorOf(ctx));
     if (!result.ok) return redirectWith(ctx, '/portal/team', { kind: 'error', text: result.error });
     redirectWith(ctx, '/portal/team', { kind: 'success', text: `${member.account.email} was removed from the team.` });
   });
 
-  router.get('/team/leave', auth, (ctx) => {
+  router.get('/team/leave', signedIn, (ctx) => {
     const team = teamOf(ctx);
     renderPage(
       ctx,
-      <TeamConfirmPage
+      <ConfirmPage
         chrome={chrome(ctx, 'team')}
         title="Leave the team"
-        message={`Leave ${team.name}? You lose access to its API keys and applications; they keep working for the others.`}
+        danger
+        cancel="/portal/team"
+        sentence={`Leave ${team.name}? You lose access to its API keys and applications; they keep working for the others.`}
         action="/portal/team/leave"
         button="Leave team"
       />,
     );
   });
 
-  router.post('/team/leave', auth, async (ctx) => {
+  router.post('/team/leave', signedIn, async (ctx) => {
     const team = authorize(teamOf(ctx), (t) => teamPolicy.read(principalOf(ctx), t.id), 'team');
     const result = await removeMember(deps, team.id, accountOf(ctx).id, actorOf(ctx));
     if (!result.ok) return redirectWith(ctx, '/portal/team', { kind: 'error', text: result.error });
     redirectWith(ctx, '/portal', { kind: 'success', text: `You left the team ${team.name}.` });
   });
 
-  router.post('/team/rename', auth, async (ctx) => {
+  router.post('/team/rename', signedIn, async (ctx) => {
     const team = authorize(teamOf(ctx), (t) => teamPolicy.manageMembers(principalOf(ctx), t.id), 'team');
     const input = { name: textOf(ctx.state.form.name) };
     const parsed = parseForm(renameSchema, input);
@@ -149,7 +152,7 @@ export const teamRoutes: PageRoutes = (router, deps) => {
     redirectWith(ctx, '/portal/team', { kind: 'success', text: `The team is now called ${parsed.value.name}.` });
   });
 
-  router.post('/team/create', auth, async (ctx) => {
+  router.post('/team/create', signedIn, async (ctx) => {
     const input = { name: textOf(ctx.state.form.name) };
     const parsed = parseForm(renameSchema, input);
     if (!parsed.ok) return showTeam(deps, ctx, { create: { ...input, errors: parsed.errors } }, 400);
@@ -158,7 +161,7 @@ export const teamRoutes: PageRoutes = (router, deps) => {
     redirectWith(ctx, '/portal/team', { kind: 'success', text: `Team ${team.name} created; you are working in it now.` });
   });
 
-  router.post('/team/switch', auth, async (ctx) => {
+  router.post('/team/switch', signedIn, async (ctx) => {
     const principal = principalOf(ctx);
     const teamId = authorize(textOf(ctx.state.form.team), (id) => teamPolicy.read(principal, id), 'team');
     await setSessionTeam(deps, ctx.state.session!.id, teamId);
@@ -182,13 +185,13 @@ export const teamRoutes: PageRoutes = (router, deps) => {
         />,
       );
     }
-    await auth(ctx, async () => {
+    await signedIn(ctx, async () => {
       if (!view.ok) return renderPage(ctx, <InvitationInvalidPage chrome={chrome(ctx, 'team')} signedIn />, 410);
       renderPage(ctx, <InvitationAcceptPage chrome={chrome(ctx, 'team')} token={token} teamName={view.team.name} role={view.invitation.role} email={view.invitation.email} />);
     });
   });
 
-  router.post('/invitations/accept', auth, async (ctx) => {
+  router.post('/invitations/accept', signedIn, async (ctx) => {
     const token = textOf(ctx.state.form.token);
     const account = accountOf(ctx);
     const result = await acceptInvitation(deps, token, account, actorOf(ctx));
