@@ -32,6 +32,11 @@ export interface CookieOptions {
 
 export const cookieOptions = (ctx: Context): CookieOptions => ({ httpOnly: true, sameSite: 'lax', secure: ctx.state.secureCookies, path: '/', overwrite: true });
 
+/** The one place the session cookie is set (at each sign-in step) or cleared (sign-out). */
+export function setSessionCookie(ctx: Context, value: string | null, maxAgeMs: number): void {
+  ctx.cookies.set(cookieNames(ctx.state.secureCookies).session, value, { ...cookieOptions(ctx), maxAge: value === null ? 0 : maxAgeMs });
+}
+
 const PAGE_ERRORS: Record<number, [string, string]> = {
   400: ['Bad request', 'The request could not be understood. Go back and try again.'],
   403: ['This form has expired', 'For your protection the form was not accepted: it was stale or came from another site. Go back, reload the page and try again.'],

@@ -17,7 +17,7 @@ import { endSession, startSession } from '../../accounts/sessions.ts';
 import { audit, signIn } from '../../accounts/sign-in.ts';
 import { requestPasswordReset, resendVerification, resetPassword, signUp, signUpMode, validInvitation, verifyEmail } from '../../accounts/sign-up.ts';
 import { actorEvent } from '../../audit/audit-log.ts';
-import { cookieNames, cookieOptions, type PageRoutes } from '../pages.ts';
+import { setSessionCookie, type PageRoutes } from '../pages.ts';
 import { actorOf } from '../page-state.ts';
 import { textOf } from '../form.ts';
 import { chrome, redirectWith, renderPage } from '../render.ts';
@@ -40,8 +40,6 @@ export function safeNext(value: unknown): string | undefined {
 
 /** Signed-out pages: sign up, verify the address, sign in and out, reset the password. */
 export const authRoutes: PageRoutes = (router, deps) => {
-  const names = cookieNames(deps.config.LATCHKEY_ISSUER.startsWith('https://'));
-
   // --- Sign up -------------------------------------------------------------------------------
 
   const modeNotice = () => {
@@ -129,7 +127,7 @@ export const authRoutes: PageRoutes = (router, deps) => {
       userAgent: ctx.get('user-agent'),
       replacing: ctx.state.session?.id ?? null,
     });
-    ctx.cookies.set(names.session, cookie, { ...cookieOptions(ctx), maxAge: deps.config.LATCHKEY_SESSION_MAX });
+    setSessionCookie(ctx, cookie, deps.config.LATCHKEY_SESSION_MAX);
     // The second-factor step records the sign-in itself once the code is accepted.
     await audit(
       deps,
@@ -146,7 +144,7 @@ export const authRoutes: PageRoutes = (router, deps) => {
       await endSession(deps, session.id);
       await audit(deps, actorEvent(actorOf(ctx), 'account.signed_out', 'account', session.accountId));
     }
-    ctx.cookies.set(names.session, null, { ...cookieOptions(ctx), maxAge: 0 });
+    setSessionCookie(ctx, null, 0);
     redirectWith(ctx, '/portal/sign-in', { kind: 'info', text: 'Signed out.' });
   });
 
@@ -178,7 +176,7 @@ export const authRoutes: PageRoutes = (router, deps) => {
     const result = await resetPassword(deps, token, textOf(ctx.state.form.password), actorOf(ctx));
     if (result.ok) {
       // Any session this browser held ended with the others.
-      ctx.cookies.set(names.session, null, { ...cookieOptions(ctx), maxAge: 0 });
+      setSessionCookie(ctx, null, 0);
       return redirectWith(ctx, '/portal/sign-in', { kind: 'success', text: 'Your password is changed and every session was signed out. Sign in with the new password.' });
     }
     if (result.reason === 'link') return renderPage(ctx, h(LinkExpiredPage, { chrome: chrome(ctx), kind: 'reset' }), 410);

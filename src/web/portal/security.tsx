@@ -16,7 +16,7 @@ import { authorize } from '../../policies/principal.ts';
 import { sessionPolicy } from '../../policies/sessions.ts';
 import { textOf } from '../form.ts';
 import { accountOf, actorOf, principalOf, type PageContext } from '../page-state.ts';
-import { cookieNames, cookieOptions, type PageRoutes } from '../pages.ts';
+import { setSessionCookie, type PageRoutes } from '../pages.ts';
 import { chrome, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
 import { renderThrottled } from '../throttled.ts';
@@ -83,7 +83,7 @@ export const securityRoutes: PageRoutes = (router, deps) => {
       ip: ctx.ip,
       userAgent: ctx.get('user-agent'),
     });
-    ctx.cookies.set(cookieNames(ctx.state.secureCookies).session, cookie, { ...cookieOptions(ctx), maxAge: deps.config.LATCHKEY_SESSION_MAX });
+    setSessionCookie(ctx, cookie, deps.config.LATCHKEY_SESSION_MAX);
     await deps.audit.record(actorEvent({ ...actorOf(ctx), id: account.id }, 'account.signed_in', 'account', account.id, { mfa: true }));
     redirectWith(ctx, next ?? '/portal');
   });
