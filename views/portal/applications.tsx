@@ -194,7 +194,7 @@ export function ApplicationShownOncePage(props: {
       <p>
         With the secret in <code>{application.usesSecret ? 'CLIENT_SECRET' : 'SIGNED_JWT'}</code>:
       </p>
-      <pre class="codes">
+      <pre class="code-block">
         <code>{curl}</code>
       </pre>
       <p>
