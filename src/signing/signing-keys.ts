@@ -28,7 +28,15 @@ export const SIGNING_KEYS_CHANGED = 'signing-keys';
  * resource servers commonly allow, and the moment a node takes to hear a change.
  */
 export const REMOVAL_LEEWAY_MS = 5 * 60_000;
+/**
+ * Added to the pre-publication window: a new key is in every node's JWKS only once the node has
+ * heard of it (within a second, on the invalidation bus), and the window counts from there.
+ */
+export const PUBLICATION_MARGIN_MS = 2_000;
 const KEY_LOCK = 72_707_371;
+
+/** When a key published at `now` may start to sign. */
+const activationAfter = (now: Date, config: Deps['config']) => new Date(now.getTime() + config.LATCHKEY_JWKS_CACHE_TTL + PUBLICATION_MARGIN_MS);
 
 type KeyDeps = Pick<Deps, 'prisma' | 'keyring' | 'now'>;
 type RotationDeps = Pick<Deps, 'prisma' | 'keyring' | 'now' | 'config' | 'cache'>;
@@ -107,7 +115,7 @@ export async function listSigningKeys(deps: Pick<Deps, 'prisma' | 'config'>): Pr
     activatesAt: row.activatesAt,
     // A current key is retired when its successor activates: the next one's time if there is
     // one, otherwise the scheduled rotation's.
-    retiresAt: row.retiredAt ?? (row.state === 'current' ? (next?.activatesAt ?? new Date(row.activatesAt.getTime() + period + prePublication)) : null),
+    retiresAt: row.retiredAt ?? (row.state === 'current' ? (next?.activatesAt ?? new Date(row.activatesAt.getTime() + period + prePublication + PUBLICATION_MARGIN_MS)) : null),
     removesAt: row.removedAt ?? row.removesAt,
   }));
 }
@@ -117,7 +125,7 @@ export interface RotationResult {
   alg: string;
   state: 'next';
   createdAt: Date;
-  /** When it replaces the current key: now + LATCHKEY_JWKS_CACHE_TTL. */
+  /** When it replaces the current key: now + LATCHKEY_JWKS_CACHE_TTL (+ PUBLICATION_MARGIN_MS). */
   activatesAt: Date;
   /** The key it replaces. */
   replaces: string;
@@ -139,7 +147,7 @@ export async function rotateSigningKeys(deps: RotationDeps, actor: Actor): Promi
     const replaced = await tx.signingKey.findFirst({ where: { state: 'current' } });
     if (!replaced) throw new Conflict('there is no current signing key to rotate; start the server once to create one');
     const now = deps.now();
-    const created = await insertKey(deps, tx, jwk, 'next', now, new Date(now.getTime() + deps.config.LATCHKEY_JWKS_CACHE_TTL));
+    const created = await insertKey(deps, tx, jwk, 'next', now, activationAfter(now, deps.config));
     await appendAuditEvents(tx, [actorEvent(actor, 'signing_key.created', 'signing_key', jwk.kid, { alg: jwk.alg, state: 'next', activatesAt: created.activatesAt.toISOString(), replaces: replaced.kid, trigger: 'on_demand' })], now);
     await invalidate(SIGNING_KEYS_CHANGED);
     return { kid: created.kid, alg: created.alg, state: 'next', createdAt: created.createdAt, activatesAt: created.activatesAt, replaces: replaced.kid };
@@ -199,7 +207,7 @@ export async function advanceSigningKeys(deps: RotationDeps): Promise<AdvanceRes
     }
     const hasNext = next !== undefined && current?.kid !== next.kid;
     if (fresh && current && !hasNext && current.activatesAt.getTime() + deps.config.LATCHKEY_SIGNING_ROTATION <= now.getTime()) {
-      const created = await insertKey(deps, tx, fresh, 'next', now, new Date(now.getTime() + deps.config.LATCHKEY_JWKS_CACHE_TTL));
+      const created = await insertKey(deps, tx, fresh, 'next', now, activationAfter(now, deps.config));
       events.push(system('signing_key.created', fresh.kid, { alg: fresh.alg, state: 'next', activatesAt: created.activatesAt.toISOString(), replaces: current.kid, trigger: 'schedule' }));
       made.push({ kid: fresh.kid, event: 'created' });
     }
