@@ -39,8 +39,9 @@ export function startSigningKeySchedule(deps: Deps, loaded: SigningKeySet, onCha
       const { nextDueAt } = await advanceSigningKeys(deps);
       const keys = await loadSigningKeys(deps);
       if (keys.version !== version && !stopped) {
-        version = keys.version;
+        // Recorded only once applied: a failed switch is tried again at the next step.
         onChange(keys);
+        version = keys.version;
         deps.log.info({ kid: keys.current.kid, published: keys.published.map((key) => key.kid) }, 'signing keys reloaded');
       }
       sleep(nextDueAt ? nextDueAt.getTime() - deps.now().getTime() : MAX_SLEEP_MS);
