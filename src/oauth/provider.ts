@@ -41,8 +41,10 @@ interface Instance {
  * them private, with no public way to change them), so a new key set means a new instance:
  * built beside the serving one, then swapped in by one assignment. Nothing on the request
  * path changes (one property read), and nothing a request needs lives in the instance — the
- * adapter stores everything in the database. `outer` runs around all of oidc-provider's own
- * middleware (request id, headers, logging).
+ * adapter stores everything in the database. Building one takes about a millisecond, once per
+ * key change. (Its `ExternalSigningKey` could delegate signing instead, but it is an
+ * experimental feature, and the keys JWKS lists would still be fixed at construction.)
+ * `outer` runs around all of oidc-provider's own middleware (request id, headers, logging).
  */
 export function createOAuthProvider(deps: Deps, keys: SigningKeySet, scopeNames: string[], outer: Middleware): OAuthProvider {
   const scopes = new Set(scopeNames);
