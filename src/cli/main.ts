@@ -13,6 +13,7 @@ import { createScope } from '../credentials/scopes.ts';
 import { approveRequest, denyRequest, listRequests, REQUEST_STATUSES, type RequestStatus } from '../credentials/requests.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { describeFailure, LatchkeyError } from '../lib/errors.ts';
+import { listSigningKeys, rotateSigningKeys } from '../signing/signing-keys.ts';
 import { DataDirInUse, describeHolder } from '../db/data-dir-lock.ts';
 import { closeDeps, createLogger, openDeps } from '../deps.ts';
 import { controlSocketPath, forwardToServer } from './control-socket.ts';
@@ -195,6 +196,24 @@ const COMMANDS: Record<string, Command> = {
       if (reason === '') throw new UsageError('--reason is required');
       if (reason.length > 500) throw new UsageError('--reason must be at most 500 characters');
       return denyRequest(deps, id!, { reason }, actor);
+    },
+  },
+  'signing rotate': {
+    // Publishes a successor now; it signs once LATCHKEY_JWKS_CACHE_TTL has passed.
+    usage: 'signing rotate',
+    async run(deps, _v, _p, actor) {
+      const key = await rotateSigningKeys(deps, actor);
+      return { kid: key.kid, alg: key.alg, state: key.state, created_at: key.createdAt.toISOString(), activates_at: key.activatesAt.toISOString(), replaces: key.replaces };
+    },
+  },
+  'signing list': {
+    usage: 'signing list',
+    async run(deps) {
+      const iso = (date: Date | null) => date?.toISOString() ?? null;
+      const keys = await listSigningKeys(deps);
+      return {
+        keys: keys.map((key) => ({ kid: key.kid, alg: key.alg, state: key.state, created_at: iso(key.createdAt), activates_at: iso(key.activatesAt), retires_at: iso(key.retiresAt), removes_at: iso(key.removesAt) })),
+      };
     },
   },
   'audit verify': {
