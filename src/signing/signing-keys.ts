@@ -102,9 +102,14 @@ export interface SigningKeyView {
   removesAt: Date | null;
 }
 
+const LIFE_CYCLE = ['next', 'current', 'retired', 'removed'];
+
 /** Every key, removed ones too, newest first. */
 export async function listSigningKeys(deps: Pick<Deps, 'prisma' | 'config'>): Promise<SigningKeyView[]> {
-  const rows = await deps.prisma.signingKey.findMany({ orderBy: [{ createdAt: 'desc' }, { kid: 'asc' }] });
+  // Newest first; keys made in the same instant (an injected clock) by their place in the life cycle.
+  const rows = (await deps.prisma.signingKey.findMany({ orderBy: [{ createdAt: 'desc' }, { kid: 'asc' }] })).sort(
+    (a, b) => b.createdAt.getTime() - a.createdAt.getTime() || LIFE_CYCLE.indexOf(a.state) - LIFE_CYCLE.indexOf(b.state),
+  );
   const { LATCHKEY_SIGNING_ROTATION: period, LATCHKEY_JWKS_CACHE_TTL: prePublication } = deps.config;
   const next = rows.find((row) => row.state === 'next');
   return rows.map((row) => ({
