@@ -171,9 +171,28 @@ export function Scopes(props: { scopes: string[]; retired?: string[] }) {
   );
 }
 
+/** On a rotation's confirmation: the retired scopes the rotation takes away. */
+export function DroppedScopes(props: { scopes: string[] }) {
+  if (props.scopes.length === 0) return null;
+  return (
+    <>
+      {' '}
+      {props.scopes.length === 1 ? 'The retired scope ' : 'The retired scopes '}
+      {props.scopes.map((scope, i) => (
+        <>
+          {i > 0 ? ', ' : null}
+          <code>{scope}</code>
+        </>
+      ))}{' '}
+      {props.scopes.length === 1 ? 'is' : 'are'} not carried over.
+    </>
+  );
+}
+
 /** Beside a credential's scopes when some are retired: what that means for it. */
-export function RetiredScopesWarning(props: { retired: string[]; rotation: string }) {
+export function RetiredScopesWarning(props: { retired: string[]; kind: 'key' | 'application' }) {
   if (props.retired.length === 0) return null;
+  const one = props.retired.length === 1;
   const names = props.retired.map((scope, i) => (
     <>
       {i > 0 ? ', ' : null}
@@ -182,7 +201,10 @@ export function RetiredScopesWarning(props: { retired: string[]; rotation: strin
   ));
   return (
     <p class="warning" role="note">
-      <strong>{props.retired.length === 1 ? 'Retired scope' : 'Retired scopes'}:</strong> {names} can no longer be granted. {props.retired.length === 1 ? 'It keeps' : 'They keep'} working here until {props.rotation}, which drops {props.retired.length === 1 ? 'it' : 'them'}.
+      <strong>{one ? 'Retired scope' : 'Retired scopes'}:</strong> {names} can no longer be granted. {one ? 'It keeps' : 'They keep'} working{' '}
+      {props.kind === 'key'
+        ? `on this key until it is rotated; the new key will not have ${one ? 'it' : 'them'}.`
+        : `for this application until its secret is rotated, which removes ${one ? 'it' : 'them'}.`}
     </p>
   );
 }

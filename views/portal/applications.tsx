@@ -225,7 +225,7 @@ export function ApplicationPage(props: { chrome: Chrome; now: Date; application:
         <dt>Scopes</dt>
         <dd>
           <Scopes scopes={app.scopes} retired={props.retiredScopes} />
-          <RetiredScopesWarning retired={props.retiredScopes} rotation="its secret is rotated" />
+          <RetiredScopesWarning retired={props.retiredScopes} kind="application" />
         </dd>
         <dt>Audiences</dt>
         <dd>{app.audiences.join(', ')}</dd>

@@ -197,7 +197,7 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
         <dt>Scopes</dt>
         <dd>
           <Scopes scopes={key.scopes} retired={props.retiredScopes} />
-          <RetiredScopesWarning retired={props.retiredScopes} rotation="the key is rotated: its successor" />
+          <RetiredScopesWarning retired={props.retiredScopes} kind="key" />
         </dd>
         <dt>Audiences</dt>
         <dd>{key.audiences.join(', ')}</dd>

@@ -23,7 +23,7 @@ import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts'
 import { signedIn } from '../signed-in.ts';
 import { retiredAmong } from '../../credentials/scopes.ts';
 import { LatchkeyError } from '../../lib/errors.ts';
-import type { ScopeCatalog } from '../../../views/credential-fields.tsx';
+import { DroppedScopes, type ScopeCatalog } from '../../../views/credential-fields.tsx';
 import { audiencesAreChosen, audiencesText, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
 
 type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
@@ -156,6 +156,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     const graceMs = graceOf(parsed.value.grace).ms;
     const now = deps.now();
     if (textOf(ctx.state.form.confirm) !== 'yes') {
+      const dropped = await retiredAmong(deps.prisma, application.scopes);
       return renderPage(
         ctx,
         <ConfirmPage
@@ -165,6 +166,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
           sentence={
             <>
               {graceMs === 0 ? 'The current secret stops working now.' : <>The current secret keeps working until <Time at={new Date(now.getTime() + graceMs)} now={now} />.</>} The new secret is shown once.
+              <DroppedScopes scopes={dropped} />
             </>
           }
           action={`${back}/rotate-secret`}

@@ -7,7 +7,7 @@ import {
   type NewKeyValues,
 } from '../../../views/portal/keys.tsx';
 import { ConfirmPage, Time } from '../../../views/components.tsx';
-import { EXPIRY_CHOICES, type ScopeCatalog } from '../../../views/credential-fields.tsx';
+import { DroppedScopes, EXPIRY_CHOICES, type ScopeCatalog } from '../../../views/credential-fields.tsx';
 import { LatchkeyError } from '../../lib/errors.ts';
 import { revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
@@ -118,6 +118,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
       const now = deps.now();
       const graceEnd = new Date(now.getTime() + graceMs);
       const until = key.expiresAt && key.expiresAt < graceEnd ? key.expiresAt : graceEnd;
+      const dropped = await retiredAmong(deps.prisma, key.scopes);
       return renderPage(
         ctx,
         <ConfirmPage
@@ -127,6 +128,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
           sentence={
             <>
               <code>{key.prefix}</code> {graceMs === 0 ? 'stops working now' : <>keeps working until <Time at={until} now={now} /></>}. The new key is shown once.
+              <DroppedScopes scopes={dropped} />
             </>
           }
           action={`/portal/keys/${key.id}/rotate`}
