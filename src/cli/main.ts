@@ -78,9 +78,9 @@ const json = (text: string, name: string) => {
 
 const COMMANDS: Record<string, Command> = {
   'admin create': {
-    usage: 'admin create --email E [--password P]',
-    options: { email: { type: 'string' }, password: { type: 'string' } },
-    run: (deps, v, _p, actor) => createAdmin(deps, { email: required(v, 'email'), password: str(v, 'password') }, actor),
+    usage: 'admin create --email E [--password P] [--role admin|auditor]',
+    options: { email: { type: 'string' }, password: { type: 'string' }, role: { type: 'string' } },
+    run: (deps, v, _p, actor) => createAdmin(deps, { email: required(v, 'email'), password: str(v, 'password'), role: str(v, 'role') as 'admin' | undefined }, actor),
   },
   'scope create': {
     usage: 'scope create NAME --description D [--requires-approval]',
