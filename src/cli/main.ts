@@ -104,9 +104,10 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'scope retire': {
-    usage: 'scope retire NAME',
+    usage: 'scope retire NAME [--reason R]',
+    options: { reason: { type: 'string' } },
     positionals: 1,
-    run: async (deps, _v, [name], actor) => presentScope(await retireScope(deps, name!, actor)),
+    run: async (deps, v, [name], actor) => presentScope(await retireScope(deps, name!, { reason: str(v, 'reason') }, actor)),
   },
   'scope list': {
     usage: 'scope list',

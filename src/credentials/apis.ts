@@ -15,6 +15,16 @@ import { scopeName } from './scopes.ts';
  * ones hold.
  */
 
+/** A conflict about one field of an API (a taken name or audience, a scope of another API): the form shows it there. */
+export class ApiConflict extends Conflict {
+  constructor(
+    readonly field: 'name' | 'audience' | 'scopes',
+    description: string,
+  ) {
+    super(description);
+  }
+}
+
 export const apiName = z.string().trim().min(1).max(100);
 export const apiAudience = z.url({ protocol: /^https?$/ }).max(2000);
 
@@ -72,13 +82,13 @@ async function claimScopes(tx: Tx, apiId: string, apiName: string, scopes: strin
   const retired = rows.filter((row) => row.retired).map((row) => row.name);
   if (retired.length > 0) throw new LatchkeyError('invalid_scope', `scope ${retired.join(' ')} is retired`);
   const elsewhere = rows.find((row) => row.api !== null && row.api !== apiName);
-  if (elsewhere) throw new Conflict(`scope ${elsewhere.name} belongs to the API ${elsewhere.api}`);
+  if (elsewhere) throw new ApiConflict('scopes', `scope ${elsewhere.name} belongs to the API ${elsewhere.api}`);
   await tx.scope.updateMany({ where: { name: { in: scopes } }, data: { apiId } });
 }
 
 async function assertFree(tx: Tx, field: 'name' | 'audience', value: string, exceptId?: string) {
   const taken = await tx.api.findFirst({ where: { [field]: value, ...(exceptId ? { id: { not: exceptId } } : {}) }, select: { name: true } });
-  if (taken) throw new Conflict(field === 'name' ? `an API named ${value} already exists` : `the API ${taken.name} already has the audience ${value}`);
+  if (taken) throw new ApiConflict(field, field === 'name' ? `an API named ${value} already exists` : `the API ${taken.name} already has the audience ${value}`);
 }
 
 // One catalog change at a time: two creations cannot both find a name or audience free (the

@@ -99,13 +99,14 @@ export async function updateScope(deps: Deps, name: string, input: z.input<typeo
 }
 
 /** Retires a scope (see the top of this file). Retiring a retired scope is a conflict, with no second event. */
-export async function retireScope(deps: Deps, name: string, actor: Actor): Promise<ScopeView> {
+export async function retireScope(deps: Deps, name: string, options: { reason?: string }, actor: Actor): Promise<ScopeView> {
+  const reason = options.reason?.trim().slice(0, 500) || null;
   return changeCredentials(deps, async (tx, invalidate) => {
     const scope = await lockScope(tx, name);
     if (scope.retiredAt) throw new Conflict(`scope ${name} is already retired`);
     const now = deps.now();
     const retired = await tx.scope.update({ where: { name }, data: { retiredAt: now }, select: SCOPE_VIEW_SELECT });
-    await appendAuditEvents(tx, [actorEvent(actor, 'scope.retired', 'scope', name, { api: scope.api?.name ?? null })], now);
+    await appendAuditEvents(tx, [actorEvent(actor, 'scope.retired', 'scope', name, { api: scope.api?.name ?? null, reason })], now);
     await invalidate('scopes');
     return retired;
   });
