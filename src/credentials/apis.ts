@@ -143,8 +143,10 @@ export function listApis(deps: Pick<Deps, 'prisma'>): Promise<ApiView[]> {
   return deps.prisma.api.findMany({ select: API_VIEW_SELECT, orderBy: { name: 'asc' } });
 }
 
-export function findApi(deps: Pick<Deps, 'prisma'>, name: string): Promise<ApiView | null> {
-  return deps.prisma.api.findUnique({ where: { name }, select: API_VIEW_SELECT });
+/** One API by id, or null for an unknown or malformed id. */
+export function findApiById(deps: Pick<Deps, 'prisma'>, id: string): Promise<ApiView | null> {
+  if (!z.uuid().safeParse(id).success) return Promise.resolve(null);
+  return deps.prisma.api.findUnique({ where: { id }, select: API_VIEW_SELECT });
 }
 
 /** The audiences of the APIs that `scopes` belong to, in API name order; none for global scopes. */

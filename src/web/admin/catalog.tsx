@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { adminNav } from '../../../views/admin/layout.tsx';
 import { ApiPage, apiHref, CatalogPage, ScopePage, scopeHref, type ApiFormValues, type ScopeFormValues } from '../../../views/admin/catalog.tsx';
 import { ConfirmPage } from '../../../views/components.tsx';
-import { ApiConflict, createApi, listApis, updateApi, type ApiView } from '../../credentials/apis.ts';
+import { ApiConflict, createApi, findApiById, listApis, updateApi, type ApiView } from '../../credentials/apis.ts';
 import { createScope, findScope, listScopes, retireScope, scopeName, updateScope, type ScopeView } from '../../credentials/scopes.ts';
 import type { Deps } from '../../context.ts';
 import { Conflict, LatchkeyError, NotFound } from '../../lib/errors.ts';
@@ -31,8 +31,16 @@ const apiForm = z.object({
 });
 
 const SCOPE_NAME_RULE = 'Use 1 to 128 of A-Z a-z 0-9 : . _ / -, starting with a letter or a digit.';
-const NO_FORM = { values: { name: '', description: '', requiresApproval: false }, errors: {} };
-const NO_API_FORM = { values: { name: '', audience: '', description: '', scopes: [] }, errors: {} };
+interface ScopeForm {
+  values: ScopeFormValues;
+  errors: FieldErrors;
+}
+interface ApiForm {
+  values: ApiFormValues;
+  errors: FieldErrors;
+}
+const NO_FORM: ScopeForm = { values: { name: '', description: '', requiresApproval: false }, errors: {} };
+const NO_API_FORM: ApiForm = { values: { name: '', audience: '', description: '', scopes: [] }, errors: {} };
 const sentence = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
 
 const scopeValues = (form: PageContext['state']['form']): ScopeFormValues => ({
@@ -54,8 +62,6 @@ function apiFieldError(error: unknown): FieldErrors | null {
   return null;
 }
 
-const UUID = z.uuid();
-
 async function loadScope(deps: Deps, name: string): Promise<ScopeView> {
   const scope = await findScope(deps, name);
   if (!scope) throw new NotFound('scope');
@@ -63,15 +69,15 @@ async function loadScope(deps: Deps, name: string): Promise<ScopeView> {
 }
 
 async function loadApi(deps: Deps, id: string): Promise<ApiView> {
-  const api = UUID.safeParse(id).success ? await deps.prisma.api.findUnique({ where: { id }, select: { name: true } }) : null;
+  const api = await findApiById(deps, id);
   if (!api) throw new NotFound('API');
-  return (await listApis(deps)).find((a) => a.name === api.name)!;
+  return api;
 }
 
 export const catalogRoutes: PageRoutes = (router, deps) => {
   const canAct = (ctx: PageContext) => adminPolicy.act(principalOf(ctx));
 
-  const renderCatalog = async (ctx: PageContext, forms: { scopeForm?: typeof NO_FORM; apiForm?: { values: ApiFormValues; errors: FieldErrors } } = {}, status = 200) => {
+  const renderCatalog = async (ctx: PageContext, forms: { scopeForm?: ScopeForm; apiForm?: ApiForm } = {}, status = 200) => {
     const [scopes, apis] = await Promise.all([listScopes(deps), listApis(deps)]);
     renderPage(
       ctx,
@@ -97,7 +103,7 @@ export const catalogRoutes: PageRoutes = (router, deps) => {
     redirectWith(ctx, scopeHref(values.name), { kind: 'success', text: `Scope ${values.name} created: developers can choose it now.` });
   });
 
-  const renderScope = async (ctx: PageContext, scope: ScopeView, form?: { values: ScopeFormValues; errors: FieldErrors }, status = 200) =>
+  const renderScope = async (ctx: PageContext, scope: ScopeView, form?: ScopeForm, status = 200) =>
     renderPage(
       ctx,
       <ScopePage
@@ -118,9 +124,9 @@ export const catalogRoutes: PageRoutes = (router, deps) => {
     const values = { ...scopeValues(ctx.state.form), name: scope.name };
     const parsed = parseForm(scopeEditForm, values);
     if (!parsed.ok) return renderScope(ctx, scope, { values, errors: parsed.errors }, 400);
-    const before = scope.description === parsed.value.description && scope.requiresApproval === parsed.value.requiresApproval;
+    const unchanged = scope.description === parsed.value.description && scope.requiresApproval === parsed.value.requiresApproval;
     await updateScope(deps, scope.name, parsed.value, actorOf(ctx));
-    redirectWith(ctx, scopeHref(scope.name), before ? { kind: 'info', text: 'Nothing changed.' } : { kind: 'success', text: `Scope ${scope.name} saved.` });
+    redirectWith(ctx, scopeHref(scope.name), unchanged ? { kind: 'info', text: 'Nothing changed.' } : { kind: 'success', text: `Scope ${scope.name} saved.` });
   });
 
   router.post('/catalog/scopes/:name/retire', adminActor(deps), async (ctx) => {
@@ -178,7 +184,7 @@ export const catalogRoutes: PageRoutes = (router, deps) => {
     redirectWith(ctx, apiHref(api), { kind: 'success', text: `API ${api.name} created.` });
   });
 
-  const renderApi = async (ctx: PageContext, api: ApiView, form?: { values: ApiFormValues; errors: FieldErrors }, status = 200) =>
+  const renderApi = async (ctx: PageContext, api: ApiView, form?: ApiForm, status = 200) =>
     renderPage(
       ctx,
       <ApiPage
