@@ -24,7 +24,7 @@ import { signedIn } from '../signed-in.ts';
 import { retiredAmong } from '../../credentials/scopes.ts';
 import { LatchkeyError } from '../../lib/errors.ts';
 import { DroppedScopes, type ScopeCatalog } from '../../../views/credential-fields.tsx';
-import { audiencesAreChosen, audiencesText, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
+import { audiencesAreTyped, audiencesText, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
 
 type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
 
@@ -93,7 +93,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
       name: textOf(form.name),
       scopes: listOf(form.scopes),
       // The audience field is only offered (and read) while the catalog has no API.
-      audiences: audiencesAreChosen(catalog) ? textOf(form.audiences) : '',
+      audiences: audiencesAreTyped(catalog) ? textOf(form.audiences) : '',
       authMethod: textOf(form.authMethod) || 'client_secret_basic',
       jwks: textOf(form.jwks),
     };

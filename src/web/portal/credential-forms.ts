@@ -38,8 +38,8 @@ export async function scopeCatalog(deps: Deps): Promise<ScopeCatalog> {
 
 const grantable = (catalog: ScopeCatalog) => [...catalog.global, ...catalog.apis.flatMap((api) => api.scopes)];
 
-/** With APIs in the catalog, a credential's audiences come from its scopes' APIs: no free field. */
-export const audiencesAreChosen = (catalog: ScopeCatalog) => catalog.apis.length === 0;
+/** Whether the form offers the free Audiences field: only while the catalog has no API (else the chosen scopes' APIs decide). */
+export const audiencesAreTyped = (catalog: ScopeCatalog) => catalog.apis.length === 0;
 
 /**
  * What is wrong with the chosen scopes, as a message for the scopes field, or undefined. With

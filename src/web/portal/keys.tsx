@@ -25,7 +25,7 @@ import type { PageRoutes } from '../pages.ts';
 import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
 import { retiredAmong } from '../../credentials/scopes.ts';
-import { audiencesAreChosen, audiencesText, choiceValues, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
+import { audiencesAreTyped, audiencesText, choiceValues, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
 
 // A page of the key list: a screenful, cheap to render whatever the team holds (bench/portal.ts).
 export const KEY_LIST_PAGE_SIZE = 25;
@@ -73,7 +73,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     const form = ctx.state.form;
     const catalog = await scopeCatalog(deps);
     // The audience field is only offered (and read) while the catalog has no API.
-    const values: NewKeyValues = { name: textOf(form.name), scopes: listOf(form.scopes), audiences: audiencesAreChosen(catalog) ? textOf(form.audiences) : '', expires: textOf(form.expires) || '90d' };
+    const values: NewKeyValues = { name: textOf(form.name), scopes: listOf(form.scopes), audiences: audiencesAreTyped(catalog) ? textOf(form.audiences) : '', expires: textOf(form.expires) || '90d' };
     const parsed = parseForm(newKeyForm, values);
     const errors: FieldErrors = parsed.ok ? {} : parsed.errors;
     const team = teamOf(ctx);
