@@ -253,9 +253,11 @@ export function ConfirmPage(props: {
   button: string;
   danger?: boolean;
   cancel: string;
+  /** The admin screens' navigation (views/admin/layout.tsx adminNav); the portal's by default. */
+  nav?: Parameters<typeof Layout>[0]['nav'];
 }) {
   return (
-    <Layout chrome={props.chrome} title={props.title}>
+    <Layout chrome={props.chrome} title={props.title} nav={props.nav}>
       <PageHeader title={props.title} description={props.description} />
       <div class={props.danger ? 'panel panel-danger' : 'panel'}>
         <p>{props.sentence}</p>

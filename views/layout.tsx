@@ -1,12 +1,23 @@
 import type { ComponentChildren } from 'preact';
 import { Flash, type FlashMessage } from './components.tsx';
 
-export type Section = 'overview' | 'keys' | 'applications' | 'requests' | 'team' | 'activity' | 'security' | 'sessions';
+export type PortalSection = 'overview' | 'keys' | 'applications' | 'requests' | 'team' | 'activity' | 'security' | 'sessions';
+/** Admin screens name their sections `admin-…` (views/admin/layout.tsx ADMIN_NAV). */
+export type Section = PortalSection | `admin-${string}`;
+
+/** One link of a left navigation. */
+export interface NavItem {
+  section: Section;
+  href: string;
+  label: string;
+}
 
 /** What every signed-in page knows about the person and where they are. */
 export interface Viewer {
   email: string;
   isAdmin: boolean;
+  /** admin or auditor: the admin screens are open to them (policies/admin.ts); null for developers. */
+  staffRole?: 'admin' | 'auditor' | null;
   team: { id: string; name: string; role: string };
   teams: { id: string; name: string }[];
 }
@@ -19,7 +30,7 @@ export interface Chrome {
   section?: Section;
 }
 
-const NAV: { section: Section; href: string; label: string }[] = [
+const NAV: NavItem[] = [
   { section: 'overview', href: '/portal', label: 'Overview' },
   { section: 'keys', href: '/portal/keys', label: 'API keys' },
   { section: 'applications', href: '/portal/applications', label: 'Applications' },
@@ -46,10 +57,15 @@ function Document(props: { title: string; children: ComponentChildren; bodyClass
   );
 }
 
-/** Signed-in pages: header with product, team and person; left navigation; content column. */
-export function Layout(props: { chrome: Chrome; title: string; children: ComponentChildren }) {
+/**
+ * Signed-in pages: header with product, team and person; left navigation; content column.
+ * The portal's navigation by default; the admin screens pass their own (views/admin/layout.tsx).
+ */
+export function Layout(props: { chrome: Chrome; title: string; children: ComponentChildren; nav?: { label: string; items: NavItem[]; footer?: NavItem[] } }) {
   const { chrome } = props;
   const viewer = chrome.viewer;
+  // Admins and auditors reach the admin screens from the portal; nobody else sees the link.
+  const nav = props.nav ?? { label: 'Portal', items: NAV, footer: viewer?.staffRole ? [{ section: 'admin-dashboard', href: '/admin', label: 'Admin' }] : undefined };
   return (
     <Document title={props.title}>
       <a class="skip" href="#main">
@@ -96,9 +112,9 @@ export function Layout(props: { chrome: Chrome; title: string; children: Compone
       </header>
       <div class="shell">
         {viewer ? (
-          <nav class="sidenav" aria-label="Portal">
+          <nav class="sidenav" aria-label={nav.label}>
             <ul>
-              {NAV.map((item) => (
+              {nav.items.map((item) => (
                 <li>
                   <a href={item.href} aria-current={chrome.section === item.section ? 'page' : undefined}>
                     {item.label}
@@ -106,6 +122,15 @@ export function Layout(props: { chrome: Chrome; title: string; children: Compone
                 </li>
               ))}
             </ul>
+            {nav.footer ? (
+              <ul class="sidenav-footer">
+                {nav.footer.map((item) => (
+                  <li>
+                    <a href={item.href}>{item.label}</a>
+                  </li>
+                ))}
+              </ul>
+            ) : null}
           </nav>
         ) : null}
         <main id="main" class="content">

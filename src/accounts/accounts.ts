@@ -1,6 +1,11 @@
 import type { Tx } from '../db/database.ts';
 
-export type Role = 'developer' | 'admin';
+export type Role = 'developer' | 'admin' | 'auditor';
+
+/** Roles that open the admin screens: admins act, auditors read (policies/admin.ts). */
+export const STAFF_ROLES = ['admin', 'auditor'] as const;
+export type StaffRole = (typeof STAFF_ROLES)[number];
+export const isStaffRole = (role: string): role is StaffRole => (STAFF_ROLES as readonly string[]).includes(role);
 
 /**
  * Every account is created here, with its personal team (owner): credentials belong to

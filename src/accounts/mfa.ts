@@ -3,6 +3,7 @@ import type { Actor } from '../actor.ts';
 import type { Deps } from '../context.ts';
 import type { Tx } from '../db/database.ts';
 import { Conflict, NotFound } from '../lib/errors.ts';
+import { isStaffRole } from './accounts.ts';
 import { newRecoveryCodes, newTotpSecret, normaliseRecoveryCode, totpQrSvg, totpUri, verifyTotp } from './totp.ts';
 
 /**
@@ -143,7 +144,7 @@ export type MfaChange = { ok: true } | { ok: false; reason: 'wrong_code' | 'admi
 export async function disableMfa(deps: MfaDeps, accountId: string, code: string, actor: Actor): Promise<MfaChange> {
   const account = await loadAccount(deps, accountId);
   if (!account.mfaEnabledAt) return { ok: false, reason: 'not_enabled' };
-  if (account.role === 'admin') return { ok: false, reason: 'admin' };
+  if (isStaffRole(account.role)) return { ok: false, reason: 'admin' };
   const checked = await verifySecondFactor(deps, accountId, code, actor);
   if (!checked.ok) return checked;
   const now = deps.now();

@@ -173,3 +173,17 @@ export function listSessions(deps: SessionDeps, accountId: string) {
     take: 100,
   });
 }
+
+/** How recent an authentication code must be for a destructive admin action (issue 8 §1.1). */
+export const STEP_UP_WINDOW_MS = 5 * 60_000;
+
+/** Whether this session checked an authentication code within the step-up window. */
+export const steppedUp = (session: Pick<Session, 'mfaAt'>, now: Date): boolean =>
+  session.mfaAt !== null && now.getTime() - session.mfaAt.getTime() < STEP_UP_WINDOW_MS;
+
+/** A code was just checked in this session (step-up): destructive actions are open for a while. */
+export async function recordStepUp(deps: SessionDeps, id: string): Promise<Date> {
+  const now = deps.now();
+  await deps.prisma.session.updateMany({ where: { id, endedAt: null }, data: { mfaAt: now } });
+  return now;
+}

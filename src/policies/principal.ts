@@ -5,6 +5,8 @@ export type TeamRole = 'owner' | 'member';
 /** A signed-in person as policies see them: their role and their teams. */
 export interface Principal {
   accountId: string;
+  /** developer | admin | auditor (accounts/accounts.ts Role). */
+  role: string;
   isAdmin: boolean;
   teamRoles: ReadonlyMap<string, TeamRole>;
 }
@@ -12,6 +14,7 @@ export interface Principal {
 export function principalFrom(account: { id: string; role: string; memberships: { teamId: string; role: string }[] }): Principal {
   return {
     accountId: account.id,
+    role: account.role,
     isAdmin: account.role === 'admin',
     teamRoles: new Map(account.memberships.map((m) => [m.teamId, m.role === 'owner' ? 'owner' : 'member'])),
   };

@@ -1,5 +1,6 @@
 import type { Next } from 'koa';
 import type { PageContext } from './page-state.ts';
+import { isStaffRole } from '../accounts/accounts.ts';
 import { principalFrom } from '../policies/principal.ts';
 
 /**
@@ -23,6 +24,7 @@ export async function signedIn(ctx: PageContext, next: Next): Promise<void> {
   ctx.state.viewer = {
     email: account.email,
     isAdmin: account.role === 'admin',
+    staffRole: isStaffRole(account.role) ? account.role : null,
     team: { id: current.teamId, name: current.team.name, role: current.role },
     teams: memberships.map((m) => ({ id: m.teamId, name: m.team.name })),
   };

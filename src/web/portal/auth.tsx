@@ -31,7 +31,8 @@ const SIGN_IN_FAILED = 'Email or password is incorrect.';
  */
 export function safeNext(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length > 500) return undefined;
-  if (!/^\/portal(\/|\?|$)/.test(value)) return undefined;
+  // The portal's pages and the admin screens (signed out, /admin leads to sign-in with next=/admin…).
+  if (!/^\/(portal|admin)(\/|\?|$)/.test(value)) return undefined;
   if (/[\\\u0000-\u001f\u007f]/.test(value) || value.includes('//')) return undefined;
   // Not back into the signed-out pages themselves.
   if (/^\/portal\/(sign-in|sign-up|sign-out)(\/|\?|$)/.test(value)) return undefined;

@@ -8,6 +8,7 @@ import {
   regenerateRecoveryCodes,
   verifySecondFactor,
 } from '../../accounts/mfa.ts';
+import { isStaffRole } from '../../accounts/accounts.ts';
 import { changePassword } from '../../accounts/passwords.ts';
 import { endOtherSessions, endSession, listSessions, startSession } from '../../accounts/sessions.ts';
 import { actorEvent, appendAuditEvents } from '../../audit/audit-log.ts';
@@ -31,7 +32,7 @@ async function securityView(deps: Deps, ctx: PageContext, errors?: SecurityView[
     now: deps.now(),
     mfaEnabledAt: account.mfaEnabledAt,
     recoveryCodesLeft: account.mfaEnabledAt ? await recoveryCodesLeft(deps, account.id) : 0,
-    isAdmin: account.role === 'admin',
+    isAdmin: isStaffRole(account.role),
     errors,
   };
 }

@@ -1,0 +1,81 @@
+import type { Deps } from '../context.ts';
+
+/** What the admin dashboard shows (issue 8 §1.2): counts, and the newest alerts. */
+export interface DashboardFigures {
+  developers: number;
+  teams: number;
+  applications: number;
+  activeKeys: number;
+  /** Live keys that stop working within EXPIRING_WITHIN_MS. */
+  expiringKeys: number;
+  /** `token.issued` audit events since 00:00 UTC. */
+  tokensToday: number;
+  pendingRequests: number;
+  /** `api_key.check_failed` / `access_token.check_failed` audit events (credentials/introspection.ts) in the last hour. */
+  failedChecks: number;
+  alerts: { seq: string; at: Date; type: string; subjectType: string | null; subjectId: string | null; data: unknown }[];
+}
+
+export const EXPIRING_WITHIN_MS = 14 * 86_400_000;
+export const CHECK_FAILED_TYPES = ['api_key.check_failed', 'access_token.check_failed'];
+
+// One round trip. The audit counts and alerts read the (type, at) index; the range on type is
+// `alert.%` under the byte order Latchkey's databases use (C collation, as PGlite and the
+// Postgres here), and the LIKE keeps it exact under any other.
+const FIGURES_SQL = `
+  SELECT (SELECT count(*) FROM account WHERE role = 'developer')::int AS developers,
+         (SELECT count(*) FROM team)::int AS teams,
+         (SELECT count(*) FROM oauth_client WHERE status <> 'revoked')::int AS applications,
+         (SELECT count(*) FROM api_key WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1))::int AS active_keys,
+         (SELECT count(*) FROM api_key WHERE revoked_at IS NULL AND expires_at > $1 AND expires_at <= $2)::int AS expiring_keys,
+         (SELECT count(*) FROM audit_event WHERE type = 'token.issued' AND at >= $3)::int AS tokens_today,
+         (SELECT count(*) FROM credential_request WHERE status = 'pending')::int AS pending_requests,
+         (SELECT count(*) FROM audit_event WHERE type = ANY($4::text[]) AND at >= $5)::int AS failed_checks`;
+
+const ALERTS_SQL = `
+  SELECT seq::text AS seq, at, type, subject_type, subject_id, data
+    FROM audit_event
+   WHERE type >= 'alert.' AND type < 'alert/' AND type LIKE 'alert.%' AND at >= $1
+   ORDER BY at DESC
+   LIMIT 5`;
+
+interface FiguresRow {
+  developers: number;
+  teams: number;
+  applications: number;
+  active_keys: number;
+  expiring_keys: number;
+  tokens_today: number;
+  pending_requests: number;
+  failed_checks: number;
+}
+
+interface AlertRow {
+  seq: string;
+  at: Date;
+  type: string;
+  subject_type: string | null;
+  subject_id: string | null;
+  data: unknown;
+}
+
+export async function dashboardFigures(deps: Pick<Deps, 'db' | 'now'>): Promise<DashboardFigures> {
+  const now = deps.now();
+  const midnight = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+  const [figures, alerts] = await Promise.all([
+    deps.db.query(FIGURES_SQL, [now, new Date(now.getTime() + EXPIRING_WITHIN_MS), midnight, CHECK_FAILED_TYPES, new Date(now.getTime() - 3_600_000)]) as Promise<FiguresRow[]>,
+    deps.db.query(ALERTS_SQL, [new Date(now.getTime() - 7 * 86_400_000)]) as Promise<AlertRow[]>,
+  ]);
+  const row = figures[0];
+  return {
+    developers: row!.developers,
+    teams: row!.teams,
+    applications: row!.applications,
+    activeKeys: row!.active_keys,
+    expiringKeys: row!.expiring_keys,
+    tokensToday: row!.tokens_today,
+    pendingRequests: row!.pending_requests,
+    failedChecks: row!.failed_checks,
+    alerts: alerts.map((a) => ({ seq: a.seq, at: a.at, type: a.type, subjectType: a.subject_type, subjectId: a.subject_id, data: a.data })),
+  };
+}
