@@ -8,6 +8,7 @@ import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
 import { resolveOwnerTeam } from '../accounts/owners.ts';
 import { credentialName, lockCredentialName, NameTaken } from './names.ts';
+import { assertJwksUriAllowed } from '../oauth/jwks-uri.ts';
 import { assertKnownScopes, scopeName } from './scopes.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
@@ -69,6 +70,7 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
   const parsed = createClientInput.parse(input);
   const scopes = [...new Set(parsed.scopes)];
   await assertKnownScopes(deps, scopes);
+  if (parsed.jwksUri) await assertJwksUriAllowed(deps, parsed.jwksUri);
   const audiences = parsed.audiences.length > 0 ? [...new Set(parsed.audiences)] : [deps.config.LATCHKEY_DEFAULT_AUDIENCE];
   const id = `lkc_${randomBase62(22)}`;
   const secret = parsed.authMethod === 'private_key_jwt' ? undefined : newClientSecret();

@@ -84,7 +84,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const log = createLogger(loadConfig(env), destination);
   let running;
   try {
-    running = await startServer({ env, log, commands: main, onFirstAdmin: (admin) => rememberSecret(admin.password) });
+    running = await startServer({ env, log, commands: main, onFirstAdmin: (admin) => rememberSecret(admin.link) });
   } catch (error) {
     if (owned) await database.drop();
     throw error;
