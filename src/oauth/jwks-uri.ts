@@ -12,23 +12,25 @@ import { InvalidRequest } from '../lib/errors.ts';
  * it for tests and development. A failing URI is retried only after a growing back-off, so a
  * stream of assertions cannot turn Latchkey into a request cannon.
  */
-const SPECIAL = new BlockList();
+// Two lists: one BlockList would match every IPv4 address against the IPv4-mapped IPv6 rule.
+const SPECIAL_V4 = new BlockList();
+const SPECIAL_V6 = new BlockList();
 for (const [net, prefix] of [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
   ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24],
   ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) SPECIAL.addSubnet(net, prefix, 'ipv4');
+] as const) SPECIAL_V4.addSubnet(net, prefix, 'ipv4');
 for (const [net, prefix] of [
   // Unspecified and loopback; IPv4-mapped and NAT64 (an IPv4 address in disguise); discard-only;
   // documentation; unique local; link-local; site-local; multicast.
   ['::', 127], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['64:ff9b:1::', 48], ['100::', 64], ['2001:db8::', 32],
   ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
-] as const) SPECIAL.addSubnet(net, prefix, 'ipv6');
+] as const) SPECIAL_V6.addSubnet(net, prefix, 'ipv6');
 
 export function isSpecialAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
-  return SPECIAL.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  return family === 4 ? SPECIAL_V4.check(address, 'ipv4') : SPECIAL_V6.check(address, 'ipv6');
 }
 
 const refused = () => new InvalidRequest('jwks_uri must not point at a private, loopback or link-local address');
