@@ -64,6 +64,10 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     if (!guardRedisDown) log.warn({ err }, 'Redis unreachable for endpoint limits; counting failures in this node only');
     guardRedisDown = true;
   };
+  deps.guard.onSharedOk = () => {
+    if (guardRedisDown) log.info('Redis reachable again for endpoint limits');
+    guardRedisDown = false;
+  };
   deps.guard.start();
   // Scope catalog changes reach discovery on every node. Only the latest refresh may apply
   // its result (two can race), and one runs whenever the listener may have missed messages.

@@ -57,6 +57,8 @@ export class EndpointGuard {
   onRefused: (reason: RefusalReason) => void = () => {};
   /** Called when the shared count cannot be reached (logged once per outage by the caller). */
   onSharedError: (error: unknown) => void = () => {};
+  /** Called after a successful share (to log that Redis is back). */
+  onSharedOk: () => void = () => {};
 
   constructor(options: EndpointGuardOptions) {
     this.#options = options;
@@ -191,6 +193,8 @@ export class EndpointGuard {
           total = (await shared.consume(key, points)).consumedPoints;
         } catch (refused) {
           if (!(refused instanceof RateLimiterRes)) {
+            // Redis is away: this node keeps counting alone, and shares these next time.
+            state.unshared += points;
             this.onSharedError(refused);
             return;
           }
@@ -199,6 +203,7 @@ export class EndpointGuard {
         const now = this.#now();
         if (total > this.#options.failures.limit && state.blockedUntil <= now) this.#block(state, now);
       }
+      if (pending.length > 0) this.onSharedOk();
     } finally {
       this.#sharing = false;
     }
