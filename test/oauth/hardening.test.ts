@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { globalAgent, createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, importJWK, SignJWT } from 'jose';
 import { changeCredentials } from '../../src/lib/invalidation.ts';
@@ -176,6 +181,42 @@ describe('jwks_uri SSRF', () => {
     } finally {
       await dev.close();
       await target.close();
+    }
+  });
+});
+
+describe('jwks_uri that works (private targets allowed, a local TLS server)', () => {
+  test('assertions verify at /token and /introspect against keys fetched from jwks_uri, fetched once', async () => {
+    // A self-signed certificate for 127.0.0.1, trusted by this process's default HTTPS agent only.
+    const dir = mkdtempSync(path.join(tmpdir(), 'latchkey-jwks-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const [cert, key] = [readFileSync(path.join(dir, 'cert.pem')), readFileSync(path.join(dir, 'key.pem'))];
+    rmSync(dir, { recursive: true, force: true });
+    let fetches = 0;
+    const tls = createHttpsServer({ cert, key }, (_req, res) => {
+      fetches++;
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' }).end(JSON.stringify(keys.jwks));
+    });
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    const previousCa = globalAgent.options.ca;
+    globalAgent.options.ca = cert;
+    const dev = await startTestServer({ env: { LATCHKEY_JWKS_URI_ALLOW_PRIVATE: 'true' } });
+    try {
+      const devScope = await createScope(dev);
+      const { port } = tls.address() as { port: number };
+      const created = await createClient(dev, { scopes: [devScope], authMethod: 'private_key_jwt', jwksUri: `https://127.0.0.1:${port}/jwks` });
+      const devMeta = await discover(dev);
+      const token = await viaAssertion(devMeta.token_endpoint, await clientAssertion(keys, created.client_id, dev.issuer), { grant_type: 'client_credentials' });
+      assert.equal(token.status, 200, token.text);
+      const introspection = await viaAssertion(devMeta.introspection_endpoint, await clientAssertion(keys, created.client_id, dev.issuer), { token: token.body.access_token });
+      assert.equal(introspection.status, 200, introspection.text);
+      assert.equal(introspection.body.active, true);
+      // One fetch per consumer (oidc-provider's key store, and jose's for Latchkey's endpoints), cached after.
+      assert.ok(fetches >= 1 && fetches <= 2, `${fetches} fetches`);
+    } finally {
+      globalAgent.options.ca = previousCa;
+      await dev.close();
+      await new Promise((resolve) => tls.close(resolve));
     }
   });
 });

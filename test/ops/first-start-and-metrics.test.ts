@@ -18,7 +18,7 @@ after(() => server.close());
 
 describe('/metrics with LATCHKEY_METRICS_TOKEN', () => {
   test('no token or a wrong one: 401 with the Bearer scheme, and no metrics', async () => {
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Bearer ${METRICS_TOKEN}x` }, { authorization: `Basic ${METRICS_TOKEN}` }]) {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Bearer ${METRICS_TOKEN}x` }, { authorization: `Basic ${METRICS_TOKEN}` }] as Record<string, string>[]) {
       const answer = await fetch(`${server.url}/metrics`, { headers });
       assert.equal(answer.status, 401);
       assert.match(answer.headers.get('www-authenticate') ?? '', /^Bearer /);
