@@ -133,6 +133,28 @@ describe('junk from one address: 429 with back-off, a handful of audit rows, oth
     const junkSeries = (text: string) => ['client_auth.failed', 'token.failed', 'request.throttled'].reduce((sum, type) => sum + value(text, `latchkey_junk_requests_total{type="${type}"}`), 0);
     assert.equal(junkSeries(metricsAfter) - junkSeries(metricsBefore), 3000);
   });
+
+  test('unknown and malformed keys from a resource server: inactive, summarised, and the resource server is not throttled', async () => {
+    await server.deps.junk.flush();
+    const seqBefore = (await server.deps.prisma.auditEvent.aggregate({ _max: { seq: true } }))._max.seq ?? 0n;
+    const { base62 } = await import('../../src/lib/random.ts');
+    const { crc32 } = await import('node:zlib');
+    const auth = { authorization: basicAuth(legit.client_id, legit.client_secret!) };
+    for (let i = 0; i < 300; i++) {
+      // A well-formed key whose id names nothing, or a key with a broken checksum.
+      const body = `lk_${randomBytes(6).toString('hex')}_${'D'.repeat(43)}`;
+      const token = i % 2 === 0 ? `${body}${base62(crc32(body), 6)}` : `${body}AAAAAA`;
+      const answer = await post(meta.introspection_endpoint, { token }, auth, '127.0.0.4');
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal(answer.text, '{"active":false}');
+    }
+    await server.deps.junk.flush();
+    const events = await server.deps.prisma.auditEvent.findMany({ where: { seq: { gt: seqBefore } } });
+    assert.ok(events.length <= 2, `${events.length} rows`);
+    assert.deepEqual(events.map((e) => (e.data as { result: string }).result).sort(), ['MALFORMED', 'NOT_FOUND']);
+    assert.equal(events.reduce((sum, e) => sum + (e.data as { count: number }).count, 0), 300);
+    for (const event of events) assert.equal(event.actorId, legit.client_id);
+  });
 });
 
 describe('request limits per peer and per client (LATCHKEY_LIMIT_REQUESTS)', () => {
