@@ -163,11 +163,12 @@ describe('request limits per peer and per client (LATCHKEY_LIMIT_REQUESTS)', () 
   let first: CreatedClient;
   let second: CreatedClient;
   let key: string;
+  let scope: string;
 
   before(async () => {
     server = await startTestServer({ env: { LATCHKEY_LIMIT_REQUESTS: '10/1m' } });
     meta = await discover(server);
-    const scope = await createScope(server);
+    scope = await createScope(server);
     [first, second] = [await createClient(server, { scopes: [scope] }), await createClient(server, { scopes: [scope] })];
     key = await newKey(server, scope);
   });
@@ -195,5 +196,22 @@ describe('request limits per peer and per client (LATCHKEY_LIMIT_REQUESTS)', () 
     // Another client from another address: unaffected.
     const other = await post(meta.introspection_endpoint, { token: key }, auth(second), '127.0.0.3');
     assert.equal(other.status, 200, other.text);
+  });
+
+  test('at /token, a client over its limit is refused before a token is signed, whatever address it uses', async () => {
+    const third = await createClient(server, { scopes: [scope] });
+    const auth = { authorization: basicAuth(third.client_id, third.client_secret!) };
+    for (let i = 0; i < 10; i++) {
+      const answer = await post(meta.token_endpoint, { grant_type: 'client_credentials' }, auth, `127.0.1.${i + 1}`);
+      assert.equal(answer.status, 200, `request ${i + 1}: ${answer.text}`);
+      rememberSecret(answer.body.access_token);
+    }
+    const issuedBefore = await server.deps.prisma.auditEvent.count({ where: { type: 'token.issued', actorId: third.client_id } });
+    const over = await post(meta.token_endpoint, { grant_type: 'client_credentials' }, auth, '127.0.1.20');
+    assert.equal(over.status, 429, over.text);
+    assert.equal(over.body.error, 'too_many_requests');
+    assert.ok(Number(over.headers['retry-after']) >= 1);
+    assert.equal(over.body.access_token, undefined);
+    assert.equal(await server.deps.prisma.auditEvent.count({ where: { type: 'token.issued', actorId: third.client_id } }), issuedBefore);
   });
 });
