@@ -190,7 +190,11 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
       auditTokenFailure(deps, oidcCtx);
       if ((ctx.body as { error?: string } | undefined)?.error === 'invalid_client') {
         const refused = deps.guard.failed(ctx.ip, claimedClientId(ctx.get('authorization') || undefined, new Map(Object.entries(oidcCtx.oidc.params ?? {}))));
-        if (refused) respondWithError(ctx, new TooManyRequests(refused), deps.log);
+        if (refused) {
+          // A 429 is not a challenge: oidc-provider's Basic challenge does not carry over.
+          ctx.remove('WWW-Authenticate');
+          respondWithError(ctx, new TooManyRequests(refused), deps.log);
+        }
       }
     } else if (route === 'discovery' && ctx.status === 200) {
       const body = ctx.body as Record<string, unknown>;
