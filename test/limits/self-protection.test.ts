@@ -166,7 +166,7 @@ describe('request limits per peer and per client (LATCHKEY_LIMIT_REQUESTS)', () 
   let scope: string;
 
   before(async () => {
-    server = await startTestServer({ env: { LATCHKEY_LIMIT_REQUESTS: '10/1m' } });
+    server = await startTestServer({ env: { LATCHKEY_LIMIT_REQUESTS: '10/1m', LATCHKEY_LIMIT_FAILURES: '3/1m' } });
     meta = await discover(server);
     scope = await createScope(server);
     [first, second] = [await createClient(server, { scopes: [scope] }), await createClient(server, { scopes: [scope] })];
@@ -213,5 +213,27 @@ describe('request limits per peer and per client (LATCHKEY_LIMIT_REQUESTS)', () 
     assert.ok(Number(over.headers['retry-after']) >= 1);
     assert.equal(over.body.access_token, undefined);
     assert.equal(await server.deps.prisma.auditEvent.count({ where: { type: 'token.issued', actorId: third.client_id } }), issuedBefore);
+  });
+
+  test('failed checks of one credential past the limit: 429 with back-off; its audit rows stop; other keys unaffected', async () => {
+    const checker = await createClient(server, { scopes: [scope] });
+    const auth = { authorization: basicAuth(checker.client_id, checker.client_secret!) };
+    const revoked = await newKey(server, scope);
+    const revokedId = revoked.split('_')[1]!;
+    await cliJson(server, ['key', 'revoke', revokedId, '--json']);
+    for (let i = 0; i < 3; i++) {
+      const answer = await post(meta.introspection_endpoint, { token: revoked }, auth, `127.0.2.${i + 1}`);
+      assert.equal(answer.text, '{"active":false}');
+    }
+    const refused = await post(meta.introspection_endpoint, { token: revoked }, auth, '127.0.2.9');
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(Number(refused.headers['retry-after']), 60);
+    const live = await post(meta.introspection_endpoint, { token: key }, auth, '127.0.2.10');
+    assert.equal(live.body.active, true, live.text);
+    await server.deps.junk.flush();
+    const rows = await server.deps.prisma.auditEvent.findMany({ where: { type: 'api_key.check_failed', subjectId: revokedId } });
+    assert.equal(rows.length, 3, 'one row per failed check up to the limit, none past it');
+    const throttled = await server.deps.prisma.auditEvent.findMany({ where: { type: 'api_key.check_failed', actorId: checker.client_id, subjectId: null } });
+    assert.deepEqual(throttled.map((e) => [(e.data as { result: string }).result, (e.data as { count: number }).count]), [['THROTTLED', 1]]);
   });
 });
