@@ -56,8 +56,8 @@ export async function ensureFirstAdmin(deps: Pick<Deps, 'prisma' | 'config' | 'n
   const created = await createAdmin(deps, { email: deps.config.LATCHKEY_ADMIN_EMAIL }, { type: 'system' }, (tx, account) =>
     issueLinkToken(tx, deps, { purpose: 'reset_password', email: account.email, accountId: account.id, lifetimeMs: FIRST_START_LINK_MS }),
   ).catch((error) => {
-    // Another node created it first.
-    if (error instanceof Conflict) return null;
+    // Another node created it first: seen before our insert (Conflict) or by it (the unique email).
+    if (error instanceof Conflict || (error as { code?: string }).code === 'P2002') return null;
     throw error;
   });
   return created && { email: created.email, link: created.extra.link, expiresAt: created.extra.expiresAt };
