@@ -55,6 +55,12 @@ const schema = z.object({
   LATCHKEY_SESSION_IDLE: duration('30m'),
   /** …and after this long in any case (ASVS 7.3.2). */
   LATCHKEY_SESSION_MAX: duration('12h'),
+  /** While Redis (REDIS_URL) is unreachable, plan limits at /v1/keys/verify: `closed` answers RATE_LIMITED, `open` lets checks through uncounted, `memory` counts per node. */
+  LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE: z.enum(['open', 'closed', 'memory']).default('closed'),
+  /** The same for applications' plans at the token endpoint: `open` by default, so token issuance survives a Redis outage. */
+  LATCHKEY_TOKEN_LIMITS_ON_REDIS_FAILURE: z.enum(['open', 'closed', 'memory']).default('open'),
+  /** Whether API-key introspection (RFC 7662) counts toward the key's plan limits (over them: `{"active":false}`); it always counts toward usage. */
+  LATCHKEY_INTROSPECTION_LIMITS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** pino levels; `info` writes one line per request (never a secret). */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -5,6 +5,7 @@ import type { KeyUsage } from './credentials/key-usage.ts';
 import type { Database, Prisma } from './db/database.ts';
 import type { CredentialCache } from './lib/invalidation.ts';
 import type { Keyring } from './lib/keyring.ts';
+import type { Limiter } from './limits/limiter.ts';
 import type { Throttle } from './limits/throttle.ts';
 import type { Mailer } from './mail/mailer.ts';
 
@@ -21,6 +22,8 @@ export interface Deps {
   mailer: Mailer;
   /** Brute-force limits (sign-in, MFA, reset): one per process, shared across nodes through Redis when REDIS_URL is set. */
   throttle: Throttle;
+  /** Plans' rates and quotas (verify, token endpoint): in memory, or shared through Redis when REDIS_URL is set. */
+  limits: Limiter;
   log: Logger;
   /** Injected so that expiry and rotation are testable without sleeping. */
   now: () => Date;

@@ -10,6 +10,7 @@ import { errorForLog } from './lib/errors.ts';
 import { CredentialCache } from './lib/invalidation.ts';
 import { postgresBus, redisBus } from './lib/invalidation-bus.ts';
 import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
+import { Limiter } from './limits/limiter.ts';
 import { createThrottle } from './limits/throttle.ts';
 import { createMailer } from './mail/mailer.ts';
 
@@ -50,7 +51,8 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     throw error;
   }
   const keyring = createKeyring(secret);
-  const throttleRedis = config.REDIS_URL ? throttleConnection(config.REDIS_URL, log) : undefined;
+  const counters = config.REDIS_URL ? countersConnection(config.REDIS_URL, log) : undefined;
+  const throttleRedis = counters?.redis;
   const deps: Deps = {
     config,
     db,
@@ -62,6 +64,7 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     mailer: createMailer({ config, log, now: () => deps.now() }),
     // Per deployment (as the invalidation channel), so deployments sharing one Redis count apart.
     throttle: createThrottle({ redis: throttleRedis, keyPrefix: `latchkey:throttle:${keyring.deploymentId}` }),
+    limits: new Limiter({ redis: throttleRedis, redisState: counters?.state, keyPrefix: `latchkey:${keyring.deploymentId}`, log }),
     now: () => new Date(),
   } as Omit<Deps, 'usage'> as Deps;
   deps.usage = new KeyUsage(deps);
@@ -72,12 +75,14 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
 const throttleConnections = new WeakMap<Deps, Redis>();
 
 /**
- * The throttle's Redis connection. A command never waits for Redis: without a connection
- * (offline queue off) or past the command timeout it fails at once, and the throttle's
- * insurance memory limiter answers (limits/throttle.ts), so a Redis outage neither crashes
- * nor hangs a sign-in; ioredis keeps reconnecting in the background.
+ * The Redis connection of the shared counters: sign-in throttles and plan limits. A command
+ * never waits for Redis: without a connection (offline queue off) or past the command timeout
+ * it fails at once, and the throttle's insurance memory limiter answers (limits/throttle.ts)
+ * or the plan limit's failure policy (limits/limiter.ts), so a Redis outage neither crashes
+ * nor hangs a request; ioredis keeps reconnecting in the background. `state` feeds /readyz
+ * and the metrics; the log says so once per transition.
  */
-function throttleConnection(url: string, log: Logger): Redis {
+function countersConnection(url: string, log: Logger): { redis: Redis; state: () => 'ok' | 'unreachable' } {
   const redis = new Redis(url, {
     connectionName: `latchkey:${process.pid}:throttle`,
     enableOfflineQueue: false,
@@ -89,13 +94,13 @@ function throttleConnection(url: string, log: Logger): Redis {
   redis.on('error', (err) => {
     if (down) return;
     down = true;
-    log.warn({ err }, 'Redis unreachable for sign-in limits; counting in this node\'s memory until it is back');
+    log.warn({ err }, 'Redis unreachable for shared limits; sign-in limits count in this node\'s memory until it is back');
   });
   redis.on('ready', () => {
-    if (down) log.info('Redis reachable again for sign-in limits');
+    if (down) log.info('Redis reachable again for shared limits');
     down = false;
   });
-  return redis;
+  return { redis, state: () => (redis.status === 'ready' ? 'ok' : 'unreachable') };
 }
 
 /** Closes what openDeps opened (after the server or the CLI is done with it). */

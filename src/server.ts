@@ -45,10 +45,11 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   let common: Middleware;
   try {
     await deps.cache.start();
+    await deps.limits.connected(2_000);
     await ensureSigningKey(deps);
     const admin = await ensureFirstAdmin(deps);
     if (admin) options.onFirstAdmin?.(admin);
-    metrics = createMetrics();
+    metrics = createMetrics(deps.limits);
     common = commonMiddleware(deps, metrics);
     oauth = createOAuthProvider(deps, await loadSigningJwks(deps), await listScopeNames(deps), common);
   } catch (error) {

@@ -6,6 +6,7 @@ import type { Deps } from '../context.ts';
 import type { ApiKey, Tx } from '../db/database.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
+import { effectiveLimits, planIdByName, planName, type Limits } from '../limits/plans.ts';
 import { KEY_ID, newApiKey, parseApiKey } from './api-key-format.ts';
 import { credentialName, lockCredentialName, NameTaken } from './names.ts';
 import { assertKnownScopes, scopeName } from './scopes.ts';
@@ -20,6 +21,8 @@ export const createApiKeyInput = z.object({
   /** A page already knows the team. */
   teamId: z.uuid().optional(),
   expiresInMs: z.number().int().positive().optional(),
+  /** The plan limiting its checks at /v1/keys/verify. */
+  plan: planName.optional(),
 });
 
 export interface IssuedApiKey {
@@ -73,10 +76,15 @@ export async function createApiKey(deps: Deps, input: z.input<typeof createApiKe
       await lockCredentialName(tx, 'api_key', teamId, parsed.name);
       await assertKeyNameFree(tx, teamId, parsed.name, now);
     }
+    const planId = parsed.plan === undefined ? null : await planIdByName(tx, parsed.plan);
     await tx.apiKey.create({
-      data: { id: issued.id, name: parsed.name, teamId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
+      data: { id: issued.id, name: parsed.name, teamId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now, planId },
     });
-    await appendAuditEvents(tx, [actorEvent(actor, 'api_key.created', 'api_key', issued.id, { name: parsed.name, scopes, audiences, teamId, expiresAt: expiresAt?.toISOString() ?? null })], now);
+    await appendAuditEvents(
+      tx,
+      [actorEvent(actor, 'api_key.created', 'api_key', issued.id, { name: parsed.name, scopes, audiences, teamId, expiresAt: expiresAt?.toISOString() ?? null, ...(parsed.plan ? { plan: parsed.plan } : {}) })],
+      now,
+    );
     await invalidate(`key:${issued.id}`);
   });
   return { id: issued.id, key: issued.key, scopes, audiences, expires_at: expiresAt?.toISOString() ?? null };
@@ -108,7 +116,22 @@ export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: n
     // The successor lives as long as the original was meant to.
     const expiresAt = old.expiresAt ? new Date(now.getTime() + (old.expiresAt.getTime() - old.createdAt.getTime())) : null;
     await tx.apiKey.create({
-      data: { id: issued.id, name: old.name, teamId: old.teamId, scopes: old.scopes, audiences: old.audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
+      data: {
+        id: issued.id,
+        name: old.name,
+        teamId: old.teamId,
+        scopes: old.scopes,
+        audiences: old.audiences,
+        digest: deps.keyring.digest(issued.key),
+        expiresAt,
+        createdAt: now,
+        // The successor is limited as its predecessor was.
+        planId: old.planId,
+        rateLimit: old.rateLimit,
+        rateWindowSeconds: old.rateWindowSeconds,
+        quotaLimit: old.quotaLimit,
+        quotaPeriod: old.quotaPeriod,
+      },
     });
     await tx.apiKey.update({ where: { id }, data: { replacedById: issued.id, expiresAt: previousExpiresAt } });
     await appendAuditEvents(tx, [actorEvent(actor, 'api_key.rotated', 'api_key', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString(), teamId: old.teamId })], now);
@@ -148,20 +171,29 @@ export interface ApiKeyRecord {
   createdAt: Date;
   expiresAt: Date | null;
   revokedAt: Date | null;
+  /** Its plan's limits with its own overrides, resolved when loaded; null when none apply. */
+  limits: Limits | null;
 }
 
 export type ApiKeyVerification =
   | { result: 'VALID'; key: ApiKeyRecord }
   | { result: 'MALFORMED' }
-  | { result: 'NOT_FOUND' | 'INVALID_SECRET' | 'REVOKED' | 'EXPIRED'; keyId: string };
+  | { result: 'NOT_FOUND' | 'INVALID_SECRET'; keyId: string }
+  // The record too: whoever reports it must first ask whether the caller may see it.
+  | { result: 'REVOKED' | 'EXPIRED'; keyId: string; key: ApiKeyRecord };
+
+const LIMIT_COLUMNS = { rateLimit: true, rateWindowSeconds: true, quotaLimit: true, quotaPeriod: true } as const;
 
 const loadKey = (deps: Pick<Deps, 'prisma' | 'cache'>, id: string) =>
-  deps.cache.get<ApiKeyRecord>(`key:${id}`, () =>
-    deps.prisma.apiKey.findUnique({
+  deps.cache.get<ApiKeyRecord>(`key:${id}`, async () => {
+    const row = await deps.prisma.apiKey.findUnique({
       where: { id },
-      select: { id: true, teamId: true, scopes: true, audiences: true, digest: true, createdAt: true, expiresAt: true, revokedAt: true },
-    }),
-  );
+      select: { id: true, teamId: true, scopes: true, audiences: true, digest: true, createdAt: true, expiresAt: true, revokedAt: true, ...LIMIT_COLUMNS, plan: { select: LIMIT_COLUMNS } },
+    });
+    if (!row) return null;
+    const { rateLimit, rateWindowSeconds, quotaLimit, quotaPeriod, plan, ...key } = row;
+    return { ...key, limits: effectiveLimits({ rateLimit, rateWindowSeconds, quotaLimit, quotaPeriod }, plan) };
+  });
 
 /** Expected outcomes are values: callers decide what each one means for them. */
 export async function verifyApiKey(deps: Pick<Deps, 'prisma' | 'cache' | 'keyring' | 'now'>, presented: string): Promise<ApiKeyVerification> {
@@ -181,8 +213,8 @@ export function verifyCachedApiKey(deps: Pick<Deps, 'cache' | 'keyring' | 'now'>
 function checkApiKey(deps: Pick<Deps, 'keyring' | 'now'>, keyId: string, key: ApiKeyRecord | null, presented: string): ApiKeyVerification {
   if (!key) return { result: 'NOT_FOUND', keyId };
   if (!deps.keyring.matches(presented, key.digest)) return { result: 'INVALID_SECRET', keyId };
-  if (key.revokedAt) return { result: 'REVOKED', keyId };
+  if (key.revokedAt) return { result: 'REVOKED', keyId, key };
   // Expiry, including the end of a rotation's grace window, is checked on every use: no cron.
-  if (key.expiresAt && key.expiresAt <= deps.now()) return { result: 'EXPIRED', keyId };
+  if (key.expiresAt && key.expiresAt <= deps.now()) return { result: 'EXPIRED', keyId, key };
   return { result: 'VALID', key };
 }

@@ -8,6 +8,7 @@ import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
 import { resolveOwnerTeam } from '../accounts/owners.ts';
 import { credentialName, lockCredentialName, NameTaken } from './names.ts';
+import { effectiveLimits, planIdByName, planName, type LimitColumns, type Limits } from '../limits/plans.ts';
 import { assertKnownScopes, scopeName } from './scopes.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
@@ -29,6 +30,8 @@ export const createClientInput = z
     jwks: jwks.optional(),
     // Keys fetched over plain HTTP could be swapped by anyone on the path.
     jwksUri: z.url({ protocol: /^https$/ }).optional(),
+    /** The plan limiting its requests at the token endpoint. */
+    plan: planName.optional(),
   })
   .superRefine((input, ctx) => {
     const hasKeys = input.jwks !== undefined || input.jwksUri !== undefined;
@@ -80,9 +83,11 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
       await lockCredentialName(tx, 'client', teamId, parsed.name);
       await assertClientNameFree(tx, teamId, parsed.name);
     }
+    const planId = parsed.plan === undefined ? null : await planIdByName(tx, parsed.plan);
     await tx.oAuthClient.create({
       data: {
         id,
+        planId,
         name: parsed.name,
         teamId,
         scopes,
@@ -98,7 +103,7 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
     });
     await appendAuditEvents(
       tx,
-      [actorEvent(actor, 'client.created', 'client', id, { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, teamId })],
+      [actorEvent(actor, 'client.created', 'client', id, { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, teamId, ...(parsed.plan ? { plan: parsed.plan } : {}) })],
       now,
     );
     await invalidate(`client:${id}`);
@@ -122,9 +127,11 @@ export interface ClientRecord {
   previousSecretDigest: Uint8Array | null;
   previousSecretExpiresAt: Date | null;
   secretVersion: number;
+  /** Its plan's limits at the token endpoint with its own overrides; null when none apply. */
+  limits: Limits | null;
 }
 
-const toRecord = (row: OAuthClient): ClientRecord => ({
+const toRecord = (row: OAuthClient & { plan: LimitColumns | null }): ClientRecord => ({
   id: row.id,
   name: row.name,
   status: row.status,
@@ -139,6 +146,7 @@ const toRecord = (row: OAuthClient): ClientRecord => ({
   previousSecretDigest: row.previousSecretDigest,
   previousSecretExpiresAt: row.previousSecretExpiresAt,
   secretVersion: row.secretVersion,
+  limits: effectiveLimits(row, row.plan),
 });
 
 // Client ids are ours: anything else is rejected without a database read.
@@ -148,7 +156,7 @@ export const CLIENT_ID = /^lkc_[0-9A-Za-z]{22}$/;
 export function findClient(deps: Pick<Deps, 'prisma' | 'cache'>, id: string): Promise<ClientRecord | null> {
   if (!CLIENT_ID.test(id)) return Promise.resolve(null);
   return deps.cache.get(`client:${id}`, async () => {
-    const row = await deps.prisma.oAuthClient.findUnique({ where: { id } });
+    const row = await deps.prisma.oAuthClient.findUnique({ where: { id }, include: { plan: true } });
     return row ? toRecord(row) : null;
   });
 }

@@ -46,6 +46,12 @@ export class PayloadTooLarge extends LatchkeyError {
     super('invalid_request', 'request body too large', undefined, 413);
   }
 }
+/** A body in a media type the endpoint does not read (JSON endpoints): invalid_request, with 415. */
+export class UnsupportedMediaType extends LatchkeyError {
+  constructor(expected: string) {
+    super('invalid_request', `the request body must be ${expected}`, undefined, 415);
+  }
+}
 export class NotFound extends LatchkeyError {
   constructor(what: string) {
     super('not_found', `${what} not found`);

@@ -6,6 +6,7 @@ import { AUTH_METHODS, clientSecretMatches, findClient } from '../credentials/cl
 import { respondWithError } from '../http/oauth-errors.ts';
 import { InvalidClient, InvalidRequest, LatchkeyError, PayloadTooLarge } from '../lib/errors.ts';
 import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
+import { tokenRequestRetryAfter } from '../limits/token-limits.ts';
 import { publicPart, type PrivateJwk } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
 
@@ -87,6 +88,12 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
             const refused = params.scope.split(' ').filter((scope) => !client.scopes.includes(scope));
             if (refused.length > 0) throw new errors.InvalidScope('requested scope is not allowed', refused.join(' '));
           }
+          // A valid request from an authenticated client, about to be issued: its plan's turn.
+          const retryAfter = await tokenRequestRetryAfter(deps, ctx, client);
+          if (retryAfter !== null) {
+            ctx.set('Retry-After', String(retryAfter));
+            throw new TooManyTokenRequests();
+          }
           return {
             scope: client.scopes.join(' '),
             audience: resourceIndicator,
@@ -157,6 +164,7 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
     const oidcCtx = ctx as KoaContextWithOIDC;
     const route = oidcCtx.oidc?.route;
     if (route === 'token' && ctx.status === 200) await auditIssuedOrWithhold(deps, oidcCtx);
+    else if (route === 'token' && ctx.status === 429) return;
     else if (route === 'token') {
       if (isNoClientAuthentication(oidcCtx, tokenErrors.get(ctx))) respondWithError(ctx, new InvalidClient('no client authentication provided'), deps.log);
       await auditTokenFailure(deps, oidcCtx);
@@ -207,6 +215,18 @@ const AUTHORIZATION_ENDPOINT_FIELDS = [
   'claims_parameter_supported',
   'request_uri_parameter_supported',
 ];
+
+/**
+ * 429 at the token endpoint, in the RFC 6749 §5.2 shape. RFC 6749 defines no code for it
+ * (`slow_down` is the device flow's, RFC 8628 §3.5); `too_many_requests` is what Auth0 and
+ * other servers answer, and it names the HTTP status a client already handles.
+ */
+class TooManyTokenRequests extends errors.OIDCProviderError {
+  error_description = "the application's plan allows no more token requests now; retry after Retry-After seconds";
+  constructor() {
+    super(429, 'too_many_requests');
+  }
+}
 
 /** oidc-provider's own limit for request bodies (lib/shared/selective_body.js). */
 const MAX_PROVIDER_BODY = 56 * 1024;
