@@ -85,14 +85,28 @@ class RedisCounters implements Counters {
 
 const DAY_MS = 86_400_000;
 
+/** The clock-aligned window `now` falls in. */
+const rateWindowOf = (windowSeconds: number, now: number) => {
+  const windowMs = windowSeconds * 1000;
+  const index = Math.floor(now / windowMs);
+  return { index, resetAt: (index + 1) * windowMs };
+};
+
+// The period of the day last asked about: worked out once a day, not per check.
+const periods = new Map<QuotaPeriod, { dayStart: number; label: string; resetAt: number }>();
+
 /** The UTC day or calendar month `now` falls in: its label and when it ends. */
 function quotaPeriod(period: QuotaPeriod, now: number): { label: string; resetAt: number } {
+  const dayStart = Math.floor(now / DAY_MS) * DAY_MS;
+  const known = periods.get(period);
+  if (known?.dayStart === dayStart) return known;
   const at = new Date(now);
-  if (period === 'day') {
-    const start = Math.floor(now / DAY_MS) * DAY_MS;
-    return { label: at.toISOString().slice(0, 10), resetAt: start + DAY_MS };
-  }
-  return { label: at.toISOString().slice(0, 7), resetAt: Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + 1, 1) };
+  const computed =
+    period === 'day'
+      ? { dayStart, label: at.toISOString().slice(0, 10), resetAt: dayStart + DAY_MS }
+      : { dayStart, label: at.toISOString().slice(0, 7), resetAt: Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + 1, 1) };
+  periods.set(period, computed);
+  return computed;
 }
 
 export interface LimiterOptions {
@@ -188,32 +202,39 @@ export class Limiter {
 
   #count(endpoint: LimitedEndpoint, counters: Counters, subject: string, limits: Limits, cost: number, now: number): LimitVerdict | Promise<LimitVerdict> {
     const { rate, quota } = limits;
-    let ratelimit: LimitWindow | undefined;
-    const afterRate = (rateCount: number | undefined): LimitVerdict | Promise<LimitVerdict> => {
-      if (rate && rateCount !== undefined) {
-        const windowMs = rate.windowSeconds * 1000;
-        const reset = (Math.floor(now / windowMs) + 1) * windowMs;
-        ratelimit = { limit: rate.limit, remaining: Math.max(0, rate.limit - rateCount), reset };
-        if (rateCount > rate.limit) {
-          this.rejections[endpoint] += 1;
-          return { refused: 'RATE_LIMITED', ratelimit, retryAfterMs: reset - now };
-        }
-      }
-      if (!quota) return { refused: null, ratelimit, retryAfterMs: 0 };
-      const period = quotaPeriod(quota.period, now);
-      const counted = counters.add(`q:${subject}:${period.label}`, cost, period.resetAt, now);
-      const afterQuota = (quotaCount: number): LimitVerdict => {
-        const window = { limit: quota.limit, remaining: Math.max(0, quota.limit - quotaCount), reset: period.resetAt };
-        if (quotaCount <= quota.limit) return { refused: null, ratelimit, quota: window, retryAfterMs: 0 };
+    const rateWindow = rate && rateWindowOf(rate.windowSeconds, now);
+    const period = quota && quotaPeriod(quota.period, now);
+    const rateKey = rateWindow && `r:${subject}:${rate.windowSeconds}:${rateWindow.index}`;
+    const quotaKey = period && `q:${subject}:${period.label}`;
+    const verdict = (rateCount: number | null, quotaCount: number | null): LimitVerdict => {
+      const ratelimit = rate && rateWindow && rateCount !== null ? { limit: rate.limit, remaining: Math.max(0, rate.limit - rateCount), reset: rateWindow.resetAt } : undefined;
+      if (ratelimit && rateCount! > rate!.limit) {
         this.rejections[endpoint] += 1;
-        return { refused: 'QUOTA_EXCEEDED', ratelimit, quota: window, retryAfterMs: period.resetAt - now };
-      };
-      return typeof counted === 'number' ? afterQuota(counted) : counted.then(afterQuota);
+        return { refused: 'RATE_LIMITED', ratelimit, retryAfterMs: ratelimit.reset - now };
+      }
+      if (!quota || !period || quotaCount === null) return { refused: null, ...(ratelimit && { ratelimit }), retryAfterMs: 0 };
+      const window = { limit: quota.limit, remaining: Math.max(0, quota.limit - quotaCount), reset: period.resetAt };
+      if (quotaCount <= quota.limit) return { refused: null, ...(ratelimit && { ratelimit }), quota: window, retryAfterMs: 0 };
+      this.rejections[endpoint] += 1;
+      return { refused: 'QUOTA_EXCEEDED', ...(ratelimit && { ratelimit }), quota: window, retryAfterMs: period.resetAt - now };
     };
-    if (!rate) return afterRate(undefined);
-    const windowMs = rate.windowSeconds * 1000;
-    const index = Math.floor(now / windowMs);
-    const counted = counters.add(`r:${subject}:${rate.windowSeconds}:${index}`, cost, (index + 1) * windowMs, now);
-    return typeof counted === 'number' ? afterRate(counted) : counted.then(afterRate);
+    if (counters instanceof MemoryCounters) {
+      // In memory the quota is counted only when the rate allowed the request.
+      const rateCount = rateKey ? counters.add(rateKey, cost, rateWindow!.resetAt, now) : null;
+      const rateRefused = rateCount !== null && rateCount > rate!.limit;
+      const quotaCount = quotaKey && !rateRefused ? counters.add(quotaKey, cost, period!.resetAt, now) : null;
+      return verdict(rateCount, quotaCount);
+    }
+    // Shared: both counters in one round trip; a request the rate refuses gives its quota back.
+    return Promise.all([
+      rateKey ? counters.add(rateKey, cost, rateWindow!.resetAt, now) : null,
+      quotaKey ? counters.add(quotaKey, cost, period!.resetAt, now) : null,
+    ]).then(([rateCount, quotaCount]) => {
+      if (rateCount !== null && quotaKey && rateCount > rate!.limit) {
+        void Promise.resolve(counters.add(quotaKey, -cost, period!.resetAt, now)).catch(() => {});
+        return verdict(rateCount, null);
+      }
+      return verdict(rateCount, quotaCount);
+    });
   }
 }

@@ -198,3 +198,35 @@ describe('the other failure policies, against a stopped Redis', { skip: await re
     assert.equal(limiter.rejections.verify, 1);
   });
 });
+
+describe('shared counters in Redis', { skip: await redisSkip() }, () => {
+  let redis: Redis;
+  before(async () => {
+    redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    // The limiter never waits for a connection: have one first.
+    await redis.ping();
+  });
+  after(() => redis.disconnect());
+
+  it('a request the rate refuses gives its quota back; windows and periods follow the given clock', async () => {
+    const limiter = new Limiter({ redis, keyPrefix: `test:${randomBytes(6).toString('hex')}`, log: { warn: () => {}, info: () => {} } });
+    const limits = { rate: { limit: 1, windowSeconds: 60 }, quota: { limit: 5, period: 'day' as const } };
+    const now = Date.parse('2027-06-30T23:58:30Z');
+    const first = await limiter.check('verify', 'k:a', limits, 1, now, 'closed');
+    assert.deepEqual(first, {
+      refused: null,
+      ratelimit: { limit: 1, remaining: 0, reset: Date.parse('2027-06-30T23:59:00Z') },
+      quota: { limit: 5, remaining: 4, reset: Date.parse('2027-07-01T00:00:00Z') },
+      retryAfterMs: 0,
+    });
+    for (let i = 0; i < 2; i++) {
+      const refused = await limiter.check('verify', 'k:a', limits, 1, now + 1_000, 'closed');
+      assert.equal(refused.refused, 'RATE_LIMITED');
+      assert.equal(refused.retryAfterMs, 29_000);
+      assert.equal(refused.quota, undefined);
+    }
+    const nextWindow = await limiter.check('verify', 'k:a', limits, 1, now + 30_000, 'closed');
+    assert.equal(nextWindow.refused, null);
+    assert.equal(nextWindow.quota?.remaining, 3, 'the two refused requests took no quota');
+  });
+});
