@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from 'pino';
-import { toLatchkeyError } from '../lib/errors.ts';
+import { isDatabaseUnavailable, toLatchkeyError } from '../lib/errors.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 
@@ -16,6 +16,12 @@ export interface ProblemAnswer {
  * OAuth endpoints). The private detail only reaches the log.
  */
 export function problemAnswer(thrown: unknown, log: Logger, requestId: string): ProblemAnswer {
+  // DESIGN §2 HTTP: the database out of reach is a 503 to retry, never a 500.
+  if (isDatabaseUnavailable(thrown)) {
+    log.warn({ err: thrown, requestId }, 'database unreachable');
+    const detail = 'the credential store cannot be reached right now; retry shortly';
+    return { status: 503, headers: { 'Retry-After': '5' }, body: { type: 'about:blank', title: STATUS_CODES[503]!, status: 503, detail, error: 'temporarily_unavailable' } };
+  }
   const error = toLatchkeyError(thrown);
   if (error !== thrown && error.code === 'server_error') log.error({ err: thrown, requestId }, 'request failed');
   else if (error.detail) log.info({ code: error.code, detail: error.detail, requestId }, 'request rejected');
