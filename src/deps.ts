@@ -52,7 +52,6 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
   }
   const keyring = createKeyring(secret);
   const counters = config.REDIS_URL ? countersConnection(config.REDIS_URL, log) : undefined;
-  const throttleRedis = counters?.redis;
   const deps: Deps = {
     config,
     db,
@@ -63,12 +62,12 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     log,
     mailer: createMailer({ config, log, now: () => deps.now() }),
     // Per deployment (as the invalidation channel), so deployments sharing one Redis count apart.
-    throttle: createThrottle({ redis: throttleRedis, keyPrefix: `latchkey:throttle:${keyring.deploymentId}` }),
-    limits: new Limiter({ redis: throttleRedis, redisState: counters?.state, keyPrefix: `latchkey:${keyring.deploymentId}`, log }),
+    throttle: createThrottle({ redis: counters?.redis, keyPrefix: `latchkey:throttle:${keyring.deploymentId}` }),
+    limits: new Limiter({ redis: counters?.redis, redisState: counters?.state, keyPrefix: `latchkey:${keyring.deploymentId}`, log }),
     now: () => new Date(),
   } as Omit<Deps, 'usage'> as Deps;
   deps.usage = new KeyUsage(deps);
-  if (throttleRedis) throttleConnections.set(deps, throttleRedis);
+  if (counters) throttleConnections.set(deps, counters.redis);
   return deps;
 }
 
