@@ -8,6 +8,7 @@ import { runIntrospectionBench, type IntrospectionResults } from './introspectio
 import { runPortalBench, type PortalResults } from './portal.ts';
 import { CONNECTIONS, DURATION_S, ROUNDS, WARMUP_S, cleanupAll, log, type Figures } from './lib.ts';
 import { runTokenBench, type TokenResults } from './token.ts';
+import { runVerifyBench, type VerifyResults } from './verify.ts';
 
 // Everything is bounded: a stuck run is killed, its children and databases cleaned up.
 const LIMIT_MS = Number(process.env.BENCH_TIME_LIMIT_S ?? 600) * 1000;
@@ -28,7 +29,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
 }
 
-function summary(token: TokenResults | null, intro: IntrospectionResults | null, portal: PortalResults | null): string {
+function summary(token: TokenResults | null, intro: IntrospectionResults | null, portal: PortalResults | null, verify: VerifyResults | null): string {
   const out: string[] = [];
   out.push(`Latchkey bench — ${new Date().toISOString()} — node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${WARMUP_S}s warm-up + ${DURATION_S}s measured, ${ROUNDS} alternating rounds (medians shown)`);
   out.push('');
@@ -43,6 +44,10 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null,
     for (const s of intro.scales) {
       rows.push(row(`introspect: Latchkey, ${s.stored_keys.toLocaleString('en')} keys`, s.figures));
     }
+  }
+  if (verify) {
+    rows.push(row('verify: empty koa handler', verify.empty_koa));
+    for (const t of verify.targets) rows.push(row(`verify: Latchkey, ${t.counters} counters`, t.figures));
   }
   out.push(table(rows));
   out.push('');
@@ -65,6 +70,12 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null,
     const large = intro.scales.at(-1);
     if (large) bars.push([`Latchkey RSS after ${large.stored_keys.toLocaleString('en')}-key run`, `${large.rss_mib_after} MiB`, '< 300 MiB', verdict(intro.rss_pass)]);
   }
+  if (verify) {
+    for (const t of verify.targets) {
+      const rounds = t.ratio_rounds.map((r) => r.toFixed(2)).join(', ');
+      bars.push([`verify req/s (${t.counters} counters) / empty koa, p99`, `${t.ratio_vs_empty_koa.toFixed(3)}x (rounds ${rounds}), p99 ${ms(t.figures.p99_ms)} ms`, `>= ${verify.bar_ratio}x, p99 < ${verify.bar_p99_ms} ms`, verdict(t.pass)]);
+    }
+  }
   if (portal) {
     const k = portal.key_list;
     const one = portal.key_list_one_connection;
@@ -86,12 +97,13 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null,
 }
 
 // Other work on the box skews every figure (ratios less so): say how busy it was.
-// BENCH_ONLY=portal (or token, introspection, comma-separated) runs a subset.
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'token,introspection,portal').split(','));
+// BENCH_ONLY=portal (or token, introspection, verify, comma-separated) runs a subset.
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'token,introspection,verify,portal').split(','));
 const loadBefore = loadavg()[0]!;
 let token: TokenResults | null = null;
 let intro: IntrospectionResults | null = null;
 let portal: PortalResults | null = null;
+let verify: VerifyResults | null = null;
 const failures: string[] = [];
 try {
   if (ONLY.has('token')) try {
@@ -104,6 +116,11 @@ try {
   } catch (error) {
     failures.push(`introspection bench failed: ${(error as Error).stack ?? error}`);
   }
+  if (ONLY.has('verify')) try {
+    verify = await runVerifyBench();
+  } catch (error) {
+    failures.push(`verify bench failed: ${(error as Error).stack ?? error}`);
+  }
   if (ONLY.has('portal')) try {
     portal = await runPortalBench();
   } catch (error) {
@@ -114,7 +131,7 @@ try {
 }
 
 const loadAfter = loadavg()[0]!;
-const report = `${summary(token, intro, portal)}\n\nload average (1 min) before/after: ${loadBefore.toFixed(2)} / ${loadAfter.toFixed(2)} — the box has ${availableParallelism()} cores; the bench itself keeps ~2 busy`;
+const report = `${summary(token, intro, portal, verify)}\n\nload average (1 min) before/after: ${loadBefore.toFixed(2)} / ${loadAfter.toFixed(2)} — the box has ${availableParallelism()} cores; the bench itself keeps ~2 busy`;
 console.log(`\n${report}`);
 for (const failure of failures) console.error(`\n${failure}`);
 const results = {
@@ -125,6 +142,7 @@ const results = {
   token,
   introspection: intro,
   portal,
+  verify,
   failures,
 };
 writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

@@ -2,6 +2,7 @@ import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
+import { keyVerificationEndpoint, VERIFY_PATH } from './api/verify.ts';
 import type { Deps } from './context.ts';
 import type { Metrics } from './http/metrics.ts';
 import { oauthErrors, respondWithError } from './http/oauth-errors.ts';
@@ -23,13 +24,16 @@ function operationsRouter(deps: Deps, metrics: Metrics): Router {
     ctx.body = { status: 'ok' };
   });
   router.get('/readyz', async (ctx) => {
+    // Redis is optional: its state is reported, but a node without it still serves (issue 9 §1.4).
+    const redis = deps.limits.redisStatus();
+    const detail = redis === 'absent' ? {} : { redis };
     try {
       await deps.db.query('SELECT 1');
-      ctx.body = { status: 'ok', database: 'ok' };
+      ctx.body = { status: 'ok', database: 'ok', ...detail };
     } catch (error) {
       deps.log.warn({ err: error }, 'readiness check failed');
       ctx.status = 503;
-      ctx.body = { status: 'unavailable', database: 'unreachable' };
+      ctx.body = { status: 'unavailable', database: 'unreachable', ...detail };
     }
   });
   router.get('/metrics', async (ctx) => {
@@ -67,9 +71,10 @@ const isLoopback = (address: string) => address === '::1' || address.startsWith(
 /**
  * The composition root of HTTP: every surface is mounted here by path prefix, grouped by how
  * its callers authenticate.
- *   - `/introspect`, `/revoke`: resource servers (client authentication), served straight
- *     from node:http — the one exception to koa, because every API call of every resource
- *     server lands there (http/token-endpoints.ts);
+ *   - `/introspect`, `/revoke` and `/v1/keys/verify`: resource servers and gateways (client
+ *     authentication), served straight from node:http — the one exception to koa, because
+ *     every API call of every resource server lands there (http/token-endpoints.ts,
+ *     api/verify.ts); the rest of `/v1` (the management API, later) belongs in koa;
  *   - `/portal`, `/admin` (people, session cookie) and `/assets` (anonymous): Latchkey's koa app;
  *   - `/healthz`, `/readyz`, `/metrics`: operations, in the same koa app;
  *   - the token endpoint, JWKS and discovery (PROTOCOL_PATHS, exactly as spelled there):
@@ -102,12 +107,14 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics, co
 
   const own = app.callback();
   const tokens = tokenEndpoints(deps, oauth, metrics);
+  const verify = keyVerificationEndpoint(deps, metrics);
   const protocol = oauth.handle;
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query < 0 ? url : url.slice(0, query);
     if (TOKEN_ENDPOINT_PATHS.has(path)) void tokens(req, res, path);
+    else if (path === VERIFY_PATH) verify(req, res);
     else void (PROTOCOL_PATHS.has(path) ? protocol : own)(req, res);
   };
 }

@@ -96,6 +96,12 @@ const schema = z.object({
   LATCHKEY_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Lets a client's jwks_uri point at private, loopback or link-local addresses (tests, development). */
   LATCHKEY_JWKS_URI_ALLOW_PRIVATE: flag('false'),
+  /** While Redis (REDIS_URL) is unreachable, plan limits at /v1/keys/verify: `closed` answers RATE_LIMITED, `open` lets checks through uncounted, `memory` counts per node. */
+  LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE: z.enum(['open', 'closed', 'memory']).default('closed'),
+  /** The same for applications' plans at the token endpoint: `open` by default, so token issuance survives a Redis outage. */
+  LATCHKEY_TOKEN_LIMITS_ON_REDIS_FAILURE: z.enum(['open', 'closed', 'memory']).default('open'),
+  /** Whether API-key introspection (RFC 7662) counts toward the key's plan limits (over them: `{"active":false}`); it always counts toward usage. */
+  LATCHKEY_INTROSPECTION_LIMITS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** pino levels; `info` writes one line per request (never a secret). */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -7,6 +7,7 @@ import type { Database, Prisma } from './db/database.ts';
 import type { CredentialCache } from './lib/invalidation.ts';
 import type { Keyring } from './lib/keyring.ts';
 import type { EndpointGuard } from './limits/endpoint-guard.ts';
+import type { Limiter } from './limits/limiter.ts';
 import type { Throttle } from './limits/throttle.ts';
 import type { Mailer } from './mail/mailer.ts';
 
@@ -27,6 +28,8 @@ export interface Deps {
   guard: EndpointGuard;
   /** Junk requests, audited as one event per source per window (audit/summariser.ts). */
   junk: AuditSummariser;
+  /** Plans' rates and quotas (verify, token endpoint): in memory, or shared through Redis when REDIS_URL is set. */
+  limits: Limiter;
   log: Logger;
   /** Injected so that expiry and rotation are testable without sleeping. */
   now: () => Date;

@@ -12,6 +12,7 @@ import { CredentialCache } from './lib/invalidation.ts';
 import { postgresBus, redisBus } from './lib/invalidation-bus.ts';
 import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
 import { EndpointGuard } from './limits/endpoint-guard.ts';
+import { Limiter } from './limits/limiter.ts';
 import { createThrottle } from './limits/throttle.ts';
 import { createMailer } from './mail/mailer.ts';
 
@@ -58,7 +59,7 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     throw error;
   }
   const keyring = createKeyring(secret);
-  const throttleRedis = config.REDIS_URL ? throttleConnection(config.REDIS_URL, log) : undefined;
+  const counters = config.REDIS_URL ? countersConnection(config.REDIS_URL, log) : undefined;
   const deps: Deps = {
     config,
     db,
@@ -69,31 +70,34 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     log,
     mailer: createMailer({ config, log, now: () => deps.now() }),
     // Per deployment (as the invalidation channel), so deployments sharing one Redis count apart.
-    throttle: createThrottle({ redis: throttleRedis, keyPrefix: `latchkey:throttle:${keyring.deploymentId}` }),
+    throttle: createThrottle({ redis: counters?.redis, keyPrefix: `latchkey:throttle:${keyring.deploymentId}` }),
+    limits: new Limiter({ redis: counters?.redis, redisState: counters?.state, keyPrefix: `latchkey:${keyring.deploymentId}`, log }),
     guard: new EndpointGuard({
       requests: config.LATCHKEY_LIMIT_REQUESTS,
       failures: config.LATCHKEY_LIMIT_FAILURES,
       maxBlockMs: config.LATCHKEY_LIMIT_MAX_BLOCK,
-      redis: throttleRedis,
+      redis: counters?.redis,
       keyPrefix: `latchkey:guard:${keyring.deploymentId}`,
     }),
     now: () => new Date(),
   } as Omit<Deps, 'usage' | 'junk'> as Deps;
   deps.junk = new AuditSummariser(deps.audit, () => deps.now(), config.LATCHKEY_AUDIT_SUMMARY_WINDOW, log);
   deps.usage = new KeyUsage(deps);
-  if (throttleRedis) throttleConnections.set(deps, throttleRedis);
+  if (counters) throttleConnections.set(deps, counters.redis);
   return deps;
 }
 
 const throttleConnections = new WeakMap<Deps, Redis>();
 
 /**
- * The throttle's Redis connection. A command never waits for Redis: without a connection
- * (offline queue off) or past the command timeout it fails at once, and the throttle's
- * insurance memory limiter answers (limits/throttle.ts), so a Redis outage neither crashes
- * nor hangs a sign-in; ioredis keeps reconnecting in the background.
+ * The Redis connection of the shared counters: sign-in throttles and plan limits. A command
+ * never waits for Redis: without a connection (offline queue off) or past the command timeout
+ * it fails at once, and the throttle's insurance memory limiter answers (limits/throttle.ts)
+ * or the plan limit's failure policy (limits/limiter.ts), so a Redis outage neither crashes
+ * nor hangs a request; ioredis keeps reconnecting in the background. `state` feeds /readyz
+ * and the metrics; the log says so once per transition.
  */
-function throttleConnection(url: string, log: Logger): Redis {
+function countersConnection(url: string, log: Logger): { redis: Redis; state: () => 'ok' | 'unreachable' } {
   const redis = new Redis(url, {
     connectionName: `latchkey:${process.pid}:throttle`,
     enableOfflineQueue: false,
@@ -105,13 +109,13 @@ function throttleConnection(url: string, log: Logger): Redis {
   redis.on('error', (err) => {
     if (down) return;
     down = true;
-    log.warn({ err }, 'Redis unreachable for sign-in limits; counting in this node\'s memory until it is back');
+    log.warn({ err }, 'Redis unreachable for shared limits; sign-in limits count in this node\'s memory until it is back');
   });
   redis.on('ready', () => {
-    if (down) log.info('Redis reachable again for sign-in limits');
+    if (down) log.info('Redis reachable again for shared limits');
     down = false;
   });
-  return redis;
+  return { redis, state: () => (redis.status === 'ready' ? 'ok' : 'unreachable') };
 }
 
 /** Closes what openDeps opened (after the server or the CLI is done with it). */

@@ -47,10 +47,11 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   let signing: SigningKeySchedule | undefined;
   try {
     await deps.cache.start();
+    await deps.limits.connected(2_000);
     await ensureSigningKey(deps);
     const admin = await ensureFirstAdmin(deps);
     if (admin) options.onFirstAdmin?.(admin);
-    metrics = createMetrics();
+    metrics = createMetrics(deps.limits);
     common = commonMiddleware(deps, metrics);
     const keys = await loadSigningKeys(deps);
     oauth = createOAuthProvider(deps, keys, await listScopeNames(deps), common);

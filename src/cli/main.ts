@@ -14,6 +14,7 @@ import { createScope, listScopes, presentScope, retireScope, updateScope } from 
 import { createApi, listApis, presentApi, updateApi } from '../credentials/apis.ts';
 import { approveRequest, denyRequest, listRequests, REQUEST_STATUSES, type RequestStatus } from '../credentials/requests.ts';
 import { parseDuration } from '../lib/duration.ts';
+import { createPlan, listPlans, parseQuota, parseRate, setCredentialPlan } from '../limits/plans.ts';
 import { describeFailure, LatchkeyError } from '../lib/errors.ts';
 import { listSigningKeys, rotateSigningKeys } from '../signing/signing-keys.ts';
 import { DataDirInUse, describeHolder } from '../db/data-dir-lock.ts';
@@ -78,6 +79,30 @@ const json = (text: string, name: string) => {
   }
 };
 
+/** --rate / --quota: checked here so that a malformed one is a usage error (exit 2) in the flag's words. */
+const limitOption = (values: Values, name: 'rate' | 'quota'): string | undefined => {
+  const text = str(values, name);
+  if (text === undefined) return undefined;
+  try {
+    (name === 'rate' ? parseRate : parseQuota)(text);
+  } catch (error) {
+    throw new UsageError(`--${(error as Error).message.replace(/^invalid_request: /, '')}`);
+  }
+  return text;
+};
+
+/** set-plan: exactly one of --plan P and --none, with optional overrides of the plan's rate and quota. */
+const setPlanCommand = (kind: 'api_key' | 'client'): Command => ({
+  usage: `${kind === 'api_key' ? 'key' : 'client'} set-plan ID --plan P|--none [--rate N/DURATION] [--quota N/day|N/month]`,
+  options: { plan: { type: 'string' }, none: { type: 'boolean' }, rate: { type: 'string' }, quota: { type: 'string' } },
+  positionals: 1,
+  run(deps, v, [id], actor) {
+    const plan = str(v, 'plan');
+    if ((plan === undefined) === !v.none) throw new UsageError('give --plan P or --none');
+    return setCredentialPlan(deps, kind, id!, { plan: plan ?? null, rate: limitOption(v, 'rate'), quota: limitOption(v, 'quota') }, actor);
+  },
+});
+
 const COMMANDS: Record<string, Command> = {
   'admin create': {
     usage: 'admin create --email E [--password P] [--role admin|auditor]',
@@ -136,8 +161,9 @@ const COMMANDS: Record<string, Command> = {
     run: async (deps) => ({ apis: (await listApis(deps)).map(presentApi) }),
   },
   'client create': {
-    usage: 'client create --name N --scopes "a b" [--audience URL]... [--owner EMAIL|TEAM_ID] [--auth-method M] [--jwks JSON | --jwks-uri URL]',
+    usage: 'client create --name N --scopes "a b" [--audience URL]... [--owner EMAIL|TEAM_ID] [--plan P] [--auth-method M] [--jwks JSON | --jwks-uri URL]',
     options: {
+      plan: { type: 'string' },
       name: { type: 'string' },
       scopes: { type: 'string' },
       audience: { type: 'string', multiple: true },
@@ -157,6 +183,7 @@ const COMMANDS: Record<string, Command> = {
           authMethod: (str(v, 'auth-method') ?? 'client_secret_basic') as never,
           jwks: v.jwks === undefined ? undefined : json(str(v, 'jwks')!, 'jwks'),
           jwksUri: str(v, 'jwks-uri'),
+          plan: str(v, 'plan'),
         },
         actor,
       ),
@@ -209,8 +236,15 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'key create': {
-    usage: 'key create --name N --scopes "a b" [--audience URL]... [--owner EMAIL|TEAM_ID] [--expires-in 30d]',
-    options: { name: { type: 'string' }, scopes: { type: 'string' }, audience: { type: 'string', multiple: true }, owner: { type: 'string' }, 'expires-in': { type: 'string' } },
+    usage: 'key create --name N --scopes "a b" [--audience URL]... [--owner EMAIL|TEAM_ID] [--expires-in 30d] [--plan P]',
+    options: {
+      name: { type: 'string' },
+      scopes: { type: 'string' },
+      audience: { type: 'string', multiple: true },
+      owner: { type: 'string' },
+      'expires-in': { type: 'string' },
+      plan: { type: 'string' },
+    },
     run: (deps, v, _p, actor) =>
       createApiKey(
         deps,
@@ -220,6 +254,7 @@ const COMMANDS: Record<string, Command> = {
           audiences: (v.audience as string[] | undefined) ?? [],
           owner: str(v, 'owner'),
           expiresInMs: v['expires-in'] === undefined ? undefined : duration(v, 'expires-in', '30d'),
+          plan: str(v, 'plan'),
         },
         actor,
       ),
@@ -235,6 +270,21 @@ const COMMANDS: Record<string, Command> = {
     options: { reason: { type: 'string' } },
     positionals: 1,
     run: (deps, v, [id], actor) => revokeApiKey(deps, id!, { reason: str(v, 'reason') }, actor),
+  },
+  'key set-plan': setPlanCommand('api_key'),
+  'client set-plan': setPlanCommand('client'),
+  'plan create': {
+    usage: 'plan create NAME --rate N/DURATION [--quota N/day|N/month]',
+    options: { rate: { type: 'string' }, quota: { type: 'string' } },
+    positionals: 1,
+    run(deps, v, [name], actor) {
+      required(v, 'rate');
+      return createPlan(deps, { name: name!, rate: limitOption(v, 'rate')!, quota: limitOption(v, 'quota') }, actor);
+    },
+  },
+  'plan list': {
+    usage: 'plan list',
+    run: async (deps) => ({ plans: await listPlans(deps) }),
   },
   'request list': {
     usage: 'request list [--status pending|approved|denied]',
@@ -361,6 +411,8 @@ const FIELDS: Record<string, [flag: string, expected: string]> = {
   authMethod: ['--auth-method', 'one of client_secret_basic, client_secret_post, private_key_jwt'],
   jwks: ['--jwks', 'a JWK set such as {"keys":[…]}'],
   jwksUri: ['--jwks-uri', 'an https URL'],
+  'plan create name': ['NAME', 'a plan name: 1 to 64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)'],
+  plan: ['--plan', 'a plan name'],
 };
 
 function describeIssues(command: string, issues: core.$ZodIssue[]): string {

@@ -7,6 +7,7 @@ import type { Deps } from '../context.ts';
 import type { ApiKey, Tx } from '../db/database.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
+import { effectiveLimits, planIdByName, planName, type LimitColumns, type Limits } from '../limits/plans.ts';
 import { KEY_ID, newApiKey, parseApiKey } from './api-key-format.ts';
 import { credentialName, lockCredentialName, NameTaken } from './names.ts';
 import { audiencesFor } from './apis.ts';
@@ -22,6 +23,8 @@ export const createApiKeyInput = z.object({
   /** A page already knows the team. */
   teamId: z.uuid().optional(),
   expiresInMs: z.number().int().positive().optional(),
+  /** The plan limiting its checks at /v1/keys/verify. */
+  plan: planName.optional(),
 });
 
 export interface IssuedApiKey {
@@ -75,10 +78,15 @@ export async function createApiKey(deps: Deps, input: z.input<typeof createApiKe
       await lockCredentialName(tx, 'api_key', teamId, parsed.name);
       await assertKeyNameFree(tx, teamId, parsed.name, now);
     }
+    const planId = parsed.plan === undefined ? null : await planIdByName(tx, parsed.plan);
     await tx.apiKey.create({
-      data: { id: issued.id, name: parsed.name, teamId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
+      data: { id: issued.id, name: parsed.name, teamId, scopes, audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now, planId },
     });
-    await appendAuditEvents(tx, [actorEvent(actor, 'api_key.created', 'api_key', issued.id, { name: parsed.name, scopes, audiences, teamId, expiresAt: expiresAt?.toISOString() ?? null })], now);
+    await appendAuditEvents(
+      tx,
+      [actorEvent(actor, 'api_key.created', 'api_key', issued.id, { name: parsed.name, scopes, audiences, teamId, expiresAt: expiresAt?.toISOString() ?? null, ...(parsed.plan ? { plan: parsed.plan } : {}) })],
+      now,
+    );
     await invalidate(`key:${issued.id}`);
     return audiences;
   });
@@ -114,7 +122,22 @@ export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: n
     const expiresAt = old.expiresAt ? new Date(now.getTime() + (old.expiresAt.getTime() - old.createdAt.getTime())) : null;
     const { kept: scopes, dropped } = await grantableOf(tx, old.scopes);
     await tx.apiKey.create({
-      data: { id: issued.id, name: old.name, teamId: old.teamId, scopes, audiences: old.audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
+      data: {
+        id: issued.id,
+        name: old.name,
+        teamId: old.teamId,
+        scopes,
+        audiences: old.audiences,
+        digest: deps.keyring.digest(issued.key),
+        expiresAt,
+        createdAt: now,
+        // The successor is limited as its predecessor was.
+        planId: old.planId,
+        rateLimit: old.rateLimit,
+        rateWindowSeconds: old.rateWindowSeconds,
+        quotaLimit: old.quotaLimit,
+        quotaPeriod: old.quotaPeriod,
+      },
     });
     await tx.apiKey.update({ where: { id }, data: { replacedById: issued.id, expiresAt: previousExpiresAt } });
     await appendAuditEvents(tx, [actorEvent(actor, 'api_key.rotated', 'api_key', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString(), teamId: old.teamId, ...(dropped.length > 0 ? { droppedScopes: dropped } : {}) })], now);
@@ -156,25 +179,41 @@ export interface ApiKeyRecord {
   revokedAt: Date | null;
   /** Its team (or the team's person) is suspended: read with the key, never written to it. */
   suspended: boolean;
+  /** Its plan's limits with its own overrides, resolved when loaded; null when none apply. */
+  limits: Limits | null;
 }
 
 export type ApiKeyVerification =
   | { result: 'VALID'; key: ApiKeyRecord }
   | { result: 'MALFORMED' }
-  | { result: 'NOT_FOUND' | 'INVALID_SECRET' | 'REVOKED' | 'EXPIRED' | 'SUSPENDED'; keyId: string };
+  | { result: 'NOT_FOUND' | 'INVALID_SECRET'; keyId: string }
+  // The record too: whoever reports it must first ask whether the caller may see it.
+  | { result: 'REVOKED' | 'EXPIRED' | 'SUSPENDED'; keyId: string; key: ApiKeyRecord };
 
 // One round trip with the owner's state (accounts/suspension.ts), written for the primary key.
+// One read for everything a check needs: the key, its owner's suspension and its plan's limits.
 const KEY_RECORD_SQL = `
   SELECT k.id, k.team_id::text AS "teamId", k.scopes, k.audiences, k.digest, k.created_at AS "createdAt",
-         k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt", ${OWNER_SUSPENDED_SQL} AS suspended
-    FROM api_key k LEFT JOIN team t ON t.id = k.team_id LEFT JOIN account a ON a.id = t.personal_account_id
+         k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt", ${OWNER_SUSPENDED_SQL} AS suspended,
+         k.rate_limit AS "rateLimit", k.rate_window_seconds AS "rateWindowSeconds", k.quota_limit AS "quotaLimit", k.quota_period AS "quotaPeriod",
+         p.rate_limit AS "planRateLimit", p.rate_window_seconds AS "planRateWindowSeconds", p.quota_limit AS "planQuotaLimit", p.quota_period AS "planQuotaPeriod"
+    FROM api_key k LEFT JOIN team t ON t.id = k.team_id LEFT JOIN account a ON a.id = t.personal_account_id LEFT JOIN plan p ON p.id = k.plan_id
    WHERE k.id = $1`;
+
+type KeyRow = Omit<ApiKeyRecord, 'limits'> &
+  LimitColumns & { planRateLimit: number | null; planRateWindowSeconds: number | null; planQuotaLimit: number | null; planQuotaPeriod: string | null };
 
 // Cached in its team's group: suspending the team drops it with one message (suspension.ts).
 const loadKey = (deps: Pick<Deps, 'prisma' | 'cache'>, id: string) =>
   deps.cache.get<ApiKeyRecord>(
     `key:${id}`,
-    async () => (await deps.prisma.$queryRawUnsafe<ApiKeyRecord[]>(KEY_RECORD_SQL, id))[0] ?? null,
+    async () => {
+      const row = (await deps.prisma.$queryRawUnsafe<KeyRow[]>(KEY_RECORD_SQL, id))[0];
+      if (!row) return null;
+      const { rateLimit, rateWindowSeconds, quotaLimit, quotaPeriod, planRateLimit, planRateWindowSeconds, planQuotaLimit, planQuotaPeriod, ...key } = row;
+      const plan = { rateLimit: planRateLimit, rateWindowSeconds: planRateWindowSeconds, quotaLimit: planQuotaLimit, quotaPeriod: planQuotaPeriod };
+      return { ...key, limits: effectiveLimits({ rateLimit, rateWindowSeconds, quotaLimit, quotaPeriod }, plan) };
+    },
     (key) => (key.teamId ? teamGroup(key.teamId) : null),
   );
 
@@ -196,10 +235,10 @@ export function verifyCachedApiKey(deps: Pick<Deps, 'cache' | 'keyring' | 'now'>
 function checkApiKey(deps: Pick<Deps, 'keyring' | 'now'>, keyId: string, key: ApiKeyRecord | null, presented: string): ApiKeyVerification {
   if (!key) return { result: 'NOT_FOUND', keyId };
   if (!deps.keyring.matches(presented, key.digest)) return { result: 'INVALID_SECRET', keyId };
-  if (key.revokedAt) return { result: 'REVOKED', keyId };
+  if (key.revokedAt) return { result: 'REVOKED', keyId, key };
   // Expiry, including the end of a rotation's grace window, is checked on every use: no cron.
-  if (key.expiresAt && key.expiresAt <= deps.now()) return { result: 'EXPIRED', keyId };
+  if (key.expiresAt && key.expiresAt <= deps.now()) return { result: 'EXPIRED', keyId, key };
   // After revoked and expired, which outlast a suspension and say more about the key itself.
-  if (key.suspended) return { result: 'SUSPENDED', keyId };
+  if (key.suspended) return { result: 'SUSPENDED', keyId, key };
   return { result: 'VALID', key };
 }

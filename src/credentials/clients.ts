@@ -12,6 +12,7 @@ import { credentialName, lockCredentialName, NameTaken } from './names.ts';
 import { audiencesFor } from './apis.ts';
 import { assertGrantableScopes, grantableOf, scopeName } from './scopes.ts';
 import { assertJwksUriAllowed } from '../oauth/jwks-uri.ts';
+import { effectiveLimits, planIdByName, planName, type LimitColumns, type Limits } from '../limits/plans.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -32,6 +33,8 @@ export const createClientInput = z
     jwks: jwks.optional(),
     // Keys fetched over plain HTTP could be swapped by anyone on the path.
     jwksUri: z.url({ protocol: /^https$/ }).optional(),
+    /** The plan limiting its requests at the token endpoint. */
+    plan: planName.optional(),
   })
   .superRefine((input, ctx) => {
     const hasKeys = input.jwks !== undefined || input.jwksUri !== undefined;
@@ -84,9 +87,11 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
       await lockCredentialName(tx, 'client', teamId, parsed.name);
       await assertClientNameFree(tx, teamId, parsed.name);
     }
+    const planId = parsed.plan === undefined ? null : await planIdByName(tx, parsed.plan);
     await tx.oAuthClient.create({
       data: {
         id,
+        planId,
         name: parsed.name,
         teamId,
         scopes,
@@ -102,7 +107,7 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
     });
     await appendAuditEvents(
       tx,
-      [actorEvent(actor, 'client.created', 'client', id, { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, teamId })],
+      [actorEvent(actor, 'client.created', 'client', id, { name: parsed.name, scopes, audiences, authMethod: parsed.authMethod, teamId, ...(parsed.plan ? { plan: parsed.plan } : {}) })],
       now,
     );
     await invalidate(`client:${id}`);
@@ -137,9 +142,11 @@ export interface ClientRecord {
   previousSecretDigest: Uint8Array | null;
   previousSecretExpiresAt: Date | null;
   secretVersion: number;
+  /** Its plan's limits at the token endpoint with its own overrides; null when none apply. */
+  limits: Limits | null;
 }
 
-const toRecord = (row: OAuthClient, suspended: boolean): ClientRecord => ({
+const toRecord = (row: OAuthClient & { plan: LimitColumns | null }, suspended: boolean): ClientRecord => ({
   id: row.id,
   name: row.name,
   status: suspended && row.status === 'active' ? 'suspended' : row.status,
@@ -156,6 +163,7 @@ const toRecord = (row: OAuthClient, suspended: boolean): ClientRecord => ({
   previousSecretDigest: row.previousSecretDigest,
   previousSecretExpiresAt: row.previousSecretExpiresAt,
   secretVersion: row.secretVersion,
+  limits: effectiveLimits(row, row.plan),
 });
 
 // Client ids are ours: anything else is rejected without a database read.
@@ -173,7 +181,7 @@ export function findClient(deps: Pick<Deps, 'prisma' | 'cache'>, id: string): Pr
   return deps.cache.get(
     `client:${id}`,
     async () => {
-      const row = await deps.prisma.oAuthClient.findUnique({ where: { id } });
+      const row = await deps.prisma.oAuthClient.findUnique({ where: { id }, include: { plan: true } });
       if (!row) return null;
       const owner = row.teamId ? await deps.prisma.$queryRawUnsafe<{ suspended: boolean }[]>(OWNER_SUSPENDED_BY_TEAM_SQL, row.teamId) : [];
       return toRecord(row, owner[0]?.suspended ?? false);

@@ -9,6 +9,7 @@ import { revokeApiKey, verifyApiKey, verifyCachedApiKey, type ApiKeyRecord } fro
 import { findClient, type ClientRecord } from './clients.ts';
 import { issuedBeforeCutoff } from './token-cutoff.ts';
 import type { TokenVerifier } from './token-verifier.ts';
+import type { LimitVerdict } from '../limits/limiter.ts';
 
 export type Introspection = { active: false } | ActiveToken;
 
@@ -50,8 +51,12 @@ export async function introspect(deps: Deps, verifier: TokenVerifier, caller: Cl
 export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string): Introspection | undefined {
   const verdict = verifyCachedApiKey(deps, token);
   // Malformed is junk: counted on the full path, which knows the request's address.
-  return verdict?.result === 'VALID' ? apiKeyAnswer(deps, caller, verdict.key) : undefined;
+  if (verdict?.result !== 'VALID' || (countsTowardLimits(deps, verdict.key) && deps.limits.shared)) return undefined;
+  return apiKeyAnswer(deps, caller, verdict.key) as Introspection;
 }
+
+/** Introspection counts toward a key's plan only when LATCHKEY_INTROSPECTION_LIMITS says so. */
+const countsTowardLimits = (deps: Deps, key: ApiKeyRecord) => deps.config.LATCHKEY_INTROSPECTION_LIMITS && key.limits !== null;
 
 async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
   const verdict = await verifyApiKey(deps, token);
@@ -60,8 +65,19 @@ async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string,
   return apiKeyAnswer(deps, caller, verdict.key);
 }
 
-function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Introspection {
+/** Synchronous unless the key's plan is counted in Redis (see countsTowardLimits). */
+function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Introspection | Promise<Introspection> {
   if (!tokenPolicy.introspect(caller, key)) return INACTIVE;
+  if (countsTowardLimits(deps, key)) {
+    const limited = deps.limits.check('introspect', `k:${key.id}`, key.limits!, 1, deps.now().getTime(), deps.config.LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE);
+    // RFC 7662 has no "over its limit": such a key is simply not active for now.
+    const answer = (verdict: LimitVerdict) => (verdict.refused ? (deps.usage.record('api_key', key.id, false), INACTIVE) : activeKey(deps, key));
+    return limited instanceof Promise ? limited.then(answer) : answer(limited);
+  }
+  return activeKey(deps, key);
+}
+
+function activeKey(deps: Deps, key: ApiKeyRecord): Introspection {
   deps.usage.touch(key.id);
   return {
     active: true,

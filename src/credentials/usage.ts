@@ -31,12 +31,12 @@ export class Usage {
 
   constructor(private readonly deps: Pick<Deps, 'prisma' | 'now' | 'log'>) {}
 
-  /** A successful API-key check (introspection, verification). */
-  touch(keyId: string): void {
-    this.record('api_key', keyId, true);
+  /** A successful API-key check (introspection, verification); `uses` is a verification's cost. */
+  touch(keyId: string, uses = 1): void {
+    this.record('api_key', keyId, true, uses);
   }
 
-  record(type: CredentialType, id: string, ok: boolean): void {
+  record(type: CredentialType, id: string, ok: boolean, uses = 1): void {
     const map = type === 'api_key' ? this.#keys : this.#clients;
     let counts = map.get(id);
     if (counts === undefined) {
@@ -44,8 +44,8 @@ export class Usage {
       counts = { succeeded: 0, failed: 0 };
       map.set(id, counts);
     }
-    if (ok) counts.succeeded += 1;
-    else counts.failed += 1;
+    if (ok) counts.succeeded += uses;
+    else counts.failed += uses;
   }
 
   start(intervalMs = 5_000): void {

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { InvalidRequest, PayloadTooLarge } from '../lib/errors.ts';
 
-const MAX_BODY = 16 * 1024;
+export const MAX_BODY = 16 * 1024;
 const FORM = 'application/x-www-form-urlencoded';
 
 /**
@@ -45,7 +45,8 @@ function parseForm(text: string): Map<string, string> {
   return params;
 }
 
-function readBody(req: IncomingMessage, done: (error: unknown, text?: string) => void): void {
+/** The body as text, refused past MAX_BODY; callback-style like readForm. */
+export function readBody(req: IncomingMessage, done: (error: unknown, text?: string) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;

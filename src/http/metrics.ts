@@ -1,9 +1,38 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Limiter } from '../limits/limiter.ts';
 
 /** One registry per app instance, so two apps in one process (tests) never share counters. */
-export function createMetrics() {
+export function createMetrics(limits?: Pick<Limiter, 'rejections' | 'redisStatus'>) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const verifications = new Counter({
+    name: 'latchkey_key_verifications_total',
+    help: 'POST /v1/keys/verify answers by code',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
+  const verificationChildren = new Map<string, { inc(): void }>();
+  if (limits) {
+    // Read when scraped: the hot paths only bump plain numbers.
+    new Gauge({
+      name: 'latchkey_plan_limit_rejections',
+      help: 'Requests refused by a plan limit since start, by endpoint',
+      labelNames: ['endpoint'] as const,
+      registers: [registry],
+      collect() {
+        for (const [endpoint, count] of Object.entries(limits.rejections)) this.set({ endpoint }, count);
+      },
+    });
+    new Gauge({
+      name: 'latchkey_redis_up',
+      help: 'Whether the Redis of the shared counters (REDIS_URL) is reachable: 1 yes, 0 no, -1 not configured',
+      registers: [registry],
+      collect() {
+        const status = limits.redisStatus();
+        this.set(status === 'ok' ? 1 : status === 'unreachable' ? 0 : -1);
+      },
+    });
+  }
   const requests = new Counter({
     name: 'latchkey_http_requests_total',
     help: 'HTTP requests by route and status',
@@ -38,6 +67,11 @@ export function createMetrics() {
     },
     refused(reason: string): void {
       refusals.labels(reason).inc();
+    },
+    verified(code: string): void {
+      let child = verificationChildren.get(code);
+      if (!child) verificationChildren.set(code, (child = verifications.labels(code)));
+      child.inc();
     },
     observe(route: string, status: number, seconds: number): void {
       const key = `${route} ${status}`;

@@ -108,7 +108,7 @@ function requiredToken(params: Map<string, string>): string {
  * The peer address; behind a trusted proxy (DESIGN §4), the address that proxy appended to
  * X-Forwarded-For: the rightmost, since anything left of it is whatever the client sent.
  */
-function clientIp(req: IncomingMessage, trustProxy: boolean): string | undefined {
+export function clientIp(req: IncomingMessage, trustProxy: boolean): string | undefined {
   const forwarded = trustProxy ? req.headers['x-forwarded-for'] : undefined;
   if (typeof forwarded === 'string' && forwarded) return forwarded.split(',').at(-1)!.trim();
   return req.socket.remoteAddress;

@@ -47,15 +47,28 @@ export class PayloadTooLarge extends LatchkeyError {
     super('invalid_request', 'request body too large', undefined, 413);
   }
 }
+/** A body in a media type the endpoint does not read (JSON endpoints): invalid_request, with 415. */
+export class UnsupportedMediaType extends LatchkeyError {
+  constructor(expected: string) {
+    super('invalid_request', `the request body must be ${expected}`, undefined, 415);
+  }
+}
 export class NotFound extends LatchkeyError {
   constructor(what: string) {
     super('not_found', `${what} not found`);
   }
 }
-/** Over a self-protection limit (limits/endpoint-guard.ts): 429 with Retry-After (DESIGN §2 HTTP). */
+/**
+ * Over a limit (self-protection, limits/endpoint-guard.ts, or an application's plan at the token
+ * endpoint): 429 with Retry-After (DESIGN §2 HTTP). RFC 6749 defines no code for it (`slow_down`
+ * is the device flow's); `too_many_requests` is what Auth0 and others answer.
+ */
 export class TooManyRequests extends LatchkeyError {
-  constructor(readonly retryAfterSeconds: number) {
-    super('too_many_requests', 'too many requests; retry later', undefined, 429);
+  constructor(
+    readonly retryAfterSeconds: number,
+    description = 'too many requests; retry later',
+  ) {
+    super('too_many_requests', description, undefined, 429);
   }
 }
 export class Conflict extends LatchkeyError {

@@ -9,6 +9,7 @@ import { InvalidClient, InvalidRequest, LatchkeyError, PayloadTooLarge, TooManyR
 import { assertionLifetimeOk, claimedClientId } from './client-auth.ts';
 import { jwksFetch } from './jwks-uri.ts';
 import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
+import { tokenRequestRetryAfter } from '../limits/token-limits.ts';
 import { publicPart, type SigningKeySet } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
 
@@ -77,7 +78,7 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
   const signWith = { alg: signingAlg, kid: keys.current.kid };
   // Token requests refused by the per-client limit (getResourceServerInfo runs after client
   // authentication and before a token is signed); answered 429 by the middleware below.
-  const overLimit = new WeakMap<object, number>();
+  const overLimit = new WeakMap<object, TooManyRequests>();
 
   const configuration: Configuration = {
     adapter: (name: string) => (name === 'Client' ? clientAdapter : new PrismaAdapter(deps, name)) as never,
@@ -134,7 +135,7 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
           const client = ctx.oidc.client && (await findClient(deps, ctx.oidc.client.clientId));
           const wait = client ? deps.guard.admitClient(client.id) : 0;
           if (wait) {
-            overLimit.set(ctx, wait);
+            overLimit.set(ctx, new TooManyRequests(wait));
             throw new errors.InvalidRequest('too many requests');
           }
           if (!client?.audiences.includes(resourceIndicator)) {
@@ -148,6 +149,12 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
             // RFC 6749 §5.2: unknown, or beyond what the client was granted, is invalid_scope.
             const refused = params.scope.split(' ').filter((scope) => !client.scopes.includes(scope));
             if (refused.length > 0) throw new errors.InvalidScope('requested scope is not allowed', refused.join(' '));
+          }
+          // A valid request from an authenticated client, about to be issued: its plan's turn.
+          const retryAfter = await tokenRequestRetryAfter(deps, ctx, client);
+          if (retryAfter !== null) {
+            overLimit.set(ctx, new TooManyRequests(retryAfter, "the application's plan allows no more token requests now; retry after Retry-After seconds"));
+            throw new errors.InvalidRequest('too many requests');
           }
           return {
             scope: client.scopes.join(' '),
@@ -226,8 +233,8 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
     const route = oidcCtx.oidc?.route;
     if (route === 'token' && ctx.status === 200) await auditIssuedOrWithhold(deps, oidcCtx);
     else if (route === 'token') {
-      const wait = overLimit.get(ctx);
-      if (wait) return respondWithError(ctx, new TooManyRequests(wait), deps.log);
+      const refusal = overLimit.get(ctx);
+      if (refusal) return respondWithError(ctx, refusal, deps.log);
       if (isNoClientAuthentication(oidcCtx, tokenErrors.get(ctx))) respondWithError(ctx, new InvalidClient('no client authentication provided'), deps.log);
       auditTokenFailure(deps, oidcCtx);
       if ((ctx.body as { error?: string } | undefined)?.error === 'invalid_client') {

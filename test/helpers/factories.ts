@@ -26,6 +26,7 @@ export interface ClientOptions {
   jwks?: object;
   jwksUri?: string;
   owner?: string;
+  plan?: string;
 }
 
 export interface CreatedClient {
@@ -42,6 +43,7 @@ export async function createClient(server: Pick<TestServer, 'deps'>, options: Cl
   if (options.jwks) argv.push('--jwks', JSON.stringify(options.jwks));
   if (options.jwksUri) argv.push('--jwks-uri', options.jwksUri);
   if (options.owner) argv.push('--owner', options.owner);
+  if (options.plan) argv.push('--plan', options.plan);
   const created = await cliJson<CreatedClient>(server, argv);
   rememberSecret(created.client_secret);
   return created;
