@@ -1,7 +1,10 @@
 import { NotFound } from '../../lib/errors.ts';
 import type { PageRoutes } from '../pages.ts';
 import { dashboardRoutes } from './dashboard.tsx';
+import { detailRoutes } from './details.tsx';
 import { adminReader } from './guard.ts';
+import { requestsRoutes } from './requests.tsx';
+import { searchRoutes } from './search.tsx';
 
 /**
  * Anything under /admin that no screen answers: signed out → sign-in; a developer → 404 (as
@@ -34,4 +37,4 @@ const adminNotFound: PageRoutes = (router) => {
  *      developer (404), signed out, without CSRF and without step-up the day it is added; a
  *      route with an id parameter must get an object mapped there.
  */
-export const ADMIN_ROUTES: PageRoutes[] = [dashboardRoutes, adminNotFound];
+export const ADMIN_ROUTES: PageRoutes[] = [dashboardRoutes, searchRoutes, detailRoutes, requestsRoutes, adminNotFound];
