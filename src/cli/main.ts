@@ -7,7 +7,8 @@ import { exportAuditEvents } from '../audit/audit-export.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import type { Actor } from '../actor.ts';
 import type { Deps } from '../context.ts';
-import { createClient, revokeClient, rotateClientSecret } from '../credentials/clients.ts';
+import { createClient, revokeClient, revokeClientTokens, rotateClientSecret } from '../credentials/clients.ts';
+import { accountIdByEmail, suspendAccount, suspendTeam, unsuspendAccount, unsuspendTeam } from '../accounts/suspension.ts';
 import { createApiKey, revokeApiKey, rotateApiKey } from '../credentials/api-keys.ts';
 import { createScope } from '../credentials/scopes.ts';
 import { approveRequest, denyRequest, listRequests, REQUEST_STATUSES, type RequestStatus } from '../credentials/requests.ts';
@@ -126,6 +127,42 @@ const COMMANDS: Record<string, Command> = {
     usage: 'client revoke ID',
     positionals: 1,
     run: (deps, _v, [id], actor) => revokeClient(deps, id!, actor),
+  },
+  'client revoke-tokens': {
+    usage: 'client revoke-tokens ID --reason R',
+    options: { reason: { type: 'string' } },
+    positionals: 1,
+    run: (deps, v, [id], actor) => revokeClientTokens(deps, actor, id!, required(v, 'reason')),
+  },
+  'team suspend': {
+    usage: 'team suspend TEAM_ID --reason R',
+    options: { reason: { type: 'string' } },
+    positionals: 1,
+    run: (deps, v, [id], actor) => suspendTeam(deps, actor, id!, required(v, 'reason')),
+  },
+  'team unsuspend': {
+    usage: 'team unsuspend TEAM_ID --reason R',
+    options: { reason: { type: 'string' } },
+    positionals: 1,
+    run: (deps, v, [id], actor) => unsuspendTeam(deps, actor, id!, required(v, 'reason')),
+  },
+  'account suspend': {
+    usage: 'account suspend EMAIL --reason R',
+    options: { reason: { type: 'string' } },
+    positionals: 1,
+    async run(deps, v, [email], actor) {
+      const reason = required(v, 'reason');
+      return suspendAccount(deps, actor, await accountIdByEmail(deps, email!), reason);
+    },
+  },
+  'account unsuspend': {
+    usage: 'account unsuspend EMAIL --reason R',
+    options: { reason: { type: 'string' } },
+    positionals: 1,
+    async run(deps, v, [email], actor) {
+      const reason = required(v, 'reason');
+      return unsuspendAccount(deps, actor, await accountIdByEmail(deps, email!), reason);
+    },
   },
   'key create': {
     usage: 'key create --name N --scopes "a b" [--audience URL]... [--owner EMAIL|TEAM_ID] [--expires-in 30d]',

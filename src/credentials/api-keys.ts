@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { resolveOwnerTeam } from '../accounts/owners.ts';
+import { OWNER_SUSPENDED_SQL, teamGroup } from '../accounts/suspension.ts';
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor } from '../actor.ts';
 import type { Deps } from '../context.ts';
@@ -148,19 +149,28 @@ export interface ApiKeyRecord {
   createdAt: Date;
   expiresAt: Date | null;
   revokedAt: Date | null;
+  /** Its team (or the team's person) is suspended: read with the key, never written to it. */
+  suspended: boolean;
 }
 
 export type ApiKeyVerification =
   | { result: 'VALID'; key: ApiKeyRecord }
   | { result: 'MALFORMED' }
-  | { result: 'NOT_FOUND' | 'INVALID_SECRET' | 'REVOKED' | 'EXPIRED'; keyId: string };
+  | { result: 'NOT_FOUND' | 'INVALID_SECRET' | 'REVOKED' | 'EXPIRED' | 'SUSPENDED'; keyId: string };
 
+// One round trip with the owner's state (accounts/suspension.ts), written for the primary key.
+const KEY_RECORD_SQL = `
+  SELECT k.id, k.team_id::text AS "teamId", k.scopes, k.audiences, k.digest, k.created_at AS "createdAt",
+         k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt", ${OWNER_SUSPENDED_SQL} AS suspended
+    FROM api_key k LEFT JOIN team t ON t.id = k.team_id LEFT JOIN account a ON a.id = t.personal_account_id
+   WHERE k.id = $1`;
+
+// Cached in its team's group: suspending the team drops it with one message (suspension.ts).
 const loadKey = (deps: Pick<Deps, 'prisma' | 'cache'>, id: string) =>
-  deps.cache.get<ApiKeyRecord>(`key:${id}`, () =>
-    deps.prisma.apiKey.findUnique({
-      where: { id },
-      select: { id: true, teamId: true, scopes: true, audiences: true, digest: true, createdAt: true, expiresAt: true, revokedAt: true },
-    }),
+  deps.cache.get<ApiKeyRecord>(
+    `key:${id}`,
+    async () => (await deps.prisma.$queryRawUnsafe<ApiKeyRecord[]>(KEY_RECORD_SQL, id))[0] ?? null,
+    (key) => (key.teamId ? teamGroup(key.teamId) : null),
   );
 
 /** Expected outcomes are values: callers decide what each one means for them. */
@@ -184,5 +194,7 @@ function checkApiKey(deps: Pick<Deps, 'keyring' | 'now'>, keyId: string, key: Ap
   if (key.revokedAt) return { result: 'REVOKED', keyId };
   // Expiry, including the end of a rotation's grace window, is checked on every use: no cron.
   if (key.expiresAt && key.expiresAt <= deps.now()) return { result: 'EXPIRED', keyId };
+  // After revoked and expired, which outlast a suspension and say more about the key itself.
+  if (key.suspended) return { result: 'SUSPENDED', keyId };
   return { result: 'VALID', key };
 }

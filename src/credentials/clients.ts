@@ -7,6 +7,7 @@ import { changeCredentials } from '../lib/invalidation.ts';
 import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { randomBase62 } from '../lib/random.ts';
 import { resolveOwnerTeam } from '../accounts/owners.ts';
+import { OWNER_SUSPENDED_SQL, parseReason, teamGroup } from '../accounts/suspension.ts';
 import { credentialName, lockCredentialName, NameTaken } from './names.ts';
 import { assertKnownScopes, scopeName } from './scopes.ts';
 
@@ -110,7 +111,17 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
 export interface ClientRecord {
   id: string;
   name: string;
+  /**
+   * The status every request path obeys: the client's own ('active' | 'revoked'), except that an
+   * active client of a suspended team (or person) reads 'suspended'. So the token endpoint, client
+   * authentication at /introspect and /revoke, and introspection of its tokens all refuse it
+   * without knowing about suspension, and unsuspending restores it exactly.
+   */
   status: string;
+  /** Its owner is suspended (accounts/suspension.ts). */
+  suspended: boolean;
+  /** JWTs issued before this instant are inactive (revokeClientTokens). */
+  tokensRevokedBefore: Date | null;
   teamId: string | null;
   scopes: string[];
   audiences: string[];
@@ -124,10 +135,12 @@ export interface ClientRecord {
   secretVersion: number;
 }
 
-const toRecord = (row: OAuthClient): ClientRecord => ({
+const toRecord = (row: OAuthClient, suspended: boolean): ClientRecord => ({
   id: row.id,
   name: row.name,
-  status: row.status,
+  status: suspended && row.status === 'active' ? 'suspended' : row.status,
+  suspended,
+  tokensRevokedBefore: row.tokensRevokedBefore,
   teamId: row.teamId,
   scopes: row.scopes,
   audiences: row.audiences,
@@ -144,13 +157,25 @@ const toRecord = (row: OAuthClient): ClientRecord => ({
 // Client ids are ours: anything else is rejected without a database read.
 export const CLIENT_ID = /^lkc_[0-9A-Za-z]{22}$/;
 
-/** Any client, whatever its status (callers decide what a suspended client may do). */
+const OWNER_SUSPENDED_BY_TEAM_SQL = `
+  SELECT ${OWNER_SUSPENDED_SQL} AS suspended FROM team t LEFT JOIN account a ON a.id = t.personal_account_id WHERE t.id = $1::uuid`;
+
+/**
+ * Any client, whatever its status (callers decide what a suspended client may do). Cached in
+ * its team's group, so that suspending the team drops it on every node with one message.
+ */
 export function findClient(deps: Pick<Deps, 'prisma' | 'cache'>, id: string): Promise<ClientRecord | null> {
   if (!CLIENT_ID.test(id)) return Promise.resolve(null);
-  return deps.cache.get(`client:${id}`, async () => {
-    const row = await deps.prisma.oAuthClient.findUnique({ where: { id } });
-    return row ? toRecord(row) : null;
-  });
+  return deps.cache.get(
+    `client:${id}`,
+    async () => {
+      const row = await deps.prisma.oAuthClient.findUnique({ where: { id } });
+      if (!row) return null;
+      const owner = row.teamId ? await deps.prisma.$queryRawUnsafe<{ suspended: boolean }[]>(OWNER_SUSPENDED_BY_TEAM_SQL, row.teamId) : [];
+      return toRecord(row, owner[0]?.suspended ?? false);
+    },
+    (client) => (client.teamId ? teamGroup(client.teamId) : null),
+  );
 }
 
 /** The cached record, synchronously; undefined when it is not cached (use findClient). */
@@ -232,4 +257,33 @@ export async function revokeClient(deps: Deps, id: string, actor: Actor, options
     return now;
   });
   return { client_id: id, revoked_at: revokedAt.toISOString() };
+}
+
+export interface RevokedClientTokens {
+  client_id: string;
+  /** Tokens issued before this instant introspect inactive; later ones are unaffected. */
+  tokens_revoked_before: string;
+}
+
+/**
+ * "Revoke all live tokens of an application" (issue 8 §1.2): every JWT the client was issued
+ * so far introspects inactive on every node within a second, while the client itself stays as
+ * it was, so its next token works. JWTs are not stored, so this is a cutoff on the client
+ * (token-cutoff.ts compares it with a token's iat); its opaque tokens, which are stored, are
+ * deleted. Refused for a revoked client, whose tokens are already dead; any other repeat is a
+ * new cutoff, since tokens may have been issued since the last one.
+ */
+export async function revokeClientTokens(deps: Deps, actor: Actor, clientId: string, reason: string): Promise<RevokedClientTokens> {
+  const why = parseReason(reason);
+  if (!CLIENT_ID.test(clientId)) throw new NotFound('client');
+  const now = deps.now();
+  await changeCredentials(deps, async (tx, invalidate) => {
+    const client = await lockClient(tx, clientId);
+    if (client.status === 'revoked') throw new Conflict('client is revoked: its tokens are already inactive');
+    await tx.oAuthClient.update({ where: { id: clientId }, data: { tokensRevokedBefore: now } });
+    await tx.oidcPayload.deleteMany({ where: { model: { in: ['ClientCredentials', 'AccessToken'] }, payload: { path: ['clientId'], equals: clientId } } });
+    await appendAuditEvents(tx, [actorEvent(actor, 'client.tokens_revoked', 'client', clientId, { reason: why, teamId: client.teamId, before: now.toISOString() })], now);
+    await invalidate(`client:${clientId}`);
+  });
+  return { client_id: clientId, tokens_revoked_before: now.toISOString() };
 }

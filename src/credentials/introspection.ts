@@ -6,6 +6,7 @@ import { PRESENTED_API_KEY, tokenPolicy } from '../policies/tokens.ts';
 import { looksLikeApiKey } from './api-key-format.ts';
 import { revokeApiKey, verifyApiKey, verifyCachedApiKey, type ApiKeyRecord } from './api-keys.ts';
 import { findClient, type ClientRecord } from './clients.ts';
+import { issuedBeforeCutoff } from './token-cutoff.ts';
 import type { TokenVerifier } from './token-verifier.ts';
 
 export type Introspection = { active: false } | ActiveToken;
@@ -92,9 +93,12 @@ async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: Client
   // Not meant for the caller: inactive, and none of its business why (nor an audit matter).
   if (!tokenPolicy.introspect(caller, { audiences, clientId: claims.client_id })) return INACTIVE;
   if (failure === 'EXPIRED') return checkFailed(deps, caller, request, 'access_token', jti, 'EXPIRED');
-  // A revoked client takes its tokens with it.
+  // A revoked client takes its tokens with it; a suspended one (its team is) holds them back.
   const client = await findClient(deps, claims.client_id);
-  if (client?.status !== 'active') return checkFailed(deps, caller, request, 'access_token', jti, 'CLIENT_INACTIVE');
+  if (client?.status !== 'active') return checkFailed(deps, caller, request, 'access_token', jti, client?.status === 'suspended' ? 'SUSPENDED' : 'CLIENT_INACTIVE');
+  if (client.tokensRevokedBefore && (await issuedBeforeCutoff(deps, { jti, iat: claims.iat! }, client.tokensRevokedBefore))) {
+    return checkFailed(deps, caller, request, 'access_token', jti, 'REVOKED');
+  }
   if (await isRevokedJti(deps, jti)) return checkFailed(deps, caller, request, 'access_token', jti, 'REVOKED');
   return {
     active: true,
@@ -148,7 +152,8 @@ export async function revokeToken(deps: Deps, verifier: TokenVerifier, caller: C
   const actor: Actor = { type: 'client', id: caller.id, ...request };
   if (looksLikeApiKey(token)) {
     const verdict = await verifyApiKey(deps, token);
-    if ((verdict.result === 'VALID' || verdict.result === 'EXPIRED') && tokenPolicy.revoke(caller, PRESENTED_API_KEY)) {
+    // A suspended key can still be revoked: the revocation outlasts the suspension.
+    if ((verdict.result === 'VALID' || verdict.result === 'EXPIRED' || verdict.result === 'SUSPENDED') && tokenPolicy.revoke(caller, PRESENTED_API_KEY)) {
       const keyId = verdict.result === 'VALID' ? verdict.key.id : verdict.keyId;
       await revokeApiKey(deps, keyId, { reason: `revoked by client ${caller.id} (RFC 7009)` }, actor);
     }

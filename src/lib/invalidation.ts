@@ -27,7 +27,7 @@ export async function changeCredentials<T>(
   return result;
 }
 
-type Entry = { value: object | null };
+type Entry = { value: object | null; group: string | null };
 
 /**
  * A node-local, bounded cache of credential lookups (negative results too). Entries are
@@ -42,13 +42,27 @@ export class CredentialCache {
   #epoch = 0;
   #stop: (() => Promise<void>) | null = null;
   #subscribers: ((key: string | null) => void)[] = [];
+  /**
+   * Entries that depend on another key (a group), by that key: a key's record carries its
+   * team's suspension, so invalidating `team:<id>` drops every cached credential of the team.
+   * One message per team instead of one per credential (a team may hold 10k keys), and no
+   * list of the team's credentials to read inside the suspending transaction. Membership is
+   * removed when an entry leaves the cache for any reason, so groups stay bounded by `max`.
+   */
+  #groups = new Map<string, Set<string>>();
 
   constructor(
     readonly bus: InvalidationBus,
     max = 100_000,
     ttlMs = 60_000,
   ) {
-    this.#entries = new LRUCache({ max, ttl: ttlMs });
+    this.#entries = new LRUCache({
+      max,
+      ttl: ttlMs,
+      dispose: (entry, key) => {
+        if (entry.group) this.#leaveGroup(entry.group, key);
+      },
+    });
   }
 
   async start(): Promise<void> {
@@ -89,17 +103,39 @@ export class CredentialCache {
     return this.#entries.get(key)?.value as T | null | undefined;
   }
 
-  async get<T extends object>(key: string, load: () => Promise<T | null>): Promise<T | null> {
+  /** `groupOf` names the key whose invalidation must drop this entry too (see #groups). */
+  async get<T extends object>(key: string, load: () => Promise<T | null>, groupOf?: (value: T) => string | null): Promise<T | null> {
     const hit = this.#entries.get(key);
     if (hit) return hit.value as T | null;
     const epoch = this.#epoch;
     const value = await load();
-    if (this.#listening && epoch === this.#epoch) this.#entries.set(key, { value });
+    if (this.#listening && epoch === this.#epoch) {
+      const group = value && groupOf ? groupOf(value) : null;
+      this.#entries.set(key, { value, group });
+      if (group) {
+        let members = this.#groups.get(group);
+        if (!members) this.#groups.set(group, (members = new Set()));
+        members.add(key);
+      }
+    }
     return value;
   }
 
+  /** Drops a key, and every entry in the group it names. */
   delete(key: string): void {
     this.#epoch++;
     this.#entries.delete(key);
+    const members = this.#groups.get(key);
+    if (members) {
+      this.#groups.delete(key);
+      for (const member of members) this.#entries.delete(member);
+    }
+  }
+
+  #leaveGroup(group: string, key: string): void {
+    const members = this.#groups.get(group);
+    if (!members) return;
+    members.delete(key);
+    if (members.size === 0) this.#groups.delete(group);
   }
 }
