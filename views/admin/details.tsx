@@ -200,7 +200,7 @@ export interface ApplicationAdminView {
   events: AdminEventView[];
 }
 
-export function ApplicationAdminPage(props: { chrome: Chrome; now: Date; view: ApplicationAdminView; canAct: boolean; canRevokeTokens: boolean; errors?: ActionErrors }) {
+export function ApplicationAdminPage(props: { chrome: Chrome; now: Date; view: ApplicationAdminView; canAct: boolean; errors?: ActionErrors }) {
   const { application: app, team } = props.view;
   const now = props.now;
   return (
@@ -243,7 +243,7 @@ export function ApplicationAdminPage(props: { chrome: Chrome; now: Date; view: A
           ) : null}
         </Facts>
       </div>
-      {props.canAct && app.status !== 'revoked' && props.canRevokeTokens ? (
+      {props.canAct && app.status !== 'revoked' ? (
         <ActionPanel csrf={props.chrome.csrf} id="revoke-tokens" title="Revoke all live tokens" action={`/admin/applications/${app.id}/revoke-tokens`} button="Revoke tokens" danger errors={props.errors}>
           <p>Every access token this application holds now introspects inactive within a second. The application itself keeps working and can ask for new tokens.</p>
         </ActionPanel>
@@ -266,7 +266,7 @@ export interface DeveloperAdminView {
   events: AdminEventView[];
 }
 
-export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: DeveloperAdminView; canAct: boolean; canSuspend: boolean; errors?: ActionErrors }) {
+export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: DeveloperAdminView; canAct: boolean; errors?: ActionErrors }) {
   const { account, teams } = props.view;
   const now = props.now;
   const suspended = account.status === 'suspended';
@@ -329,7 +329,7 @@ export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: Dev
           </div>
         )}
       </section>
-      {props.canAct && props.canSuspend ? (
+      {props.canAct ? (
         suspended ? (
           <ActionPanel csrf={props.chrome.csrf} id="unsuspend" title="Unsuspend" action={`/admin/developers/${account.id}/unsuspend`} button="Unsuspend" errors={props.errors}>
             <p>They can sign in again, and the credentials that were active before the suspension work again.</p>
@@ -362,7 +362,7 @@ export interface TeamAdminView {
   events: AdminEventView[];
 }
 
-export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdminView; canAct: boolean; canSuspend: boolean; errors?: ActionErrors }) {
+export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdminView; canAct: boolean; errors?: ActionErrors }) {
   const { team, members, keys, applications } = props.view;
   const now = props.now;
   return (
@@ -460,7 +460,7 @@ export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdmi
           </div>
         )}
       </section>
-      {props.canAct && props.canSuspend ? (
+      {props.canAct ? (
         team.status === 'suspended' ? (
           <ActionPanel csrf={props.chrome.csrf} id="unsuspend" title="Unsuspend" action={`/admin/teams/${team.id}/unsuspend`} button="Unsuspend" errors={props.errors}>
             <p>Exactly the keys and applications that were active before the suspension work again, on every node within a second.</p>

@@ -8,10 +8,11 @@ import {
 import { adminNav } from '../../../views/admin/layout.tsx';
 import { ConfirmPage } from '../../../views/components.tsx';
 import { endAccountSessions } from '../../accounts/sessions.ts';
+import { suspendAccount, suspendTeam, unsuspendAccount, unsuspendTeam } from '../../accounts/suspension.ts';
 import { recentEventsAbout } from '../../admin/events.ts';
 import { revokeApiKey, apiKeyStatus } from '../../credentials/api-keys.ts';
 import { KEY_ID } from '../../credentials/api-key-format.ts';
-import { CLIENT_ID, revokeClient } from '../../credentials/clients.ts';
+import { CLIENT_ID, revokeClient, revokeClientTokens } from '../../credentials/clients.ts';
 import { API_KEY_VIEW_SELECT, APPLICATION_VIEW_SELECT, presentApiKey, presentApplication } from '../../credentials/presenters.ts';
 import { teamUsageSeries, usageSeries } from '../../credentials/usage.ts';
 import type { Deps } from '../../context.ts';
@@ -159,13 +160,11 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         now={now}
         view={{ application: presentApplication(row, now), team, usage, events }}
         canAct={canAct(ctx)}
-        canRevokeTokens={applicationTokenActions.length > 0}
         errors={errors}
       />,
       status,
     );
   };
-  const applicationTokenActions: Action[] = [];
   objectRoutes(router, deps, {
     path: '/applications',
     valid: CLIENT_ID,
@@ -186,7 +185,17 @@ export const detailRoutes: PageRoutes = (router, deps) => {
           return 'Application revoked: its secrets and tokens are refused from now on.';
         },
       },
-      ...applicationTokenActions,
+      {
+        name: 'revoke-tokens',
+        title: (label) => `Revoke the tokens of ${label}`,
+        sentence: (label) => `Every access token ${label} holds introspects inactive within a second, on every node. The application keeps working and can ask for new tokens.`,
+        button: 'Revoke tokens',
+        danger: true,
+        run: (id) => async (reason, ctx) => {
+          await revokeClientTokens(deps, actorOf(ctx), id, reason);
+          return 'Every token issued to this application until now is refused from now on.';
+        },
+      },
     ],
   });
 
@@ -211,13 +220,11 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         now={now}
         view={{ account, teams, liveSessions, events }}
         canAct={canAct(ctx)}
-        canSuspend={developerSuspension.length > 0}
         errors={errors}
       />,
       status,
     );
   };
-  const developerSuspension: Action[] = [];
   objectRoutes(router, deps, {
     path: '/developers',
     valid: UUID,
@@ -226,7 +233,28 @@ export const detailRoutes: PageRoutes = (router, deps) => {
     label: async (_ctx, id) => (await findAccount(id)).email,
     show: showDeveloper,
     actions: [
-      ...developerSuspension,
+      {
+        name: 'suspend',
+        title: (label) => `Suspend ${label}`,
+        sentence: (label) => `${label} is signed out and cannot sign in, and the credentials of their personal team stop working within a second. Unsuspending restores exactly what was active.`,
+        button: 'Suspend',
+        danger: true,
+        run: (id) => async (reason, ctx) => {
+          const done = await suspendAccount(deps, actorOf(ctx), id, reason);
+          return `${done.email} is suspended${done.sessions_ended ? ` and was signed out of ${done.sessions_ended} session${done.sessions_ended === 1 ? '' : 's'}` : ''}.`;
+        },
+      },
+      {
+        name: 'unsuspend',
+        title: (label) => `Unsuspend ${label}`,
+        sentence: (label) => `${label} can sign in again, and the credentials that were active before the suspension work again.`,
+        button: 'Unsuspend',
+        danger: false,
+        run: (id) => async (reason, ctx) => {
+          const done = await unsuspendAccount(deps, actorOf(ctx), id, reason);
+          return `${done.email} is active again.`;
+        },
+      },
       {
         name: 'end-sessions',
         title: (label) => `End the sessions of ${label}`,
@@ -269,13 +297,11 @@ export const detailRoutes: PageRoutes = (router, deps) => {
           events,
         }}
         canAct={canAct(ctx)}
-        canSuspend={teamSuspension.length > 0}
         errors={errors}
       />,
       status,
     );
   };
-  const teamSuspension: Action[] = [];
   objectRoutes(router, deps, {
     path: '/teams',
     valid: UUID,
@@ -283,7 +309,30 @@ export const detailRoutes: PageRoutes = (router, deps) => {
     section: 'admin-search',
     label: async (_ctx, id) => (await findTeam(id)).name,
     show: showTeam,
-    actions: teamSuspension,
+    actions: [
+      {
+        name: 'suspend',
+        title: (label) => `Suspend team ${label}`,
+        sentence: (label) => `Every key and application of ${label} stops working within a second, on every node. Unsuspending restores exactly what was active.`,
+        button: 'Suspend',
+        danger: true,
+        run: (id) => async (reason, ctx) => {
+          await suspendTeam(deps, actorOf(ctx), id, reason);
+          return 'Team suspended: its keys and applications are refused from now on.';
+        },
+      },
+      {
+        name: 'unsuspend',
+        title: (label) => `Unsuspend team ${label}`,
+        sentence: (label) => `The keys and applications of ${label} that were active before the suspension work again, on every node within a second.`,
+        button: 'Unsuspend',
+        danger: false,
+        run: (id) => async (reason, ctx) => {
+          await unsuspendTeam(deps, actorOf(ctx), id, reason);
+          return 'Team unsuspended: its credentials that were active before work again.';
+        },
+      },
+    ],
   });
 };
 
