@@ -9,6 +9,8 @@ export interface Staff {
   email: string;
   /** The TOTP secret (base32), for codes at any moment: `codeAt(staff, date)`. */
   secret: string;
+  /** Unused recovery codes: each answers one step-up prompt (a TOTP code is single use per 30 s). */
+  recoveryCodes: string[];
   client: PortalClient;
 }
 
@@ -23,12 +25,14 @@ export async function signedInStaff(server: Pick<TestServer, 'url' | 'deps'>, em
   const created = await cliJson<{ id: string }>(server, ['admin', 'create', '--email', email, '--password', STRONG_PASSWORD, '--role', role]);
   const client = new PortalClient(server.url);
   let secret = '';
+  let recoveryCodes: string[] = [];
   if (options.mfa !== false) {
     const enrolment = await beginEnrolment(server.deps, created.id);
     secret = enrolment.secret;
     // The enrolment spends the code of an earlier window; sign-in uses the current one.
     const codes = await confirmEnrolment(server.deps, created.id, new TOTP({ secret }).generate({ timestamp: server.deps.now().getTime() - 30_000 }), { type: 'cli' });
     if (!codes) throw new Error('MFA enrolment failed');
+    recoveryCodes = codes;
   }
   const signIn = await client.postForm('/portal/sign-in', '/portal/sign-in', { email, password: STRONG_PASSWORD });
   if (signIn.status !== 303) throw new Error(`sign-in answered ${signIn.status}`);
@@ -36,7 +40,7 @@ export async function signedInStaff(server: Pick<TestServer, 'url' | 'deps'>, em
     const verified = await client.postForm('/portal/sign-in/verify', '/portal/sign-in/verify', { code: codeAt({ secret }, server.deps.now()) });
     if (verified.status !== 303) throw new Error(`code step answered ${verified.status}`);
   }
-  return { id: created.id, email, secret, client };
+  return { id: created.id, email, secret, recoveryCodes, client };
 }
 
 /** Makes this account's step-up stale (its code checked ten minutes ago), as time passing would. */
