@@ -25,7 +25,8 @@ const adminNotFound: PageRoutes = (router) => {
  *   2. Routes in src/web/admin/<screen>.tsx as a PageRoutes module, appended to ADMIN_ROUTES
  *      below (before adminNotFound, which must stay last: it answers every path).
  *   3. Guard every route with one of the two guards of ./guard.ts:
- *        - `adminReader` for pages that read (GET): admins and auditors; 404 for anyone else;
+ *        - `adminReader` for pages that read (GET, audit log export included): admins and
+ *          auditors; 404 for anyone else;
  *          sends an admin or auditor without MFA through the Security set-up first.
  *        - `adminActor(deps)` for every change (POST): admins only (an auditor gets 403), and a
  *          step-up (an authentication code within 5 minutes) — stale, the code prompt keeps
