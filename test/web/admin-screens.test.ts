@@ -105,21 +105,23 @@ describe('search', () => {
     }
   });
 
-  it('takes wildcards literally and bounds each group', async () => {
+  it('matches names by prefix, any case, takes wildcards literally and bounds each group', async () => {
     const percent = await text(await admin.client.get(`/admin/search?q=${encodeURIComponent('%')}`));
     assert.doesNotMatch(percent, /needle key/, '% is not a wildcard');
-    const bulk = await text(await admin.client.get(`/admin/search?q=${encodeURIComponent('50%_off')}`));
+    const bulk = await text(await admin.client.get(`/admin/search?q=${encodeURIComponent('BULK 50%_off')}`));
     assert.equal([...bulk.matchAll(/bulk 50%_off/g)].length, 10, 'ten shown');
     assert.match(bulk, /make the search more precise/);
   });
 
-  it('finds developers by part of their email and teams by name, grouped by kind', async () => {
+  it('finds developers by the start of their email or by domain, and teams by name, grouped by kind', async () => {
     const html = await text(await admin.client.get('/admin/search?q=screens-dev'));
     assert.match(html, /<h2 id="developers-heading">/);
     assert.match(html, /<h2 id="teams-heading">/);
     assert.match(html, new RegExp(`href="/admin/developers/${devAccount.id}"`));
     assert.match(html, new RegExp(`href="/admin/teams/${devTeam}"`));
     assert.match(await text(await admin.client.get('/admin/search?q=zzz-nothing')), /Nothing matches/);
+    const domain = await text(await admin.client.get(`/admin/search?q=${encodeURIComponent('@example.test')}`));
+    assert.match(domain, new RegExp(`href="/admin/developers/${devAccount.id}"`), 'a domain finds its people');
   });
 });
 

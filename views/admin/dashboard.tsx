@@ -48,6 +48,9 @@ export function DashboardPage(props: { chrome: Chrome; now: Date; figures: Dashb
       <div class="panel">
         <SearchBox autofocus />
       </div>
+      <p class="muted small">
+        Figures as of <Time at={f.asOf} now={props.now} />; they are read again every 30 seconds.
+      </p>
       <h2>People and credentials</h2>
       <div class="grid stats">
         <Stat label="Developers" value={f.developers} />
