@@ -142,8 +142,10 @@ describe('revoking a key', () => {
   it('with a stale step-up: a wrong code is refused and changes nothing', async () => {
     await staleStepUp(server, admin.id);
     await admin.client.get(`/admin/keys/${keyId}`);
-    const prompt = await admin.client.post(`/admin/keys/${keyId}/revoke`, { reason: 'leaked in a log' });
-    assert.match(await text(prompt), /name="reason" value="leaked in a log"/);
+    const prompt = await admin.client.post(`/admin/keys/${keyId}/revoke`, { reason: 'leaked in a log', password: 'hunter2-hunter2', client_secret: 'lks_not-carried', code: '123456' });
+    const promptHtml = await text(prompt);
+    assert.match(promptHtml, /name="reason" value="leaked in a log"/);
+    assert.doesNotMatch(promptHtml, /hunter2|lks_not-carried|name="code"/, 'nothing secret-like is carried through the prompt');
     const wrong = await admin.client.post(`/admin/keys/${keyId}/revoke`, { reason: 'leaked in a log', step_up_code: '000000' });
     assert.equal(wrong.status, 400);
     assert.match(await text(wrong), /That code is not right/);
