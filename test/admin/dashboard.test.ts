@@ -35,6 +35,7 @@ describe('dashboard figures', () => {
     rememberSecret(await accessToken(meta.token_endpoint, app, { scope }));
     // A check of the revoked key fails (api_key.check_failed).
     assert.equal((await introspectAs(meta.introspection_endpoint, app, gone.key)).body.active, false);
+    await server.deps.audit.record({ type: 'alerts.not_an_alert', actorType: 'system' });
     await server.deps.audit.record({ type: 'alert.unusual_volume', actorType: 'system', subjectType: 'api_key', subjectId: live.id, data: { checks: 1000 } });
 
     const f = await dashboardFigures(server.deps);

@@ -68,7 +68,7 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
                   </td>
                   <td class="small">
                     {dataText(e.data)}
-                    {e.requestId ? <span class="muted"> · request {e.requestId}</span> : null}
+                    {e.requestId ? <span class="muted">{Object.keys(e.data).length ? ' · ' : ''}request {e.requestId}</span> : null}
                   </td>
                 </tr>
               ))}
@@ -104,6 +104,8 @@ export function ActionPanel(props: { csrf: string; id: string; title: string; ac
 function ActionFields(props: { id: string; state?: { reason: string; error: string } }) {
   return <Field id={`${props.id}-reason`} label="Reason" name="reason" value={props.state?.reason} error={props.state?.error} maxLength={500} required hint="Required; kept in the audit log with your name." />;
 }
+
+const ROLE_LABEL: Record<string, string> = { developer: 'Developer account', admin: 'Admin account', auditor: 'Auditor account' };
 
 function Facts(props: { children: ComponentChildren }) {
   return <dl class="details">{props.children}</dl>;
@@ -272,7 +274,7 @@ export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: Dev
   const suspended = account.status === 'suspended';
   return (
     <AdminLayout chrome={props.chrome} title={account.email}>
-      <PageHeader title={account.email} description={`Developer account · ${account.role}`} />
+      <PageHeader title={account.email} description={ROLE_LABEL[account.role] ?? 'Account'} />
       <div class="panel">
         <Facts>
           <dt>Status</dt>
