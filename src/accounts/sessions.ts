@@ -192,13 +192,16 @@ export async function recordStepUp(deps: SessionDeps, id: string): Promise<Date>
 }
 
 /**
- * An admin ends every live session of an account (issue 8 §1.2), recorded with the reason in
- * the same transaction. None live: Conflict, and no event.
+ * An admin ends every live session of an account (issue 8 §1.2) but `keep` (their own, when it
+ * is their account), recorded with the reason in the same transaction. None: Conflict, no event.
  */
-export async function endAccountSessions(deps: SessionDeps, accountId: string, reason: string, actor: Actor): Promise<number> {
+export async function endAccountSessions(deps: SessionDeps, accountId: string, reason: string, actor: Actor, keep?: string): Promise<number> {
   const now = deps.now();
   return deps.prisma.$transaction(async (tx) => {
-    const { count } = await tx.session.updateMany({ where: { accountId, endedAt: null, expiresAt: { gt: now } }, data: { endedAt: now } });
+    const { count } = await tx.session.updateMany({
+      where: { accountId, endedAt: null, expiresAt: { gt: now }, ...(keep ? { id: { not: keep } } : {}) },
+      data: { endedAt: now },
+    });
     if (count === 0) throw new Conflict('they have no live session');
     await appendAuditEvents(tx, [actorEvent(actor, 'session.ended', 'account', accountId, { count, reason })], now);
     return count;

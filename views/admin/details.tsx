@@ -68,7 +68,7 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
                   </td>
                   <td class="small">
                     {dataText(e.data)}
-                    {e.requestId ? <span class="muted">{Object.keys(e.data).length ? ' · ' : ''}request {e.requestId}</span> : null}
+                    {e.requestId ? <span class="muted">{dataText(e.data) ? ' · ' : ''}request {e.requestId}</span> : null}
                   </td>
                 </tr>
               ))}

@@ -262,7 +262,8 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         button: 'End sessions',
         danger: true,
         run: (id) => async (reason, ctx) => {
-          const ended = await endAccountSessions(deps, id, reason, actorOf(ctx));
+          // Their own account: the session they are using stays.
+          const ended = await endAccountSessions(deps, id, reason, actorOf(ctx), ctx.state.session!.id);
           return ended === 1 ? 'Their session was ended.' : `${ended} sessions were ended.`;
         },
       },
