@@ -30,9 +30,6 @@ const REASON_MAX = 500;
 /** The admin detail page of one object, with the action forms' state after a refusal. */
 type Show = (ctx: PageContext, id: string, errors?: ActionErrors, status?: number) => Promise<void>;
 
-/** A service call that may change nothing ("already revoked"): a Conflict, the page's message. */
-type Act = (reason: string, ctx: PageContext) => Promise<string>;
-
 interface Action {
   /** Path under the object's page, and the id of its form on that page. */
   name: string;
@@ -42,8 +39,9 @@ interface Action {
   button: string;
   danger: boolean;
   /** Refuses up front when there is nothing to do (the service also refuses, for races). */
-  already?: (ctx: PageContext, id: string) => Promise<string | null>;
-  run: (id: string) => Act;
+  already?: (id: string) => Promise<string | null>;
+  /** Calls the service; returns the message for the page. "Already so" is its Conflict: a message, no event. */
+  run: (id: string, reason: string, ctx: PageContext) => Promise<string>;
 }
 
 /**
@@ -71,7 +69,7 @@ function objectRoutes(
         const error = reason ? `Keep the reason under ${REASON_MAX} characters.` : 'Give a reason: it is kept in the audit log.';
         return spec.show(ctx, id, { [action.name]: { reason: reason.slice(0, REASON_MAX), error } }, 400);
       }
-      const already = await action.already?.(ctx, id);
+      const already = await action.already?.(id);
       if (already) return redirectWith(ctx, back, { kind: 'error', text: `Nothing changed: ${already}.` });
       if (textOf(ctx.state.form.confirm) !== 'yes') {
         return renderPage(
@@ -90,7 +88,7 @@ function objectRoutes(
         );
       }
       await flashOnConflict(ctx, back, async () => {
-        const text = await action.run(id)(reason, ctx);
+        const text = await action.run(id, reason, ctx);
         redirectWith(ctx, back, { kind: 'success', text });
       });
     });
@@ -105,10 +103,6 @@ function found<T>(row: T | null, what: string): T {
 
 const canAct = (ctx: PageContext) => adminPolicy.act(principalOf(ctx));
 
-async function eventsAbout(deps: Deps, type: string, id: string) {
-  return recentEventsAbout(deps, type, id, 20);
-}
-
 async function teamOfObject(deps: Deps, teamId: string | null) {
   return teamId ? deps.prisma.team.findUnique({ where: { id: teamId }, select: { id: true, name: true, status: true } }) : null;
 }
@@ -120,7 +114,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
   const showKey: Show = async (ctx, id, errors, status = 200) => {
     const row = await findKey(id);
     const now = deps.now();
-    const [team, usage, events] = await Promise.all([teamOfObject(deps, row.teamId), usageSeries(deps, 'api_key', id), eventsAbout(deps, 'api_key', id)]);
+    const [team, usage, events] = await Promise.all([teamOfObject(deps, row.teamId), usageSeries(deps, 'api_key', id), recentEventsAbout(deps, 'api_key', id)]);
     renderPage(ctx, <KeyAdminPage chrome={chrome(ctx, 'admin-search')} now={now} view={{ key: presentApiKey(row, now), team, usage, events }} canAct={canAct(ctx)} errors={errors} />, status);
   };
   objectRoutes(router, deps, {
@@ -137,8 +131,8 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         sentence: (label) => `Revoke key ${label} — services using it will be refused within a second, on every node. This cannot be undone.`,
         button: 'Revoke',
         danger: true,
-        already: async (_ctx, id) => ((await findKey(id)).revokedAt ? 'this key is already revoked' : null),
-        run: (id) => async (reason, ctx) => {
+        already: async (id) => ((await findKey(id)).revokedAt ? 'this key is already revoked' : null),
+        run: async (id, reason, ctx) => {
           await revokeApiKey(deps, id, { reason }, actorOf(ctx));
           return `Key lk_${id} revoked: services using it are refused from now on.`;
         },
@@ -152,7 +146,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
   const showApplication: Show = async (ctx, id, errors, status = 200) => {
     const row = await findApplication(id);
     const now = deps.now();
-    const [team, usage, events] = await Promise.all([teamOfObject(deps, row.teamId), usageSeries(deps, 'client', id), eventsAbout(deps, 'client', id)]);
+    const [team, usage, events] = await Promise.all([teamOfObject(deps, row.teamId), usageSeries(deps, 'client', id), recentEventsAbout(deps, 'client', id)]);
     renderPage(
       ctx,
       <ApplicationAdminPage
@@ -179,8 +173,8 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         sentence: (label) => `Revoke application ${label} — its secrets stop working and every token it holds is refused within a second. This cannot be undone.`,
         button: 'Revoke',
         danger: true,
-        already: async (_ctx, id) => ((await findApplication(id)).status === 'revoked' ? 'this application is already revoked' : null),
-        run: (id) => async (reason, ctx) => {
+        already: async (id) => ((await findApplication(id)).status === 'revoked' ? 'this application is already revoked' : null),
+        run: async (id, reason, ctx) => {
           await revokeClient(deps, id, actorOf(ctx), { reason });
           return 'Application revoked: its secrets and tokens are refused from now on.';
         },
@@ -191,7 +185,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         sentence: (label) => `Every access token ${label} holds introspects inactive within a second, on every node. The application keeps working and can ask for new tokens.`,
         button: 'Revoke tokens',
         danger: true,
-        run: (id) => async (reason, ctx) => {
+        run: async (id, reason, ctx) => {
           await revokeClientTokens(deps, actorOf(ctx), id, reason);
           return 'Every token issued to this application until now is refused from now on.';
         },
@@ -210,7 +204,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
     const [memberships, liveSessions, events] = await Promise.all([
       deps.prisma.membership.findMany({ where: { accountId: id }, include: { team: { select: { id: true, name: true, status: true, personalAccountId: true } } }, orderBy: { createdAt: 'asc' } }),
       deps.prisma.session.count({ where: { accountId: id, endedAt: null, expiresAt: { gt: now } } }),
-      eventsAbout(deps, 'account', id),
+      recentEventsAbout(deps, 'account', id),
     ]);
     const teams = memberships.map((m) => ({ id: m.teamId, name: m.team.name, role: m.role, status: m.team.status, personal: m.team.personalAccountId === id }));
     renderPage(
@@ -239,7 +233,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         sentence: (label) => `${label} is signed out and cannot sign in, and the credentials of their personal team stop working within a second. Unsuspending restores exactly what was active.`,
         button: 'Suspend',
         danger: true,
-        run: (id) => async (reason, ctx) => {
+        run: async (id, reason, ctx) => {
           const done = await suspendAccount(deps, actorOf(ctx), id, reason);
           return `${done.email} is suspended${done.sessions_ended ? ` and was signed out of ${done.sessions_ended} session${done.sessions_ended === 1 ? '' : 's'}` : ''}.`;
         },
@@ -250,7 +244,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         sentence: (label) => `${label} can sign in again, and the credentials that were active before the suspension work again.`,
         button: 'Unsuspend',
         danger: false,
-        run: (id) => async (reason, ctx) => {
+        run: async (id, reason, ctx) => {
           const done = await unsuspendAccount(deps, actorOf(ctx), id, reason);
           return `${done.email} is active again.`;
         },
@@ -261,7 +255,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         sentence: (label) => `Sign ${label} out of every browser now. They can sign in again.`,
         button: 'End sessions',
         danger: true,
-        run: (id) => async (reason, ctx) => {
+        run: async (id, reason, ctx) => {
           // Their own account: the session they are using stays.
           const ended = await endAccountSessions(deps, id, reason, actorOf(ctx), ctx.state.session!.id);
           return ended === 1 ? 'Their session was ended.' : `${ended} sessions were ended.`;
@@ -281,7 +275,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
       deps.prisma.oAuthClient.findMany({ where: { teamId: id }, select: { id: true, name: true, status: true }, orderBy: { createdAt: 'desc' }, take: 100 }),
       deps.prisma.credentialRequest.count({ where: { teamId: id, status: 'pending' } }),
       teamUsageSeries(deps, id),
-      eventsAbout(deps, 'team', id),
+      recentEventsAbout(deps, 'team', id),
     ]);
     renderPage(
       ctx,
@@ -317,7 +311,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         sentence: (label) => `Every key and application of ${label} stops working within a second, on every node. Unsuspending restores exactly what was active.`,
         button: 'Suspend',
         danger: true,
-        run: (id) => async (reason, ctx) => {
+        run: async (id, reason, ctx) => {
           await suspendTeam(deps, actorOf(ctx), id, reason);
           return 'Team suspended: its keys and applications are refused from now on.';
         },
@@ -328,7 +322,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         sentence: (label) => `The keys and applications of ${label} that were active before the suspension work again, on every node within a second.`,
         button: 'Unsuspend',
         danger: false,
-        run: (id) => async (reason, ctx) => {
+        run: async (id, reason, ctx) => {
           await unsuspendTeam(deps, actorOf(ctx), id, reason);
           return 'Team unsuspended: its credentials that were active before work again.';
         },
