@@ -117,7 +117,7 @@ async function prepareScale(target: number): Promise<Scale> {
   const db = await createDatabase(`latchkey_bench_keys_${target}`);
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
-  const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LATCHKEY_SECRET: BENCH_SECRET, LOG_LEVEL: 'warn', LATCHKEY_ISSUER: issuer, MALLOC_ARENA_MAX: SERVER_MALLOC_ARENA_MAX };
+  const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LATCHKEY_SECRET: BENCH_SECRET, LATCHKEY_ISSUER: issuer, MALLOC_ARENA_MAX: SERVER_MALLOC_ARENA_MAX };
   log(`introspection: database ${db.name}; scope, client and one key with the CLI, ${REAL_KEYS - 1} more keys in-process`);
   await latchkeyCli(env, 'scope', 'create', 's', '--description', 'bench scope');
   const client = (await latchkeyCli(env, 'client', 'create', '--name', 'bench-rs', '--scopes', 's')) as { client_id: string; client_secret: string };

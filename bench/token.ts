@@ -60,7 +60,7 @@ export async function runTokenBench(): Promise<TokenResults> {
   const db = await createDatabase('latchkey_bench_token');
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
-  const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LATCHKEY_SECRET: BENCH_SECRET, LOG_LEVEL: 'warn', LATCHKEY_ISSUER: issuer, MALLOC_ARENA_MAX: SERVER_MALLOC_ARENA_MAX };
+  const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LATCHKEY_SECRET: BENCH_SECRET, LATCHKEY_ISSUER: issuer, MALLOC_ARENA_MAX: SERVER_MALLOC_ARENA_MAX };
   try {
     log(`token: database ${db.name}; creating scope and client with the CLI`);
     await latchkeyCli(env, 'scope', 'create', 's', '--description', 'bench scope');

@@ -76,7 +76,7 @@ export function createApp(deps: Deps, oauth: OAuthProvider, metrics: Metrics, co
 
   const own = app.callback();
   const tokens = tokenEndpoints(deps, oauth, metrics);
-  const protocol = oauth.provider.callback();
+  const protocol = oauth.handle;
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const query = url.indexOf('?');

@@ -42,6 +42,10 @@ const schema = z.object({
   LATCHKEY_ADMIN_EMAIL: z.email().default('admin@localhost.localdomain'),
   /** JWT access token lifetime. Short, because resource servers that verify offline never see a revocation. */
   LATCHKEY_ACCESS_TOKEN_TTL: duration('10m'),
+  /** The longest a resource server may cache the JWKS: a new signing key is published this long before it signs. */
+  LATCHKEY_JWKS_CACHE_TTL: duration('1h'),
+  /** How long a signing key signs before a successor is published (scheduled rotation). */
+  LATCHKEY_SIGNING_ROTATION: duration('30d').refine((ms) => ms > 0, 'must be a positive duration such as 30d'),
   /** Audience given to clients and keys created without one. Defaults to the issuer. */
   LATCHKEY_DEFAULT_AUDIENCE: url.optional(),
   /** Trust X-Forwarded-* (only behind a proxy that sets them). */

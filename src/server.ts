@@ -14,7 +14,8 @@ import { commonMiddleware } from './http/common.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { sweepExpired } from './oauth/adapter.ts';
 import { createOAuthProvider, type OAuthProvider } from './oauth/provider.ts';
-import { ensureSigningKey, loadSigningJwks } from './signing/signing-keys.ts';
+import { startSigningKeySchedule, type SigningKeySchedule } from './signing/key-schedule.ts';
+import { ensureSigningKey, loadSigningKeys } from './signing/signing-keys.ts';
 
 export interface RunningServer {
   url: string;
@@ -43,6 +44,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   let oauth: OAuthProvider;
   let metrics: Metrics;
   let common: Middleware;
+  let signing: SigningKeySchedule | undefined;
   try {
     await deps.cache.start();
     await ensureSigningKey(deps);
@@ -50,8 +52,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     if (admin) options.onFirstAdmin?.(admin);
     metrics = createMetrics();
     common = commonMiddleware(deps, metrics);
-    oauth = createOAuthProvider(deps, await loadSigningJwks(deps), await listScopeNames(deps), common);
+    const keys = await loadSigningKeys(deps);
+    oauth = createOAuthProvider(deps, keys, await listScopeNames(deps), common);
+    // Rotation without a restart: the provider and the verifier switch when the keys change.
+    signing = startSigningKeySchedule(deps, keys, (changed) => oauth.useKeys(changed));
   } catch (error) {
+    await signing?.stop();
     await closeDeps(deps);
     throw error;
   }
@@ -76,6 +82,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   try {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.PORT, config.HOST, resolve));
   } catch (error) {
+    await signing.stop();
     await Promise.all([stopControl(), deps.usage.stop()]);
     await closeDeps(deps);
     throw error;
@@ -97,6 +104,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const close = () =>
     (closing ??= (async () => {
       clearInterval(sweeper);
+      await signing.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

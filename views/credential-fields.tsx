@@ -1,4 +1,4 @@
-import { Field, type Choice } from './components.tsx';
+import { Choices, Field, type Choice } from './components.tsx';
 
 /** Form and detail pieces shared by the key and application pages. */
 
@@ -9,6 +9,23 @@ export interface ScopeOption {
   requiresApproval: boolean;
 }
 
+/** An API of the catalog with its grantable (not retired) scopes. */
+export interface ApiOption {
+  name: string;
+  audience: string;
+  description: string;
+  scopes: ScopeOption[];
+}
+
+/** What the New API key and New application forms offer: scopes grouped by API, then the global ones. */
+export interface ScopeCatalog {
+  apis: ApiOption[];
+  /** Scopes that belong to no API. */
+  global: ScopeOption[];
+  /** Retired scope names: refused with their own message if posted. */
+  retired: string[];
+}
+
 export const scopeChoices = (catalog: ScopeOption[], chosen: string[]): Choice[] =>
   catalog.map((scope) => ({
     value: scope.name,
@@ -16,6 +33,82 @@ export const scopeChoices = (catalog: ScopeOption[], chosen: string[]): Choice[]
     description: scope.description,
     checked: chosen.includes(scope.name),
   }));
+
+/**
+ * The scope checkboxes of a credential form (DESIGN §2: one checkbox per scope, labelled with
+ * its name). Without APIs in the catalog: one group, and a free Audiences field. With APIs: a
+ * group per API (its scopes decide the credential's audience), then the global scopes.
+ */
+export function ScopeFields(props: {
+  catalog: ScopeCatalog;
+  chosen: string[];
+  errors: Record<string, string | undefined>;
+  hint: string;
+  /** For the empty-catalog note: what the credential does without scope. */
+  withoutScope: string;
+  /** For the audience hints: "this key", "its tokens". */
+  what: string;
+  audiences: string;
+  defaultAudience: string;
+}) {
+  const { catalog, chosen, errors } = props;
+  if (catalog.apis.length === 0) {
+    return (
+      <>
+        {catalog.global.length > 0 ? (
+          <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(catalog.global, chosen)} error={errors.scopes} hint={props.hint} />
+        ) : (
+          <NoScopesNote what={props.withoutScope} />
+        )}
+        <AudiencesField value={props.audiences} error={errors.audiences} defaultAudience={props.defaultAudience} what={props.what} />
+      </>
+    );
+  }
+  // Checkbox ids run on across the groups: field-scopes-0, -1, … (one id space per form field).
+  let index = 0;
+  const group = (scopes: ScopeOption[]) =>
+    scopeChoices(scopes, chosen).map((choice) => {
+      const id = `field-scopes-${index++}`;
+      return (
+        <div class="choice">
+          <input type="checkbox" id={id} name="scopes" value={choice.value} checked={choice.checked} />
+          <label for={id}>
+            <span class="choice-label">{choice.label}</span>
+            {choice.description ? <span class="choice-description">{choice.description}</span> : null}
+          </label>
+        </div>
+      );
+    });
+  return (
+    <fieldset class={errors.scopes ? 'field field-invalid' : 'field'} id="field-scopes" aria-describedby={errors.scopes ? 'field-scopes-error' : undefined}>
+      <legend>Scopes</legend>
+      <p class="hint">
+        {props.hint} Choosing a scope of an API makes {props.what} valid for that API (its audience); global scopes alone: <code>{props.defaultAudience}</code>.
+      </p>
+      {catalog.apis.map((api) => (
+        <fieldset class="scope-group">
+          <legend>{api.name}</legend>
+          <p class="hint">
+            {api.description ? `${api.description} ` : null}Audience <code>{api.audience}</code>
+          </p>
+          {api.scopes.length === 0 ? <p class="hint">No scopes to choose yet.</p> : group(api.scopes)}
+        </fieldset>
+      ))}
+      {catalog.global.length > 0 ? (
+        <fieldset class="scope-group">
+          <legend>Other scopes</legend>
+          <p class="hint">Not tied to one API.</p>
+          {group(catalog.global)}
+        </fieldset>
+      ) : null}
+      {errors.scopes ? (
+        <p class="field-error" id="field-scopes-error">
+          {errors.scopes}
+        </p>
+      ) : null}
+    </fieldset>
+  );
+}
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -57,7 +150,8 @@ export function NoScopesNote(props: { what: string }) {
   );
 }
 
-export function Scopes(props: { scopes: string[] }) {
+/** A credential's scopes; `retired` ones carry a warning (they last until the credential is rotated). */
+export function Scopes(props: { scopes: string[]; retired?: string[] }) {
   if (props.scopes.length === 0) return <span class="muted">none</span>;
   return (
     <span>
@@ -65,9 +159,53 @@ export function Scopes(props: { scopes: string[] }) {
         <>
           {i > 0 ? ' ' : null}
           <code class="scope">{scope}</code>
+          {props.retired?.includes(scope) ? (
+            <>
+              {' '}
+              <span class="badge badge-amber">retired</span>
+            </>
+          ) : null}
         </>
       ))}
     </span>
+  );
+}
+
+/** On a rotation's confirmation: the retired scopes the rotation takes away. */
+export function DroppedScopes(props: { scopes: string[] }) {
+  if (props.scopes.length === 0) return null;
+  return (
+    <>
+      {' '}
+      {props.scopes.length === 1 ? 'The retired scope ' : 'The retired scopes '}
+      {props.scopes.map((scope, i) => (
+        <>
+          {i > 0 ? ', ' : null}
+          <code>{scope}</code>
+        </>
+      ))}{' '}
+      {props.scopes.length === 1 ? 'is' : 'are'} not carried over.
+    </>
+  );
+}
+
+/** Beside a credential's scopes when some are retired: what that means for it. */
+export function RetiredScopesWarning(props: { retired: string[]; kind: 'key' | 'application' }) {
+  if (props.retired.length === 0) return null;
+  const one = props.retired.length === 1;
+  const names = props.retired.map((scope, i) => (
+    <>
+      {i > 0 ? ', ' : null}
+      <code>{scope}</code>
+    </>
+  ));
+  return (
+    <p class="warning" role="note">
+      <strong>{one ? 'Retired scope' : 'Retired scopes'}:</strong> {names} can no longer be granted. {one ? 'It keeps' : 'They keep'} working{' '}
+      {props.kind === 'key'
+        ? `on this key until it is rotated; the new key will not have ${one ? 'it' : 'them'}.`
+        : `for this application until its secret is rotated, which removes ${one ? 'it' : 'them'}.`}
+    </p>
   );
 }
 

@@ -10,10 +10,12 @@ import type { Deps } from '../context.ts';
 import { createClient, revokeClient, revokeClientTokens, rotateClientSecret } from '../credentials/clients.ts';
 import { accountIdByEmail, suspendAccount, suspendTeam, unsuspendAccount, unsuspendTeam } from '../accounts/suspension.ts';
 import { createApiKey, revokeApiKey, rotateApiKey } from '../credentials/api-keys.ts';
-import { createScope } from '../credentials/scopes.ts';
+import { createScope, listScopes, presentScope, retireScope, updateScope } from '../credentials/scopes.ts';
+import { createApi, listApis, presentApi, updateApi } from '../credentials/apis.ts';
 import { approveRequest, denyRequest, listRequests, REQUEST_STATUSES, type RequestStatus } from '../credentials/requests.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { describeFailure, LatchkeyError } from '../lib/errors.ts';
+import { listSigningKeys, rotateSigningKeys } from '../signing/signing-keys.ts';
 import { DataDirInUse, describeHolder } from '../db/data-dir-lock.ts';
 import { closeDeps, createLogger, openDeps } from '../deps.ts';
 import { controlSocketPath, forwardToServer } from './control-socket.ts';
@@ -90,6 +92,48 @@ const COMMANDS: Record<string, Command> = {
       const scope = await createScope(deps, { name: name!, description: required(v, 'description'), requiresApproval: Boolean(v['requires-approval']) }, actor);
       return { name: scope.name, description: scope.description, requires_approval: scope.requiresApproval };
     },
+  },
+  'scope update': {
+    usage: 'scope update NAME [--description D] [--requires-approval|--no-requires-approval]',
+    options: { description: { type: 'string' }, 'requires-approval': { type: 'boolean' }, 'no-requires-approval': { type: 'boolean' } },
+    positionals: 1,
+    async run(deps, v, [name], actor) {
+      if (v['requires-approval'] && v['no-requires-approval']) throw new UsageError('give --requires-approval or --no-requires-approval, not both');
+      const requiresApproval = v['requires-approval'] ? true : v['no-requires-approval'] ? false : undefined;
+      const description = str(v, 'description');
+      if (description === undefined && requiresApproval === undefined) throw new UsageError('nothing to change: give --description, --requires-approval or --no-requires-approval');
+      return presentScope(await updateScope(deps, name!, { description, requiresApproval }, actor));
+    },
+  },
+  'scope retire': {
+    usage: 'scope retire NAME [--reason R]',
+    options: { reason: { type: 'string' } },
+    positionals: 1,
+    run: async (deps, v, [name], actor) => presentScope(await retireScope(deps, name!, { reason: str(v, 'reason') }, actor)),
+  },
+  'scope list': {
+    usage: 'scope list',
+    run: async (deps) => ({ scopes: (await listScopes(deps)).map(presentScope) }),
+  },
+  'api create': {
+    usage: 'api create NAME --audience URL [--scopes "a b"] [--description D]',
+    options: { audience: { type: 'string' }, scopes: { type: 'string' }, description: { type: 'string' } },
+    positionals: 1,
+    run: async (deps, v, [name], actor) =>
+      presentApi(await createApi(deps, { name: name!, audience: required(v, 'audience'), scopes: words(str(v, 'scopes') ?? ''), description: str(v, 'description') }, actor)),
+  },
+  'api update': {
+    usage: 'api update NAME [--audience URL] [--scopes "a b"] [--description D]',
+    options: { audience: { type: 'string' }, scopes: { type: 'string' }, description: { type: 'string' } },
+    positionals: 1,
+    run: async (deps, v, [name], actor) => {
+      const scopes = str(v, 'scopes');
+      return presentApi(await updateApi(deps, name!, { audience: str(v, 'audience'), scopes: scopes === undefined ? undefined : words(scopes), description: str(v, 'description') }, actor));
+    },
+  },
+  'api list': {
+    usage: 'api list',
+    run: async (deps) => ({ apis: (await listApis(deps)).map(presentApi) }),
   },
   'client create': {
     usage: 'client create --name N --scopes "a b" [--audience URL]... [--owner EMAIL|TEAM_ID] [--auth-method M] [--jwks JSON | --jwks-uri URL]',
@@ -234,6 +278,24 @@ const COMMANDS: Record<string, Command> = {
       return denyRequest(deps, id!, { reason }, actor);
     },
   },
+  'signing rotate': {
+    // Publishes a successor now; it signs once LATCHKEY_JWKS_CACHE_TTL has passed.
+    usage: 'signing rotate',
+    async run(deps, _v, _p, actor) {
+      const key = await rotateSigningKeys(deps, actor);
+      return { kid: key.kid, alg: key.alg, state: key.state, created_at: key.createdAt.toISOString(), activates_at: key.activatesAt.toISOString(), replaces: key.replaces };
+    },
+  },
+  'signing list': {
+    usage: 'signing list',
+    async run(deps) {
+      const iso = (date: Date | null) => date?.toISOString() ?? null;
+      const keys = await listSigningKeys(deps);
+      return {
+        keys: keys.map((key) => ({ kid: key.kid, alg: key.alg, state: key.state, created_at: iso(key.createdAt), activates_at: iso(key.activatesAt), retires_at: iso(key.retiresAt), removes_at: iso(key.removesAt) })),
+      };
+    },
+  },
   'audit verify': {
     usage: 'audit verify',
     async run(deps) {
@@ -284,6 +346,10 @@ function print(io: CliIo, result: object, asJson: boolean) {
  */
 const FIELDS: Record<string, [flag: string, expected: string]> = {
   'scope create name': ['NAME', 'a scope name: 1 to 128 of A-Z a-z 0-9 : . _ / -'],
+  'api create name': ['NAME', '1 to 100 characters'],
+  'api create description': ['--description', 'at most 500 characters'],
+  'api update description': ['--description', 'at most 500 characters'],
+  audience: ['--audience', 'an http(s) URL'],
   name: ['--name', '1 to 100 characters'],
   description: ['--description', '1 to 500 characters'],
   scopes: ['--scopes', 'one or more scope names (1 to 128 of A-Z a-z 0-9 : . _ / -)'],

@@ -9,7 +9,8 @@ import { Conflict, InvalidRequest, NotFound } from '../lib/errors.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
 import { KEY_ID, newApiKey, parseApiKey } from './api-key-format.ts';
 import { credentialName, lockCredentialName, NameTaken } from './names.ts';
-import { assertKnownScopes, scopeName } from './scopes.ts';
+import { audiencesFor } from './apis.ts';
+import { assertGrantableScopes, grantableOf, scopeName } from './scopes.ts';
 
 export const createApiKeyInput = z.object({
   name: credentialName,
@@ -63,12 +64,12 @@ export async function assertKeyNameFree(db: Pick<Tx, 'apiKey'>, teamId: string, 
 export async function createApiKey(deps: Deps, input: z.input<typeof createApiKeyInput>, actor: Actor): Promise<IssuedApiKey> {
   const parsed = createApiKeyInput.parse(input);
   const scopes = [...new Set(parsed.scopes)];
-  await assertKnownScopes(deps, scopes);
-  const audiences = parsed.audiences.length > 0 ? [...new Set(parsed.audiences)] : [deps.config.LATCHKEY_DEFAULT_AUDIENCE];
   const now = deps.now();
   const expiresAt = parsed.expiresInMs ? new Date(now.getTime() + parsed.expiresInMs) : null;
   const issued = newApiKey();
-  await changeCredentials(deps, async (tx, invalidate) => {
+  const audiences = await changeCredentials(deps, async (tx, invalidate) => {
+    await assertGrantableScopes(tx, scopes);
+    const audiences = await audiencesFor(deps, tx, scopes, parsed.audiences);
     const teamId = parsed.teamId ?? (parsed.owner ? await resolveOwnerTeam(tx, parsed.owner) : null);
     if (teamId) {
       await lockCredentialName(tx, 'api_key', teamId, parsed.name);
@@ -79,9 +80,11 @@ export async function createApiKey(deps: Deps, input: z.input<typeof createApiKe
     });
     await appendAuditEvents(tx, [actorEvent(actor, 'api_key.created', 'api_key', issued.id, { name: parsed.name, scopes, audiences, teamId, expiresAt: expiresAt?.toISOString() ?? null })], now);
     await invalidate(`key:${issued.id}`);
+    return audiences;
   });
   return { id: issued.id, key: issued.key, scopes, audiences, expires_at: expiresAt?.toISOString() ?? null };
 }
+
 
 async function lockKey(tx: Tx, id: string): Promise<ApiKey> {
   if (!KEY_ID.test(id)) throw new NotFound('api key');
@@ -91,9 +94,10 @@ async function lockKey(tx: Tx, id: string): Promise<ApiKey> {
 }
 
 /**
- * Issues a successor with the same grants; the old key keeps working until `graceMs` from now
- * (never longer than it would have). A key has at most one successor, so of concurrent
- * rotations exactly one wins and the others get a conflict.
+ * Issues a successor with the same grants, less any scope retired since (the catalog's rule:
+ * a retired scope lives on only until rotation); the old key keeps working until `graceMs`
+ * from now (never longer than it would have). A key has at most one successor, so of
+ * concurrent rotations exactly one wins and the others get a conflict.
  */
 export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: number }, actor: Actor): Promise<IssuedApiKey & { previous_expires_at: string }> {
   if (!Number.isFinite(options.graceMs) || options.graceMs < 0) throw new InvalidRequest('grace must be a non-negative duration');
@@ -108,16 +112,17 @@ export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: n
     const previousExpiresAt = old.expiresAt && old.expiresAt < graceEnd ? old.expiresAt : graceEnd;
     // The successor lives as long as the original was meant to.
     const expiresAt = old.expiresAt ? new Date(now.getTime() + (old.expiresAt.getTime() - old.createdAt.getTime())) : null;
+    const { kept: scopes, dropped } = await grantableOf(tx, old.scopes);
     await tx.apiKey.create({
-      data: { id: issued.id, name: old.name, teamId: old.teamId, scopes: old.scopes, audiences: old.audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
+      data: { id: issued.id, name: old.name, teamId: old.teamId, scopes, audiences: old.audiences, digest: deps.keyring.digest(issued.key), expiresAt, createdAt: now },
     });
     await tx.apiKey.update({ where: { id }, data: { replacedById: issued.id, expiresAt: previousExpiresAt } });
-    await appendAuditEvents(tx, [actorEvent(actor, 'api_key.rotated', 'api_key', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString(), teamId: old.teamId })], now);
+    await appendAuditEvents(tx, [actorEvent(actor, 'api_key.rotated', 'api_key', id, { successor: issued.id, previousExpiresAt: previousExpiresAt.toISOString(), teamId: old.teamId, ...(dropped.length > 0 ? { droppedScopes: dropped } : {}) })], now);
     await invalidate(`key:${id}`, `key:${issued.id}`);
     return {
       id: issued.id,
       key: issued.key,
-      scopes: old.scopes,
+      scopes,
       audiences: old.audiences,
       expires_at: expiresAt?.toISOString() ?? null,
       previous_expires_at: previousExpiresAt.toISOString(),

@@ -9,7 +9,8 @@ import { randomBase62 } from '../lib/random.ts';
 import { resolveOwnerTeam } from '../accounts/owners.ts';
 import { OWNER_SUSPENDED_SQL, parseReason, teamGroup } from '../accounts/suspension.ts';
 import { credentialName, lockCredentialName, NameTaken } from './names.ts';
-import { assertKnownScopes, scopeName } from './scopes.ts';
+import { audiencesFor } from './apis.ts';
+import { assertGrantableScopes, grantableOf, scopeName } from './scopes.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -69,13 +70,13 @@ export async function assertClientNameFree(db: Pick<Tx, 'oAuthClient'>, teamId: 
 export async function createClient(deps: Deps, input: z.input<typeof createClientInput>, actor: Actor): Promise<CreatedClient> {
   const parsed = createClientInput.parse(input);
   const scopes = [...new Set(parsed.scopes)];
-  await assertKnownScopes(deps, scopes);
-  const audiences = parsed.audiences.length > 0 ? [...new Set(parsed.audiences)] : [deps.config.LATCHKEY_DEFAULT_AUDIENCE];
   const id = `lkc_${randomBase62(22)}`;
   const secret = parsed.authMethod === 'private_key_jwt' ? undefined : newClientSecret();
   const now = deps.now();
 
-  await changeCredentials(deps, async (tx, invalidate) => {
+  const audiences = await changeCredentials(deps, async (tx, invalidate) => {
+    await assertGrantableScopes(tx, scopes);
+    const audiences = await audiencesFor(deps, tx, scopes, parsed.audiences);
     const teamId = parsed.teamId ?? (parsed.owner ? await resolveOwnerTeam(tx, parsed.owner) : null);
     if (teamId) {
       await lockCredentialName(tx, 'client', teamId, parsed.name);
@@ -103,6 +104,7 @@ export async function createClient(deps: Deps, input: z.input<typeof createClien
       now,
     );
     await invalidate(`client:${id}`);
+    return audiences;
   });
   return { client_id: id, ...(secret ? { client_secret: secret } : {}), scopes, audiences };
 }
@@ -199,6 +201,8 @@ export interface RotatedSecret {
   client_id: string;
   client_secret: string;
   previous_expires_at: string;
+  /** Retired scopes the application lost with this rotation (see scopes.ts); omitted when none. */
+  dropped_scopes?: string[];
 }
 
 /**
@@ -206,14 +210,15 @@ export interface RotatedSecret {
  * previous secret is still inside its grace window another graceful rotation is refused, so
  * concurrent rotations (serialised by the row lock) yield exactly one live successor. A
  * rotation with no grace is the emergency path: it always succeeds and leaves only the new
- * secret working.
+ * secret working. An application is its own successor: a rotation drops the scopes retired
+ * since it was granted them, as a key's successor does (see scopes.ts).
  */
 export async function rotateClientSecret(deps: Deps, id: string, options: { graceMs: number }, actor: Actor): Promise<RotatedSecret> {
   if (!Number.isFinite(options.graceMs) || options.graceMs < 0) throw new InvalidRequest('grace must be a non-negative duration');
   const secret = newClientSecret();
   const now = deps.now();
   const previousExpiresAt = new Date(now.getTime() + options.graceMs);
-  await changeCredentials(deps, async (tx, invalidate) => {
+  const dropped = await changeCredentials(deps, async (tx, invalidate) => {
     const client = await lockClient(tx, id);
     if (client.status === 'revoked') throw new Conflict('client is revoked');
     if (client.authMethod === 'private_key_jwt') throw new InvalidRequest('client authenticates with private_key_jwt and has no secret');
@@ -221,6 +226,7 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
     if (graceful && client.previousSecretExpiresAt && client.previousSecretExpiresAt > now) {
       throw new Conflict(`a previous secret is still valid until ${client.previousSecretExpiresAt.toISOString()}; rotate with --grace 0s to end it now`);
     }
+    const { kept, dropped } = await grantableOf(tx, client.scopes);
     await tx.oAuthClient.update({
       where: { id },
       data: {
@@ -228,16 +234,23 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
         previousSecretDigest: graceful ? client.secretDigest : null,
         previousSecretExpiresAt: graceful ? previousExpiresAt : null,
         secretVersion: { increment: 1 },
+        ...(dropped.length > 0 ? { scopes: kept } : {}),
       },
     });
     await appendAuditEvents(
       tx,
-      [actorEvent(actor, 'client.secret_rotated', 'client', id, { previousExpiresAt: previousExpiresAt.toISOString(), version: client.secretVersion + 1, teamId: client.teamId })],
+      [actorEvent(actor, 'client.secret_rotated', 'client', id, {
+          previousExpiresAt: previousExpiresAt.toISOString(),
+          version: client.secretVersion + 1,
+          teamId: client.teamId,
+          ...(dropped.length > 0 ? { droppedScopes: dropped } : {}),
+        })],
       now,
     );
     await invalidate(`client:${id}`);
+    return dropped;
   });
-  return { client_id: id, client_secret: secret, previous_expires_at: previousExpiresAt.toISOString() };
+  return { client_id: id, client_secret: secret, previous_expires_at: previousExpiresAt.toISOString(), ...(dropped.length > 0 ? { dropped_scopes: dropped } : {}) };
 }
 
 /**

@@ -9,7 +9,7 @@ import { requestDecidedMessage } from '../mail/messages.ts';
 import { assertKeyNameFree, createApiKey, revokeApiKey, type IssuedApiKey } from './api-keys.ts';
 import { assertClientNameFree, createClient, createClientInput, revokeClient, type CreatedClient } from './clients.ts';
 import { credentialName, NameTaken } from './names.ts';
-import { assertKnownScopes, scopeName } from './scopes.ts';
+import { assertGrantableScopes, scopeName } from './scopes.ts';
 
 /**
  * Credential requests: a key or application asking for a scope marked "requires approval"
@@ -43,11 +43,11 @@ export const requestCredentialInput = z.object({
 export async function requestCredential(deps: Deps, input: z.input<typeof requestCredentialInput>, actor: Actor): Promise<{ id: string }> {
   const parsed = requestCredentialInput.parse(input);
   const scopes = [...new Set(parsed.scopes)];
-  await assertKnownScopes(deps, scopes);
   if (parsed.kind === 'client' && parsed.expiresInSeconds !== undefined) throw new InvalidRequest('applications do not expire');
   const id = `lkr_${randomBase62(16)}`;
   const now = deps.now();
   await deps.prisma.$transaction(async (tx) => {
+    await assertGrantableScopes(tx, scopes);
     await tx.credentialRequest.create({
       data: {
         id,

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeJwt } from 'jose';
 import type { Middleware } from 'koa';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
@@ -6,7 +7,7 @@ import { AUTH_METHODS, clientSecretMatches, findClient } from '../credentials/cl
 import { respondWithError } from '../http/oauth-errors.ts';
 import { InvalidClient, InvalidRequest, LatchkeyError, PayloadTooLarge } from '../lib/errors.ts';
 import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
-import { publicPart, type PrivateJwk } from '../signing/signing-keys.ts';
+import { publicPart, type SigningKeySet } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
 
 export const INTROSPECTION_PATH = '/introspect';
@@ -17,25 +18,66 @@ export const REVOCATION_PATH = '/revoke';
 export const CLIENT_ASSERTION_ALGS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'PS256', 'RS256'];
 
 export interface OAuthProvider {
-  provider: Provider;
+  /** The oidc-provider instance serving now; replaced as a whole when the signing keys change. */
+  readonly provider: Provider;
   /** The scope catalog, listed in discovery as scopes_supported; kept current by the server. */
   scopes: Set<string>;
-  verifier: TokenVerifier;
+  /** Verifies JWTs against the published keys of the instance serving now. */
+  readonly verifier: TokenVerifier;
+  /** Serves a request with the instance serving now. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Switches to a new key set: later requests see it, requests under way finish on the old one. */
+  useKeys(keys: SigningKeySet): void;
 }
 
-/** `outer` runs around all of oidc-provider's own middleware (request id, headers, logging). */
-export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, scopeNames: string[], outer: Middleware): OAuthProvider {
+interface Instance {
+  provider: Provider;
+  verifier: TokenVerifier;
+  callback: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+/**
+ * oidc-provider reads its keys once, at construction (lib/helpers/initialize_keystore.js keeps
+ * them private, with no public way to change them), so a new key set means a new instance:
+ * built beside the serving one, then swapped in by one assignment. Nothing on the request
+ * path changes (one property read), and nothing a request needs lives in the instance — the
+ * adapter stores everything in the database. Building one takes about a millisecond, once per
+ * key change. (Its `ExternalSigningKey` could delegate signing instead, but it is an
+ * experimental feature, and the keys JWKS lists would still be fixed at construction.)
+ * `outer` runs around all of oidc-provider's own middleware (request id, headers, logging).
+ */
+export function createOAuthProvider(deps: Deps, keys: SigningKeySet, scopeNames: string[], outer: Middleware): OAuthProvider {
+  const scopes = new Set(scopeNames);
+  let serving = buildInstance(deps, keys, scopes, outer);
+  return {
+    get provider() {
+      return serving.provider;
+    },
+    get verifier() {
+      return serving.verifier;
+    },
+    scopes,
+    handle: (req, res) => serving.callback(req, res),
+    useKeys(next) {
+      serving = buildInstance(deps, next, scopes, outer);
+    },
+  };
+}
+
+function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, outer: Middleware): Instance {
   const { config } = deps;
   const issuer = config.LATCHKEY_ISSUER;
-  const scopes = new Set(scopeNames);
   const accessTokenTTL = Math.floor(config.LATCHKEY_ACCESS_TOKEN_TTL / 1000);
   const clientAdapter = new ClientAdapter(deps);
-  const signingAlg = (jwks.keys[0]?.alg ?? 'ES256') as 'ES256';
+  const signingAlg = keys.current.alg as 'ES256';
+  // The keystore holds every published key (so /jwks lists them all) but only the current one
+  // signs: tokens name it by kid (getResourceServerInfo), never leaving the choice to the order.
+  const signWith = { alg: signingAlg, kid: keys.current.kid };
 
   const configuration: Configuration = {
     adapter: (name: string) => (name === 'Client' ? clientAdapter : new PrismaAdapter(deps, name)) as never,
     clients: [],
-    jwks: jwks as Configuration['jwks'],
+    jwks: { keys: keys.published } as Configuration['jwks'],
     clientAuthMethods: [...AUTH_METHODS],
     // Only client_credentials is offered: no response types (no implicit, no authorization_code),
     // and no offline_access scope (which would enable refresh_token). Discovery then lists
@@ -92,7 +134,7 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
             audience: resourceIndicator,
             accessTokenTTL,
             accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: signingAlg } },
+            jwt: { sign: signWith },
           };
         },
       },
@@ -170,8 +212,8 @@ export function createOAuthProvider(deps: Deps, jwks: { keys: PrivateJwk[] }, sc
   });
 
   provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server_error'));
-  const verifier = createTokenVerifier(deps, { keys: jwks.keys.map(publicPart) }, provider);
-  return { provider, scopes, verifier };
+  const verifier = createTokenVerifier(deps, { keys: keys.published.map(publicPart) }, provider);
+  return { provider, verifier, callback: provider.callback() };
 }
 
 /**

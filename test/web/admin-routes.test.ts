@@ -22,7 +22,7 @@ let auditor: Staff;
 const objectOf = new Map<string, string>();
 
 /** Everything an admin form could want, with values that would act if accepted. */
-const ACTING_FORM: Record<string, string> = { reason: 'route test', note: 'route test', confirm: 'yes' };
+const ACTING_FORM: Record<string, string> = { reason: 'route test', note: 'route test', confirm: 'yes', name: 'forged', description: 'forged', audience: 'https://forged.example.test' };
 
 // The catch-all (adminNotFound, router.all) answers every method; the screens' own routes are the rest.
 const screen = (route: { method: string; path: string }) => !routes.some((r) => r.method === 'PUT' && r.path === route.path);
@@ -40,16 +40,18 @@ function fill(path: string): string {
 /** What a refused request must not change. */
 async function snapshot() {
   const p = server.deps.prisma;
-  const [apiKeys, clients, requests, sessions, accounts, teams, auditEvents] = await Promise.all([
+  const [apiKeys, clients, requests, sessions, accounts, teams, scopes, apis, auditEvents] = await Promise.all([
     p.apiKey.findMany({ select: { id: true, revokedAt: true }, orderBy: { id: 'asc' } }),
     p.oAuthClient.findMany({ select: { id: true, status: true, revokedAt: true }, orderBy: { id: 'asc' } }),
     p.credentialRequest.findMany({ select: { id: true, status: true }, orderBy: { id: 'asc' } }),
     p.session.findMany({ select: { id: true, endedAt: true }, orderBy: { id: 'asc' } }),
     p.account.findMany({ select: { id: true, status: true, role: true }, orderBy: { id: 'asc' } }),
     p.team.findMany({ select: { id: true, status: true }, orderBy: { id: 'asc' } }),
+    p.scope.findMany({ orderBy: { name: 'asc' } }),
+    p.api.findMany({ include: { scopes: { select: { name: true } } }, orderBy: { id: 'asc' } }),
     p.auditEvent.count(),
   ]);
-  return { apiKeys, clients, requests, sessions, accounts, teams, auditEvents };
+  return { apiKeys, clients, requests, sessions, accounts, teams, scopes, apis, auditEvents };
 }
 
 before(async () => {
@@ -71,6 +73,10 @@ before(async () => {
   objectOf.set('/admin/developers/:id', account.id);
   objectOf.set('/admin/teams/:id', team.id);
   objectOf.set('/admin/requests/:id', request.id);
+  // The catalog's (issue 8 §1.2 Catalog): a scope by name, an API by id.
+  objectOf.set('/admin/catalog/scopes/:name', plain);
+  await cliJson(server, ['api', 'create', 'Orders', '--audience', 'https://orders.example.test']);
+  objectOf.set('/admin/catalog/apis/:id', (await p.api.findFirstOrThrow({ where: { name: 'Orders' } })).id);
 });
 after(() => server?.close());
 

@@ -11,6 +11,7 @@ export const ADMIN_NAV: NavItem[] = [
   { section: 'admin-dashboard', href: '/admin', label: 'Dashboard' },
   { section: 'admin-search', href: '/admin/search', label: 'Search' },
   { section: 'admin-requests', href: '/admin/requests', label: 'Requests' },
+  { section: 'admin-catalog', href: '/admin/catalog', label: 'Catalog' },
 ];
 
 /** The admin frame for Layout (and ConfirmPage): admin links, then the way back to the portal. */

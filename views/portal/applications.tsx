@@ -3,7 +3,7 @@ import type { ApplicationListTab } from '../../src/credentials/application-list.
 import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
-import { AudiencesField, graceChoices, NoScopesNote, Scopes, scopeChoices, type ScopeOption } from '../credential-fields.tsx';
+import { graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
 
 export interface ApplicationsListProps {
   chrome: Chrome;
@@ -104,7 +104,7 @@ export interface NewApplicationValues {
   jwks: string;
 }
 
-export function NewApplicationPage(props: { chrome: Chrome; catalog: ScopeOption[]; values: NewApplicationValues; errors: Record<string, string>; defaultAudience: string }) {
+export function NewApplicationPage(props: { chrome: Chrome; catalog: ScopeCatalog; values: NewApplicationValues; errors: Record<string, string>; defaultAudience: string }) {
   const { values, errors } = props;
   return (
     <Layout chrome={props.chrome} title="New application">
@@ -112,12 +112,16 @@ export function NewApplicationPage(props: { chrome: Chrome; catalog: ScopeOption
       <ErrorSummary errors={errors} />
       <Form action="/portal/applications" csrf={props.chrome.csrf}>
         <Field label="Name" name="name" value={values.name} error={errors.name} maxLength={100} required />
-        {props.catalog.length > 0 ? (
-          <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(props.catalog, values.scopes)} error={errors.scopes} hint="What its access tokens may do." />
-        ) : (
-          <NoScopesNote what="its access tokens will identify it" />
-        )}
-        <AudiencesField value={values.audiences} error={errors.audiences} defaultAudience={props.defaultAudience} what="its tokens" />
+        <ScopeFields
+          catalog={props.catalog}
+          chosen={values.scopes}
+          errors={errors}
+          hint="What its access tokens may do."
+          withoutScope="its access tokens will identify it"
+          what="its tokens"
+          audiences={values.audiences}
+          defaultAudience={props.defaultAudience}
+        />
         <Choices
           legend="Authentication"
           name="authMethod"
@@ -204,7 +208,7 @@ export function ApplicationShownOncePage(props: {
   );
 }
 
-export function ApplicationPage(props: { chrome: Chrome; now: Date; application: ApplicationView; canChange: boolean; usage: UsageChartPoint[] }) {
+export function ApplicationPage(props: { chrome: Chrome; now: Date; application: ApplicationView; retiredScopes: string[]; canChange: boolean; usage: UsageChartPoint[] }) {
   const { application: app, now } = props;
   return (
     <Layout chrome={props.chrome} title={app.name}>
@@ -220,7 +224,8 @@ export function ApplicationPage(props: { chrome: Chrome; now: Date; application:
         </dd>
         <dt>Scopes</dt>
         <dd>
-          <Scopes scopes={app.scopes} />
+          <Scopes scopes={app.scopes} retired={props.retiredScopes} />
+          <RetiredScopesWarning retired={props.retiredScopes} kind="application" />
         </dd>
         <dt>Audiences</dt>
         <dd>{app.audiences.join(', ')}</dd>

@@ -3,7 +3,7 @@ import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButt
 import { Layout, type Chrome } from '../layout.tsx';
 import type { KeyListTab } from '../../src/credentials/key-list.ts';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
-import { AudiencesField, expiryChoices, graceChoices, NoScopesNote, Scopes, scopeChoices, type ScopeOption } from '../credential-fields.tsx';
+import { expiryChoices, graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
 
 
 export interface KeysListProps {
@@ -102,7 +102,7 @@ export interface NewKeyValues {
   expires: string;
 }
 
-export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeOption[]; values: NewKeyValues; errors: Record<string, string>; defaultAudience: string }) {
+export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeCatalog; values: NewKeyValues; errors: Record<string, string>; defaultAudience: string }) {
   const { values, errors } = props;
   return (
     <Layout chrome={props.chrome} title="New API key">
@@ -110,12 +110,16 @@ export function NewKeyPage(props: { chrome: Chrome; catalog: ScopeOption[]; valu
       <ErrorSummary errors={errors} />
       <Form action="/portal/keys" csrf={props.chrome.csrf}>
         <Field label="Name" name="name" value={values.name} error={errors.name} hint="What uses this key, e.g. “billing service (production)”." maxLength={100} required />
-        {props.catalog.length > 0 ? (
-          <Choices legend="Scopes" name="scopes" type="checkbox" choices={scopeChoices(props.catalog, values.scopes)} error={errors.scopes} hint="What the key may do. Choose only what the service needs." />
-        ) : (
-          <NoScopesNote what="this key will identify its caller" />
-        )}
-        <AudiencesField value={values.audiences} error={errors.audiences} defaultAudience={props.defaultAudience} what="this key" />
+        <ScopeFields
+          catalog={props.catalog}
+          chosen={values.scopes}
+          errors={errors}
+          hint="What the key may do. Choose only what the service needs."
+          withoutScope="this key will identify its caller"
+          what="this key"
+          audiences={values.audiences}
+          defaultAudience={props.defaultAudience}
+        />
         <Choices
           legend="Expires"
           name="expires"
@@ -170,7 +174,7 @@ export function KeyShownOncePage(props: { chrome: Chrome; now: Date; title: stri
   );
 }
 
-export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; canChange: boolean; usage: UsageChartPoint[] }) {
+export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; retiredScopes: string[]; canChange: boolean; usage: UsageChartPoint[] }) {
   const { apiKey: key, now } = props;
   return (
     <Layout chrome={props.chrome} title={key.name}>
@@ -192,7 +196,8 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
         </dd>
         <dt>Scopes</dt>
         <dd>
-          <Scopes scopes={key.scopes} />
+          <Scopes scopes={key.scopes} retired={props.retiredScopes} />
+          <RetiredScopesWarning retired={props.retiredScopes} kind="key" />
         </dd>
         <dt>Audiences</dt>
         <dd>{key.audiences.join(', ')}</dd>

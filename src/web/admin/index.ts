@@ -1,5 +1,6 @@
 import { NotFound } from '../../lib/errors.ts';
 import type { PageRoutes } from '../pages.ts';
+import { catalogRoutes } from './catalog.tsx';
 import { dashboardRoutes } from './dashboard.tsx';
 import { detailRoutes } from './details.tsx';
 import { adminReader } from './guard.ts';
@@ -38,4 +39,4 @@ const adminNotFound: PageRoutes = (router) => {
  *      developer (404), signed out, without CSRF and without step-up the day it is added; a
  *      route with an id parameter must get an object mapped there.
  */
-export const ADMIN_ROUTES: PageRoutes[] = [dashboardRoutes, searchRoutes, detailRoutes, requestsRoutes, adminNotFound];
+export const ADMIN_ROUTES: PageRoutes[] = [dashboardRoutes, searchRoutes, detailRoutes, requestsRoutes, catalogRoutes, adminNotFound];

@@ -21,7 +21,10 @@ import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts
 import type { PageRoutes } from '../pages.ts';
 import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
-import { audiencesText, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
+import { retiredAmong } from '../../credentials/scopes.ts';
+import { LatchkeyError } from '../../lib/errors.ts';
+import { DroppedScopes, type ScopeCatalog } from '../../../views/credential-fields.tsx';
+import { audiencesAreTyped, audiencesText, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
 
 type JwksInput = NonNullable<z.input<typeof createClientInput>['jwks']>;
 
@@ -78,23 +81,25 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     );
   });
 
-  const renderNew = async (ctx: PageContext, values: NewApplicationValues, errors: FieldErrors, status: number) =>
-    renderPage(ctx, <NewApplicationPage chrome={chrome(ctx, 'applications')} catalog={await scopeCatalog(deps)} values={values} errors={errors} defaultAudience={deps.config.LATCHKEY_DEFAULT_AUDIENCE} />, status);
+  const renderNew = async (ctx: PageContext, values: NewApplicationValues, errors: FieldErrors, status: number, catalog?: ScopeCatalog) =>
+    renderPage(ctx, <NewApplicationPage chrome={chrome(ctx, 'applications')} catalog={catalog ?? (await scopeCatalog(deps))} values={values} errors={errors} defaultAudience={deps.config.LATCHKEY_DEFAULT_AUDIENCE} />, status);
 
   router.get('/applications/new', signedIn, (ctx) => renderNew(ctx, { name: '', scopes: [], audiences: '', authMethod: 'client_secret_basic', jwks: '' }, {}, 200));
 
   router.post('/applications', signedIn, async (ctx) => {
     const form = ctx.state.form;
+    const catalog = await scopeCatalog(deps);
     const values: NewApplicationValues = {
       name: textOf(form.name),
       scopes: listOf(form.scopes),
-      audiences: textOf(form.audiences),
+      // The audience field is only offered (and read) while the catalog has no API.
+      audiences: audiencesAreTyped(catalog) ? textOf(form.audiences) : '',
       authMethod: textOf(form.authMethod) || 'client_secret_basic',
       jwks: textOf(form.jwks),
     };
     const parsed = parseForm(newApplicationForm, values);
     const errors: FieldErrors = parsed.ok ? {} : parsed.errors;
-    const scopesError = scopesProblem(await scopeCatalog(deps), values.scopes);
+    const scopesError = scopesProblem(catalog, values.scopes);
     if (scopesError) errors.scopes ??= scopesError;
     let jwks: JwksInput | undefined;
     if (parsed.ok && parsed.value.authMethod === 'private_key_jwt') {
@@ -102,7 +107,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
       if (checked.error) errors.jwks = checked.error;
       jwks = checked.jwks;
     }
-    if (!parsed.ok || Object.keys(errors).length > 0) return renderNew(ctx, values, errors, 400);
+    if (!parsed.ok || Object.keys(errors).length > 0) return renderNew(ctx, values, errors, 400, catalog);
 
     const team = teamOf(ctx);
     const { name, scopes, audiences, authMethod } = parsed.value;
@@ -111,6 +116,8 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
       outcome = await issueOrRequest(deps, { kind: 'client', teamId: team.id, requestedById: principalOf(ctx).accountId, name, scopes, audiences, authMethod, jwks }, actorOf(ctx));
     } catch (error) {
       if (error instanceof NameTaken) return renderNew(ctx, values, { name: 'An application of this team already has this name. Choose another.' }, 400);
+      // Retired between the check above and the grant (scopes.ts: assertGrantableScopes).
+      if (error instanceof LatchkeyError && error.code === 'invalid_scope') return renderNew(ctx, values, { scopes: `${error.description}. Choose from the list.` }, 400);
       if (error instanceof RequestNeedsClientSecret) return renderNew(ctx, values, { authMethod: 'Scopes that require approval are requested with Client secret; an admin can then set up your keys.' }, 400);
       throw error;
     }
@@ -134,10 +141,10 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
 
   router.get('/applications/:id', signedIn, async (ctx) => {
     const application = await loadApplication(deps, ctx, ctx.params.id!, 'read');
-    const usage = await usageSeries(deps, 'client', application.id);
+    const [usage, retiredScopes] = await Promise.all([usageSeries(deps, 'client', application.id), application.status === 'active' ? retiredAmong(deps.prisma, application.scopes) : []]);
     renderPage(
       ctx,
-      <ApplicationPage chrome={chrome(ctx, 'applications')} now={deps.now()} application={application} canChange={credentialPolicy.change(principalOf(ctx), application)} usage={usage} />,
+      <ApplicationPage chrome={chrome(ctx, 'applications')} now={deps.now()} application={application} retiredScopes={retiredScopes} canChange={credentialPolicy.change(principalOf(ctx), application)} usage={usage} />,
     );
   });
 
@@ -149,6 +156,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     const graceMs = graceOf(parsed.value.grace).ms;
     const now = deps.now();
     if (textOf(ctx.state.form.confirm) !== 'yes') {
+      const dropped = await retiredAmong(deps.prisma, application.scopes);
       return renderPage(
         ctx,
         <ConfirmPage
@@ -158,6 +166,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
           sentence={
             <>
               {graceMs === 0 ? 'The current secret stops working now.' : <>The current secret keeps working until <Time at={new Date(now.getTime() + graceMs)} now={now} />.</>} The new secret is shown once.
+              <DroppedScopes scopes={dropped} />
             </>
           }
           action={`${back}/rotate-secret`}

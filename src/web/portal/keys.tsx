@@ -7,7 +7,8 @@ import {
   type NewKeyValues,
 } from '../../../views/portal/keys.tsx';
 import { ConfirmPage, Time } from '../../../views/components.tsx';
-import { EXPIRY_CHOICES } from '../../../views/credential-fields.tsx';
+import { DroppedScopes, EXPIRY_CHOICES, type ScopeCatalog } from '../../../views/credential-fields.tsx';
+import { LatchkeyError } from '../../lib/errors.ts';
 import { revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
 import { KEY_ID } from '../../credentials/api-key-format.ts';
@@ -23,7 +24,8 @@ import { actorOf, principalOf, teamOf, type PageContext } from '../page-state.ts
 import type { PageRoutes } from '../pages.ts';
 import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
-import { audiencesText, choiceValues, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
+import { retiredAmong } from '../../credentials/scopes.ts';
+import { audiencesAreTyped, audiencesText, choiceValues, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
 
 // A page of the key list: a screenful, cheap to render whatever the team holds (bench/portal.ts).
 export const KEY_LIST_PAGE_SIZE = 25;
@@ -58,10 +60,10 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     );
   });
 
-  const renderNew = async (ctx: PageContext, values: NewKeyValues, errors: FieldErrors, status: number) =>
+  const renderNew = async (ctx: PageContext, values: NewKeyValues, errors: FieldErrors, status: number, catalog?: ScopeCatalog) =>
     renderPage(
       ctx,
-      <NewKeyPage chrome={chrome(ctx, 'keys')} catalog={await scopeCatalog(deps)} values={values} errors={errors} defaultAudience={deps.config.LATCHKEY_DEFAULT_AUDIENCE} />,
+      <NewKeyPage chrome={chrome(ctx, 'keys')} catalog={catalog ?? (await scopeCatalog(deps))} values={values} errors={errors} defaultAudience={deps.config.LATCHKEY_DEFAULT_AUDIENCE} />,
       status,
     );
 
@@ -69,14 +71,15 @@ export const keysRoutes: PageRoutes = (router, deps) => {
 
   router.post('/keys', signedIn, async (ctx) => {
     const form = ctx.state.form;
-    const values: NewKeyValues = { name: textOf(form.name), scopes: listOf(form.scopes), audiences: textOf(form.audiences), expires: textOf(form.expires) || '90d' };
+    const catalog = await scopeCatalog(deps);
+    // The audience field is only offered (and read) while the catalog has no API.
+    const values: NewKeyValues = { name: textOf(form.name), scopes: listOf(form.scopes), audiences: audiencesAreTyped(catalog) ? textOf(form.audiences) : '', expires: textOf(form.expires) || '90d' };
     const parsed = parseForm(newKeyForm, values);
     const errors: FieldErrors = parsed.ok ? {} : parsed.errors;
     const team = teamOf(ctx);
-    const catalog = await scopeCatalog(deps);
     const scopesError = scopesProblem(catalog, values.scopes);
     if (scopesError) errors.scopes ??= scopesError;
-    if (!parsed.ok || Object.keys(errors).length > 0) return renderNew(ctx, values, errors, 400);
+    if (!parsed.ok || Object.keys(errors).length > 0) return renderNew(ctx, values, errors, 400, catalog);
 
     const { name, scopes, audiences, expires } = parsed.value;
     const expiresInMs = EXPIRY_CHOICES.find((c) => c.value === expires)!.ms;
@@ -85,6 +88,8 @@ export const keysRoutes: PageRoutes = (router, deps) => {
       outcome = await issueOrRequest(deps, { kind: 'api_key', teamId: team.id, requestedById: principalOf(ctx).accountId, name, scopes, audiences, expiresInMs }, actorOf(ctx));
     } catch (error) {
       if (error instanceof NameTaken) return renderNew(ctx, values, { name: KEY_NAME_TAKEN }, 400);
+      // Retired between the check above and the grant (scopes.ts: assertGrantableScopes).
+      if (error instanceof LatchkeyError && error.code === 'invalid_scope') return renderNew(ctx, values, { scopes: `${error.description}. Choose from the list.` }, 400);
       throw error;
     }
     if ('requested' in outcome) return redirectWith(ctx, `/portal/requests/${outcome.requested}`, { kind: 'success', text: 'Request sent: an admin will review it.' });
@@ -98,8 +103,8 @@ export const keysRoutes: PageRoutes = (router, deps) => {
   router.get('/keys/:id', signedIn, async (ctx) => {
     const key = await loadKey(deps, ctx, ctx.params.id!, 'read');
     const canChange = credentialPolicy.change(principalOf(ctx), key);
-    const usage = await usageSeries(deps, 'api_key', key.id);
-    renderPage(ctx, <KeyPage chrome={chrome(ctx, 'keys')} now={deps.now()} apiKey={key} canChange={canChange} usage={usage} />);
+    const [usage, retiredScopes] = await Promise.all([usageSeries(deps, 'api_key', key.id), key.live ? retiredAmong(deps.prisma, key.scopes) : []]);
+    renderPage(ctx, <KeyPage chrome={chrome(ctx, 'keys')} now={deps.now()} apiKey={key} retiredScopes={retiredScopes} canChange={canChange} usage={usage} />);
   });
 
   router.post('/keys/:id/rotate', signedIn, async (ctx) => {
@@ -113,6 +118,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
       const now = deps.now();
       const graceEnd = new Date(now.getTime() + graceMs);
       const until = key.expiresAt && key.expiresAt < graceEnd ? key.expiresAt : graceEnd;
+      const dropped = await retiredAmong(deps.prisma, key.scopes);
       return renderPage(
         ctx,
         <ConfirmPage
@@ -122,6 +128,7 @@ export const keysRoutes: PageRoutes = (router, deps) => {
           sentence={
             <>
               <code>{key.prefix}</code> {graceMs === 0 ? 'stops working now' : <>keeps working until <Time at={until} now={now} /></>}. The new key is shown once.
+              <DroppedScopes scopes={dropped} />
             </>
           }
           action={`/portal/keys/${key.id}/rotate`}
