@@ -69,7 +69,7 @@ for _ in $(seq 1 120); do
 done
 [ -n "$ready" ] || fail "/readyz did not answer 200 within 60 s"
 echo "ready: $(curl -fsS "$base/readyz")"
-grep -q 'admin account' "$log" && echo "first start printed the admin account (password redacted here)"
+grep -q 'admin account' "$log" && echo "first start printed the admin account and its set-password link (redacted here)"
 
 banner "health, discovery, metrics"
 curl -fsS "$base/healthz" >/dev/null || fail "/healthz"

@@ -1,3 +1,4 @@
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
@@ -32,11 +33,36 @@ function operationsRouter(deps: Deps, metrics: Metrics): Router {
     }
   });
   router.get('/metrics', async (ctx) => {
+    const token = deps.config.LATCHKEY_METRICS_TOKEN;
+    if (!metricsAllowed(token, ctx.get('authorization'), ctx.req.socket.remoteAddress)) {
+      if (!token) return respondWithError(ctx, new NotFound('resource'), deps.log);
+      // RFC 6750 §3: the scheme expected, so that a scraper's operator sees what is missing.
+      ctx.status = 401;
+      ctx.set('WWW-Authenticate', 'Bearer realm="latchkey-metrics"');
+      ctx.body = { error: 'invalid_token', error_description: 'metrics need Authorization: Bearer LATCHKEY_METRICS_TOKEN' };
+      return;
+    }
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();
   });
   return router;
 }
+
+/**
+ * /metrics tells an outsider the load, the error rates and the process (issue 9 §1.11): with
+ * LATCHKEY_METRICS_TOKEN it wants `Authorization: Bearer <token>` (compared by digest, so the
+ * length leaks nothing); without one, it answers loopback peers only (a sidecar or `curl` on
+ * the host), judged by the socket, never by X-Forwarded-For.
+ */
+function metricsAllowed(token: string | undefined, authorization: string, peer: string | undefined): boolean {
+  if (token) {
+    const presented = /^Bearer (.+)$/i.exec(authorization)?.[1] ?? '';
+    return timingSafeEqual(hash('sha256', presented, 'buffer'), hash('sha256', token, 'buffer'));
+  }
+  return peer !== undefined && isLoopback(peer);
+}
+
+const isLoopback = (address: string) => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 
 /**
  * The composition root of HTTP: every surface is mounted here by path prefix, grouped by how

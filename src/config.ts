@@ -16,6 +16,28 @@ const duration = (fallback: string) =>
 
 const url = z.url({ protocol: /^https?$/ });
 
+const flag = (fallback: 'true' | 'false') => z.enum(['true', 'false']).default(fallback).transform((v) => v === 'true');
+
+/** `N/DURATION`, e.g. `100/1m`: N events per window. */
+export interface Rate {
+  limit: number;
+  windowMs: number;
+}
+const rate = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx): Rate => {
+      const match = /^(\d{1,9})\/(\S+)$/.exec(value.trim());
+      try {
+        if (!match || Number(match[1]) < 1) throw new Error('must be N/DURATION, e.g. 100/1m');
+        return { limit: Number(match[1]), windowMs: parseDuration(match[2]!) };
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    });
+
 // Every environment variable Latchkey reads, with its default. Nothing else reads process.env.
 const schema = z.object({
   /** `production` demands LATCHKEY_SECRET and LATCHKEY_ISSUER (no generated or guessed values). */
@@ -59,6 +81,21 @@ const schema = z.object({
   LATCHKEY_SESSION_IDLE: duration('30m'),
   /** …and after this long in any case (ASVS 7.3.2). */
   LATCHKEY_SESSION_MAX: duration('12h'),
+  /**
+   * Self-protection of /token, /introspect and /revoke (limits/endpoint-guard.ts): requests per
+   * peer address and per client. Generous: it stops floods, not legitimate load.
+   */
+  LATCHKEY_LIMIT_REQUESTS: rate('50000/1s'),
+  /** Failed client authentications and failed credential checks per peer and per client id; past it, 429 with growing back-off. */
+  LATCHKEY_LIMIT_FAILURES: rate('100/1m'),
+  /** The longest back-off a peer or client id can earn by failing. */
+  LATCHKEY_LIMIT_MAX_BLOCK: duration('15m'),
+  /** Junk (unknown client ids and keys, failed client authentication) is audited as one event per source per window. */
+  LATCHKEY_AUDIT_SUMMARY_WINDOW: duration('1m'),
+  /** Bearer token for /metrics; unset = /metrics answers loopback peers only. */
+  LATCHKEY_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Lets a client's jwks_uri point at private, loopback or link-local addresses (tests, development). */
+  LATCHKEY_JWKS_URI_ALLOW_PRIVATE: flag('false'),
   /** pino levels; `info` writes one line per request (never a secret). */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -97,6 +134,9 @@ export function configWarnings(config: Config): string[] {
   const warnings: string[] = [];
   if (config.NODE_ENV === 'production' && config.LATCHKEY_ISSUER.startsWith('http://')) {
     warnings.push('LATCHKEY_ISSUER is http:// in production: session cookies lack Secure and tokens travel in clear; serve Latchkey behind TLS with an https:// issuer');
+  }
+  if (config.NODE_ENV === 'production' && config.LATCHKEY_JWKS_URI_ALLOW_PRIVATE) {
+    warnings.push('LATCHKEY_JWKS_URI_ALLOW_PRIVATE=true in production: a client\'s jwks_uri can make Latchkey fetch from internal addresses');
   }
   return warnings;
 }

@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
 import type { AuditWriter } from './audit/audit-writer.ts';
+import type { AuditSummariser } from './audit/summariser.ts';
 import type { Config } from './config.ts';
 import type { KeyUsage } from './credentials/key-usage.ts';
 import type { Database, Prisma } from './db/database.ts';
 import type { CredentialCache } from './lib/invalidation.ts';
 import type { Keyring } from './lib/keyring.ts';
+import type { EndpointGuard } from './limits/endpoint-guard.ts';
 import type { Throttle } from './limits/throttle.ts';
 import type { Mailer } from './mail/mailer.ts';
 
@@ -21,6 +23,10 @@ export interface Deps {
   mailer: Mailer;
   /** Brute-force limits (sign-in, MFA, reset): one per process, shared across nodes through Redis when REDIS_URL is set. */
   throttle: Throttle;
+  /** Self-protection of /token, /introspect, /revoke: requests and failures per peer and client (limits/endpoint-guard.ts). */
+  guard: EndpointGuard;
+  /** Junk requests, audited as one event per source per window (audit/summariser.ts). */
+  junk: AuditSummariser;
   log: Logger;
   /** Injected so that expiry and rotation are testable without sleeping. */
   now: () => Date;

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { AuditWriter } from './audit/audit-writer.ts';
+import { AuditSummariser } from './audit/summariser.ts';
 import type { Config } from './config.ts';
 import type { Deps } from './context.ts';
 import { KeyUsage } from './credentials/key-usage.ts';
@@ -10,6 +11,7 @@ import { errorForLog } from './lib/errors.ts';
 import { CredentialCache } from './lib/invalidation.ts';
 import { postgresBus, redisBus } from './lib/invalidation-bus.ts';
 import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
+import { EndpointGuard } from './limits/endpoint-guard.ts';
 import { createThrottle } from './limits/throttle.ts';
 import { createMailer } from './mail/mailer.ts';
 
@@ -68,8 +70,16 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     mailer: createMailer({ config, log, now: () => deps.now() }),
     // Per deployment (as the invalidation channel), so deployments sharing one Redis count apart.
     throttle: createThrottle({ redis: throttleRedis, keyPrefix: `latchkey:throttle:${keyring.deploymentId}` }),
+    guard: new EndpointGuard({
+      requests: config.LATCHKEY_LIMIT_REQUESTS,
+      failures: config.LATCHKEY_LIMIT_FAILURES,
+      maxBlockMs: config.LATCHKEY_LIMIT_MAX_BLOCK,
+      redis: throttleRedis,
+      keyPrefix: `latchkey:guard:${keyring.deploymentId}`,
+    }),
     now: () => new Date(),
-  } as Omit<Deps, 'usage'> as Deps;
+  } as Omit<Deps, 'usage' | 'junk'> as Deps;
+  deps.junk = new AuditSummariser(deps.audit, () => deps.now(), config.LATCHKEY_AUDIT_SUMMARY_WINDOW, log);
   deps.usage = new KeyUsage(deps);
   if (throttleRedis) throttleConnections.set(deps, throttleRedis);
   return deps;

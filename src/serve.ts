@@ -20,9 +20,12 @@ export async function serve(options: { commands?: CommandRunner } = {}): Promise
     const { startServer } = await import('./server.ts');
     running = await startServer({
       commands: options.commands,
-      onFirstAdmin: ({ email, password }) => {
-        // Shown once on the console, deliberately not through the logger.
-        process.stdout.write(`\nFirst start: admin account ${email} created.\nPassword (shown once): ${password}\n\n`);
+      onFirstAdmin: ({ email, link, expiresAt }) => {
+        // Shown once on the console, deliberately not through the logger; a single-use link
+        // that expires, not a password that lives on in every log collector.
+        process.stdout.write(
+          `\nFirst start: admin account ${email} created.\nSet its password with this single-use link (valid until ${expiresAt.toISOString()}):\n${link}\n\n`,
+        );
       },
     });
   } catch (error) {

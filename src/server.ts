@@ -27,8 +27,8 @@ export interface RunningServer {
 export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   log?: Logger;
-  /** Called once, when the first admin is created, with the generated password. */
-  onFirstAdmin?: (admin: { email: string; password?: string }) => void;
+  /** Called once, when the first admin is created, with its single-use set-password link (print it; never log it). */
+  onFirstAdmin?: (admin: { email: string; link: string; expiresAt: Date }) => void;
   /**
    * The CLI's command runner (`main` from src/cli/main.ts), passed in so that the server does
    * not import the CLI. On the embedded database it is served on the data directory's control
@@ -62,6 +62,19 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     throw error;
   }
   deps.usage.start();
+  deps.junk.onJunk = (type) => metrics.junk(type);
+  deps.junk.start();
+  deps.guard.onRefused = (reason) => metrics.refused(reason);
+  let guardRedisDown = false;
+  deps.guard.onSharedError = (err) => {
+    if (!guardRedisDown) log.warn({ err }, 'Redis unreachable for endpoint limits; counting failures in this node only');
+    guardRedisDown = true;
+  };
+  deps.guard.onSharedOk = () => {
+    if (guardRedisDown) log.info('Redis reachable again for endpoint limits');
+    guardRedisDown = false;
+  };
+  deps.guard.start();
   // Scope catalog changes reach discovery on every node. Only the latest refresh may apply
   // its result (two can race), and one runs whenever the listener may have missed messages.
   let refreshes = 0;
@@ -83,7 +96,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.PORT, config.HOST, resolve));
   } catch (error) {
     await signing.stop();
-    await Promise.all([stopControl(), deps.usage.stop()]);
+    await Promise.all([stopControl(), deps.usage.stop(), deps.junk.stop(), deps.guard.stop()]);
     await closeDeps(deps);
     throw error;
   }
@@ -111,6 +124,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       });
       await stopControl();
       await deps.usage.stop();
+      await deps.guard.stop();
+      // The last window's junk summary, before the audit writer drains.
+      await deps.junk.stop();
       await deps.audit.idle();
       await closeDeps(deps);
     })());

@@ -11,6 +11,7 @@ import { OWNER_SUSPENDED_SQL, parseReason, teamGroup } from '../accounts/suspens
 import { credentialName, lockCredentialName, NameTaken } from './names.ts';
 import { audiencesFor } from './apis.ts';
 import { assertGrantableScopes, grantableOf, scopeName } from './scopes.ts';
+import { assertJwksUriAllowed } from '../oauth/jwks-uri.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -70,6 +71,7 @@ export async function assertClientNameFree(db: Pick<Tx, 'oAuthClient'>, teamId: 
 export async function createClient(deps: Deps, input: z.input<typeof createClientInput>, actor: Actor): Promise<CreatedClient> {
   const parsed = createClientInput.parse(input);
   const scopes = [...new Set(parsed.scopes)];
+  if (parsed.jwksUri) await assertJwksUriAllowed(deps, parsed.jwksUri);
   const id = `lkc_${randomBase62(22)}`;
   const secret = parsed.authMethod === 'private_key_jwt' ? undefined : newClientSecret();
   const now = deps.now();

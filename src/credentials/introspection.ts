@@ -1,6 +1,7 @@
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, RequestInfo } from '../actor.ts';
 import type { Deps } from '../context.ts';
+import { TooManyRequests } from '../lib/errors.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
 import { PRESENTED_API_KEY, tokenPolicy } from '../policies/tokens.ts';
 import { looksLikeApiKey } from './api-key-format.ts';
@@ -48,13 +49,13 @@ export async function introspect(deps: Deps, verifier: TokenVerifier, caller: Cl
  */
 export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string): Introspection | undefined {
   const verdict = verifyCachedApiKey(deps, token);
-  if (verdict?.result === 'MALFORMED') return INACTIVE;
+  // Malformed is junk: counted on the full path, which knows the request's address.
   return verdict?.result === 'VALID' ? apiKeyAnswer(deps, caller, verdict.key) : undefined;
 }
 
 async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
   const verdict = await verifyApiKey(deps, token);
-  if (verdict.result === 'MALFORMED') return INACTIVE;
+  if (verdict.result === 'MALFORMED') return junkChecked(deps, caller, request, 'api_key', 'MALFORMED');
   if (verdict.result !== 'VALID') return checkFailed(deps, caller, request, 'api_key', verdict.keyId, verdict.result);
   return apiKeyAnswer(deps, caller, verdict.key);
 }
@@ -84,10 +85,10 @@ async function isRevokedJti(deps: Deps, jti: string): Promise<boolean> {
 async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
   const { claims, failure } = await verifier.verifyJwt(token);
   const jti = typeof claims?.jti === 'string' ? claims.jti : null;
-  // Not ours (forged, garbled, another issuer's): not audited, since resource servers pass on
-  // whatever bearer value reaches them, and junk would flood the log. A JWT has no checksum
-  // to tell junk from a real attempt without this check.
-  if (failure === 'INVALID') return INACTIVE;
+  // Not ours (forged, garbled, another issuer's): not audited one by one, since resource
+  // servers pass on whatever bearer value reaches them, and junk would flood the log; counted
+  // and summarised instead. A JWT has no checksum to tell junk from a real attempt without this check.
+  if (failure === 'INVALID') return junkChecked(deps, caller, request, 'access_token', 'INVALID');
   if (typeof claims.client_id !== 'string' || !jti) return INACTIVE;
   const audiences = claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   // Not meant for the caller: inactive, and none of its business why (nor an audit matter).
@@ -117,11 +118,25 @@ async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: Client
 /**
  * A failed check of a credential that is ours (an API key that passed its checksum, a JWT
  * whose signature held) is audited (`api_key.check_failed`, `access_token.check_failed`) with
- * its id, never the credential itself, and answers inactive.
+ * its id, never the credential itself, and answers inactive. An id that names nothing is junk
+ * anyone can make up: summarised, one event per caller and window (issue 9 §1.3). Failures
+ * for one credential past the limit are refused (429) with back-off.
  */
 async function checkFailed(deps: Deps, caller: ClientRecord, request: RequestInfo, kind: 'api_key' | 'access_token', id: string | null, result: string): Promise<Introspection> {
+  if (result === 'NOT_FOUND') return junkChecked(deps, caller, request, kind, result);
   if (kind === 'api_key' && id !== null) deps.usage.record('api_key', id, false);
+  const wait = id === null ? 0 : deps.guard.failedCheck(`${kind}:${id}`);
+  if (wait) {
+    deps.junk.count({ type: `${kind}.check_failed`, actorType: 'client', actorId: caller.id, subjectType: kind, ip: request.ip, data: { result: 'THROTTLED' } }, request.requestId);
+    throw new TooManyRequests(wait);
+  }
   await deps.audit.record(actorEvent({ type: 'client', id: caller.id, ...request }, `${kind}.check_failed`, kind, id, { result }));
+  return INACTIVE;
+}
+
+/** Junk (malformed, forged, unknown): counted and summarised, one event per caller, address and result per window. */
+function junkChecked(deps: Deps, caller: ClientRecord, request: RequestInfo, kind: 'api_key' | 'access_token', result: string): Introspection {
+  deps.junk.count({ type: `${kind}.check_failed`, actorType: 'client', actorId: caller.id, subjectType: kind, ip: request.ip, data: { result } }, request.requestId);
   return INACTIVE;
 }
 

@@ -28,15 +28,22 @@ export interface OpaqueToken {
 
 const OPAQUE_TOKEN = /^[\w-]{43}$/;
 
+/** Clock and rounding slack on a token's lifetime. */
+const LIFETIME_LEEWAY_S = 60;
+
 export function createTokenVerifier(deps: Pick<Deps, 'config' | 'now'>, publicJwks: { keys: JWK[] }, provider: Provider): TokenVerifier {
   // Keys are chosen by kid among our own only; jku/x5u/embedded jwk headers are never consulted,
   // and each key's `alg` pins the algorithm a token may claim for it.
   const keys = createLocalJWKSet(publicJwks);
   const algorithms = [...new Set(publicJwks.keys.map((key) => key.alg).filter((alg): alg is string => !!alg))];
+  // Latchkey never issues a token that lives longer than LATCHKEY_ACCESS_TOKEN_TTL: one that
+  // claims to (exp 10 years after iat) was not minted by this configuration (issue 9 §1.11).
+  const maxLifetime = deps.config.LATCHKEY_ACCESS_TOKEN_TTL / 1000 + LIFETIME_LEEWAY_S;
   return {
     async verifyJwt(token) {
       try {
         const { payload } = await jwtVerify(token, keys, { algorithms, issuer: deps.config.LATCHKEY_ISSUER, typ: 'at+jwt', requiredClaims: ['exp', 'iat', 'jti', 'client_id'], currentDate: deps.now() });
+        if (payload.exp! - payload.iat! > maxLifetime) return { failure: 'INVALID' };
         return { claims: payload };
       } catch (error) {
         // jose checks the signature before the claims: an expired token's claims are genuine.

@@ -17,10 +17,28 @@ export function createMetrics() {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
+  const junk = new Counter({
+    name: 'latchkey_junk_requests_total',
+    help: 'Junk requests (failed client authentication, unknown credentials, throttled requests) by audit event type; summarised in the audit log',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
+  const refusals = new Counter({
+    name: 'latchkey_limit_rejections_total',
+    help: 'Requests refused with 429 by self-protection limits, by reason (requests: rate per peer or client; failures: back-off)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   // Label children are looked up once per (route, status), not hashed again on every request.
   const children = new Map<string, { counter: { inc(): void }; histogram: { observe(value: number): void } }>();
   return {
     registry,
+    junk(type: string): void {
+      junk.labels(type).inc();
+    },
+    refused(reason: string): void {
+      refusals.labels(reason).inc();
+    },
     observe(route: string, status: number, seconds: number): void {
       const key = `${route} ${status}`;
       let child = children.get(key);

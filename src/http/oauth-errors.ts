@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
-import { toLatchkeyError } from '../lib/errors.ts';
+import { toLatchkeyError, TooManyRequests } from '../lib/errors.ts';
 
 /** Token-ish answers must never be cached (RFC 6749 §5.1, RFC 7662 §2.2). */
 export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
@@ -27,6 +27,7 @@ export function errorAnswer(thrown: unknown, authorization: string | undefined, 
     headers['WWW-Authenticate'] = 'Basic realm="latchkey", error="invalid_client"';
   }
   if (error.code === 'method_not_allowed') headers.Allow = 'POST';
+  if (error instanceof TooManyRequests) headers['Retry-After'] = String(error.retryAfterSeconds);
   return { status: error.status, headers, body: { error: error.code, error_description: error.description } };
 }
 

@@ -3,7 +3,7 @@ import type { RequestInfo } from '../actor.ts';
 import type { Deps } from '../context.ts';
 import { looksLikeApiKey } from '../credentials/api-key-format.ts';
 import { introspect, introspectCachedApiKey, revokeToken, type Introspection } from '../credentials/introspection.ts';
-import { InvalidRequest, LatchkeyError } from '../lib/errors.ts';
+import { InvalidRequest, LatchkeyError, TooManyRequests } from '../lib/errors.ts';
 import { authenticateCachedClient, authenticateClient } from '../oauth/client-auth.ts';
 import { CLIENT_ASSERTION_ALGS, INTROSPECTION_PATH, REVOCATION_PATH, type OAuthProvider } from '../oauth/provider.ts';
 import { requestFinished, requestIdFor, securityHeaders } from './common.ts';
@@ -46,7 +46,10 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
     const token = params.get('token');
     if (path !== INTROSPECTION_PATH || !token || !looksLikeApiKey(token)) return undefined;
     const caller = authenticateCachedClient(deps, req.socket, req.headers.authorization, params);
-    return caller && introspectCachedApiKey(deps, caller, token);
+    if (!caller) return undefined;
+    const wait = deps.guard.admitClient(caller.id);
+    if (wait) throw new TooManyRequests(wait);
+    return introspectCachedApiKey(deps, caller, token);
   }
 
   return (req: IncomingMessage, res: ServerResponse, path: string): void => {
@@ -69,6 +72,13 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
       send(error.status, [...jsonHeaders, ...extra.flat()], JSON.stringify(error.body));
     };
 
+    // Self-protection first: a flooding or failing peer costs a map lookup, not a body read.
+    const ip = clientIp(req, deps.config.LATCHKEY_TRUST_PROXY);
+    const wait = deps.guard.admitPeer(ip);
+    if (wait) {
+      deps.junk.count({ type: 'request.throttled', actorType: 'anonymous', ip, data: { endpoint: path } }, requestId);
+      return fail(new TooManyRequests(wait));
+    }
     // RFC 7662 §2.1: POST with a form body; GET would put tokens in URLs and logs.
     if (req.method !== 'POST') return fail(new LatchkeyError('method_not_allowed', 'use POST'));
     readForm(req, (error, params) => {
@@ -79,7 +89,7 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
       } catch (thrown) {
         return fail(thrown);
       }
-      answer(req, path, params!, { requestId, ip: clientIp(req, deps.config.LATCHKEY_TRUST_PROXY) })
+      answer(req, path, params!, { requestId, ip })
         .then((result) => (result === null ? send(200, noContentHeaders, '') : send(200, jsonHeaders, JSON.stringify(result))))
         .catch(fail);
     });

@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
+  too_many_requests: 429,
   server_error: 500,
 } as const;
 
@@ -49,6 +50,12 @@ export class PayloadTooLarge extends LatchkeyError {
 export class NotFound extends LatchkeyError {
   constructor(what: string) {
     super('not_found', `${what} not found`);
+  }
+}
+/** Over a self-protection limit (limits/endpoint-guard.ts): 429 with Retry-After (DESIGN §2 HTTP). */
+export class TooManyRequests extends LatchkeyError {
+  constructor(readonly retryAfterSeconds: number) {
+    super('too_many_requests', 'too many requests; retry later', undefined, 429);
   }
 }
 export class Conflict extends LatchkeyError {

@@ -1,9 +1,10 @@
 import { hash, timingSafeEqual } from 'node:crypto';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { RequestInfo } from '../actor.ts';
 import type { Deps } from '../context.ts';
 import { cachedClient, clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
-import { InvalidClient, InvalidRequest } from '../lib/errors.ts';
+import { InvalidClient, InvalidRequest, TooManyRequests } from '../lib/errors.ts';
+import { jwksFetch } from './jwks-uri.ts';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
@@ -62,6 +63,16 @@ function presentedCredentials(header: string | undefined, params: Map<string, st
 
 const MAX_ASSERTION_LIFETIME_S = 600;
 
+/**
+ * A client assertion is a short-lived proof: an `exp` more than 10 minutes ahead would keep it
+ * (and its replay record) alive for long, and a non-finite or absurd one must not reach the
+ * database as a date. The same rule at the token endpoint (oidc-provider's
+ * assertJwtClientAuthClaimsAndHeader hook) and at Latchkey's own endpoints.
+ */
+export function assertionLifetimeOk(exp: unknown, now: Date): boolean {
+  return typeof exp === 'number' && Number.isFinite(exp) && exp - now.getTime() / 1000 <= MAX_ASSERTION_LIFETIME_S;
+}
+
 /** oidc-provider's ReplayDetection id for an assertion (lib/models/replay_detection.js). */
 const replayId = (issuer: string, jti: string) => hash('sha256', `${issuer}${jti}`, 'base64url');
 
@@ -79,23 +90,38 @@ export async function authenticateClient(
   allowedAudiences: string[],
   algorithms: string[],
 ): Promise<ClientRecord> {
-  const presented = presentedCredentials(request.authorization, params);
+  let presented: Presented;
+  try {
+    presented = presentedCredentials(request.authorization, params);
+  } catch (error) {
+    if (error instanceof InvalidClient) refuseClient(deps, request, claimedClientId(request.authorization, params), 'none');
+    throw error;
+  }
   const client = await findClient(deps, presented.clientId);
   const ok = client !== null && client.status === 'active' && client.authMethod === presented.method && (await verify(deps, client, presented, allowedAudiences, algorithms));
-  if (!ok) {
-    const { requestId, ip } = request;
-    await deps.audit.record({
-      type: 'client_auth.failed',
-      actorType: 'anonymous',
-      subjectType: 'client',
-      subjectId: client?.id ?? null,
-      requestId,
-      ip,
-      data: { method: presented.method, endpoint: request.endpoint },
-    });
-    throw new InvalidClient();
-  }
+  if (!ok) refuseClient(deps, request, presented.clientId, presented.method);
+  const wait = deps.guard.admitClient(client.id);
+  if (wait) throw new TooManyRequests(wait);
   return client;
+}
+
+/**
+ * A failed client authentication: summarised in the audit log (one event per address and
+ * window, not one row each: issue 9 §1.3) and counted against the address and the claimed
+ * client id; past the limit the answer is 429 rather than 401.
+ */
+function refuseClient(deps: Deps, request: RequestInfo & { endpoint: string }, clientId: string | undefined, method: string): never {
+  deps.junk.count({ type: 'client_auth.failed', actorType: 'anonymous', subjectType: 'client', ip: request.ip, data: { method, endpoint: request.endpoint } }, request.requestId);
+  const wait = deps.guard.failed(request.ip, clientId);
+  if (wait) throw new TooManyRequests(wait);
+  throw new InvalidClient();
+}
+
+/** The client id a request claims, authenticated or not (for counting failures by id). */
+export function claimedClientId(authorization: string | undefined, params: { get(name: string): unknown }): string | undefined {
+  const basic = authorization ? parseBasic(authorization) : null;
+  const id = basic?.clientId ?? params.get('client_id');
+  return typeof id === 'string' && id ? id : undefined;
 }
 
 /**
@@ -147,7 +173,7 @@ async function verify(deps: Deps, client: ClientRecord, presented: Presented, au
   else if (client.jwksUri) {
     const cacheKey = `${client.id} ${client.jwksUri}`;
     keys = remoteKeySets.get(cacheKey);
-    if (!keys) remoteKeySets.set(cacheKey, (keys = createRemoteJWKSet(new URL(client.jwksUri))));
+    if (!keys) remoteKeySets.set(cacheKey, (keys = createRemoteJWKSet(new URL(client.jwksUri), { [customFetch]: jwksFetch(deps) as never })));
   }
   if (!keys) return false;
   const now = deps.now();
@@ -164,8 +190,7 @@ async function verify(deps: Deps, client: ClientRecord, presented: Presented, au
   } catch {
     return false;
   }
-  // A short-lived proof only: a far-future exp would keep it replayable elsewhere for long.
-  if (payload.exp! - now.getTime() / 1000 > MAX_ASSERTION_LIFETIME_S) return false;
+  if (!assertionLifetimeOk(payload.exp, now)) return false;
   // One use per assertion (RFC 7523 §3), shared with the token endpoint: the same record
   // oidc-provider keeps, inserted only once (the primary key refuses a replayed jti). Any
   // other database failure is a server error, not a failed authentication.

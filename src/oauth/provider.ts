@@ -5,7 +5,9 @@ import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'o
 import type { Deps } from '../context.ts';
 import { AUTH_METHODS, clientSecretMatches, findClient } from '../credentials/clients.ts';
 import { respondWithError } from '../http/oauth-errors.ts';
-import { InvalidClient, InvalidRequest, LatchkeyError, PayloadTooLarge } from '../lib/errors.ts';
+import { InvalidClient, InvalidRequest, LatchkeyError, PayloadTooLarge, TooManyRequests } from '../lib/errors.ts';
+import { assertionLifetimeOk, claimedClientId } from './client-auth.ts';
+import { jwksFetch } from './jwks-uri.ts';
 import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
 import { publicPart, type SigningKeySet } from '../signing/signing-keys.ts';
 import { ClientAdapter, PrismaAdapter } from './adapter.ts';
@@ -73,6 +75,9 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
   // The keystore holds every published key (so /jwks lists them all) but only the current one
   // signs: tokens name it by kid (getResourceServerInfo), never leaving the choice to the order.
   const signWith = { alg: signingAlg, kid: keys.current.kid };
+  // Token requests refused by the per-client limit (getResourceServerInfo runs after client
+  // authentication and before a token is signed); answered 429 by the middleware below.
+  const overLimit = new WeakMap<object, number>();
 
   const configuration: Configuration = {
     adapter: (name: string) => (name === 'Client' ? clientAdapter : new PrismaAdapter(deps, name)) as never,
@@ -85,6 +90,13 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
     responseTypes: [],
     scopes: [],
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS as never },
+    // The same 10-minute cap as at /introspect (client-auth.ts); checked before oidc-provider
+    // keeps its replay record until exp, so an absurd exp is invalid_client, never a 500.
+    async assertJwtClientAuthClaimsAndHeader(_ctx, claims) {
+      if (!assertionLifetimeOk(claims.exp, deps.now())) throw new errors.InvalidClientAuth('client_assertion exp is too far in the future');
+    },
+    // jwks_uri fetches refuse private targets and back off after failures (oauth/jwks-uri.ts).
+    fetch: jwksFetch(deps) as never,
     clientDefaults: {
       grant_types: ['client_credentials'],
       response_types: [],
@@ -100,6 +112,9 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
       rpInitiatedLogout: { enabled: false },
       userinfo: { enabled: false },
       pushedAuthorizationRequests: { enabled: false },
+      // Not honoured end to end (introspection and resource servers would have to check the
+      // proof and cnf.jkt), so not offered: discovery lists only what works.
+      dPoP: { enabled: false },
       clientCredentials: { enabled: true },
       // Latchkey answers these itself: oidc-provider cannot introspect or revoke JWTs or API keys.
       introspection: { enabled: false },
@@ -117,6 +132,11 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
         // own scope list is fixed at start and silently drops scopes it does not know).
         async getResourceServerInfo(ctx, resourceIndicator) {
           const client = ctx.oidc.client && (await findClient(deps, ctx.oidc.client.clientId));
+          const wait = client ? deps.guard.admitClient(client.id) : 0;
+          if (wait) {
+            overLimit.set(ctx, wait);
+            throw new errors.InvalidRequest('too many requests');
+          }
           if (!client?.audiences.includes(resourceIndicator)) {
             throw new errors.InvalidTarget('the client may not request tokens for this resource');
           }
@@ -177,6 +197,12 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
     if (ctx.path === '/token') {
       // RFC 6749 §5.1 asks for both; oidc-provider sets only Cache-Control.
       ctx.set('Pragma', 'no-cache');
+      // Self-protection before anything is read (limits/endpoint-guard.ts).
+      const wait = deps.guard.admitPeer(ctx.ip);
+      if (wait) {
+        deps.junk.count({ type: 'request.throttled', actorType: 'anonymous', ip: ctx.ip, data: { endpoint: '/token' } }, ctx.state.requestId);
+        return respondWithError(ctx, new TooManyRequests(wait), deps.log);
+      }
       // RFC 6749 §3.2: the token endpoint takes POST only; answered like /introspect's 405.
       if (ctx.method !== 'POST' && ctx.method !== 'OPTIONS') return respondWithError(ctx, new LatchkeyError('method_not_allowed', 'use POST'), deps.log);
       // A secret in a URL ends up in logs and histories: refuse it (RFC 9700 §4.1).
@@ -200,8 +226,18 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
     const route = oidcCtx.oidc?.route;
     if (route === 'token' && ctx.status === 200) await auditIssuedOrWithhold(deps, oidcCtx);
     else if (route === 'token') {
+      const wait = overLimit.get(ctx);
+      if (wait) return respondWithError(ctx, new TooManyRequests(wait), deps.log);
       if (isNoClientAuthentication(oidcCtx, tokenErrors.get(ctx))) respondWithError(ctx, new InvalidClient('no client authentication provided'), deps.log);
-      await auditTokenFailure(deps, oidcCtx);
+      auditTokenFailure(deps, oidcCtx);
+      if ((ctx.body as { error?: string } | undefined)?.error === 'invalid_client') {
+        const refused = deps.guard.failed(ctx.ip, claimedClientId(ctx.get('authorization') || undefined, new Map(Object.entries(oidcCtx.oidc.params ?? {}))));
+        if (refused) {
+          // A 429 is not a challenge: oidc-provider's Basic challenge does not carry over.
+          ctx.remove('WWW-Authenticate');
+          respondWithError(ctx, new TooManyRequests(refused), deps.log);
+        }
+      }
     } else if (route === 'discovery' && ctx.status === 200) {
       const body = ctx.body as Record<string, unknown>;
       body.scopes_supported = [...scopes].sort();
@@ -303,12 +339,12 @@ async function auditTokenIssued(deps: Deps, ctx: KoaContextWithOIDC): Promise<vo
   });
 }
 
-async function auditTokenFailure(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
-  const requestId: string | undefined = ctx.state.requestId;
-  const ip = ctx.ip;
+/**
+ * A refused token request: summarised in the audit log, one event per address, client and
+ * error code per window (audit/summariser.ts), so that junk cannot flood it.
+ */
+function auditTokenFailure(deps: Deps, ctx: KoaContextWithOIDC): void {
   const clientId = ctx.oidc.client?.clientId ?? null;
   const code = (ctx.body as { error?: string } | undefined)?.error ?? 'server_error';
-  await deps.audit
-    .record({ type: 'token.failed', actorType: clientId ? 'client' : 'anonymous', actorId: clientId, requestId, ip, data: { error: code } })
-    .catch((err) => deps.log.error({ err }, 'could not audit a failed token request'));
+  deps.junk.count({ type: 'token.failed', actorType: clientId ? 'client' : 'anonymous', actorId: clientId, ip: ctx.ip, data: { error: code } }, ctx.state.requestId);
 }

@@ -39,6 +39,8 @@ export interface TestServer {
   database: TestDatabase;
   /** This server's log output (pino NDJSON). */
   logs(): string;
+  /** The first-start admin and its set-password link, when this start created it. */
+  firstAdmin?: { email: string; link: string; expiresAt: Date };
   close(): Promise<void>;
 }
 
@@ -83,8 +85,17 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   };
   const log = createLogger(loadConfig(env), destination);
   let running;
+  let firstAdmin: TestServer['firstAdmin'];
   try {
-    running = await startServer({ env, log, commands: main, onFirstAdmin: (admin) => rememberSecret(admin.password) });
+    running = await startServer({
+      env,
+      log,
+      commands: main,
+      onFirstAdmin: (admin) => {
+        rememberSecret(admin.link);
+        firstAdmin = admin;
+      },
+    });
   } catch (error) {
     if (owned) await database.drop();
     throw error;
@@ -98,6 +109,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     deps,
     database,
     logs: () => lines.join(''),
+    firstAdmin,
     close: () =>
       (closed ??= (async () => {
         await running.close();

@@ -255,13 +255,16 @@ describe('token endpoint: errors (RFC 6749 §5.2)', () => {
     }
   });
 
-  test('no client authentication at all is refused, and audited', async () => {
+  test('no client authentication at all is refused, and audited (in the window\'s summary)', async () => {
     // RFC 6749 §5.2: "no client authentication included" is invalid_client.
+    await server.deps.junk.flush();
     const before = await server.deps.prisma.auditEvent.count({ where: { type: 'token.failed' } });
     assertError(await postForm(meta.token_endpoint, CLIENT_CREDENTIALS), 401, 'invalid_client');
+    await server.deps.junk.flush();
     const failed = await server.deps.prisma.auditEvent.findMany({ where: { type: 'token.failed' }, orderBy: { seq: 'desc' }, take: 1 });
     assert.equal(await server.deps.prisma.auditEvent.count({ where: { type: 'token.failed' } }), before + 1);
-    assert.deepEqual(failed[0]!.data, { error: 'invalid_client' });
+    const { error, count } = failed[0]!.data as { error: string; count: number };
+    assert.deepEqual({ error, count }, { error: 'invalid_client', count: 1 });
     // A client_id alone is a claim without proof.
     assertError(await postForm(meta.token_endpoint, { ...CLIENT_CREDENTIALS, client_id: basic.client_id }), 401, 'invalid_client');
   });
@@ -355,6 +358,7 @@ describe('token endpoint: audit trail', () => {
       assert.match(event.requestId ?? '', /.+/);
       assert.deepEqual(event.data, { grantType: 'client_credentials', scope, aud, exp });
     }
+    await server.deps.junk.flush();
     const failed = await server.deps.prisma.auditEvent.count({ where: { type: 'token.failed' } });
     assert.ok(failed > 0, 'refused token requests are audited too');
 

@@ -54,3 +54,32 @@ describe('configWarnings', () => {
   });
 });
 
+
+describe('self-protection settings (issue 9 §1.3)', () => {
+  it('limits are N/DURATION, with generous defaults', () => {
+    const config = loadConfig({});
+    assert.deepEqual(config.LATCHKEY_LIMIT_REQUESTS, { limit: 50000, windowMs: 1000 });
+    assert.deepEqual(config.LATCHKEY_LIMIT_FAILURES, { limit: 100, windowMs: 60_000 });
+    assert.equal(config.LATCHKEY_METRICS_TOKEN, undefined);
+    assert.equal(config.LATCHKEY_JWKS_URI_ALLOW_PRIVATE, false);
+    assert.deepEqual(loadConfig({ LATCHKEY_LIMIT_FAILURES: '5/10s' }).LATCHKEY_LIMIT_FAILURES, { limit: 5, windowMs: 10_000 });
+  });
+
+  it('bad values are one line each', () => {
+    for (const [name, value] of [
+      ['LATCHKEY_LIMIT_REQUESTS', '100'],
+      ['LATCHKEY_LIMIT_REQUESTS', '0/1s'],
+      ['LATCHKEY_LIMIT_FAILURES', 'ten/1m'],
+      ['LATCHKEY_LIMIT_FAILURES', '10/1 minute'],
+      ['LATCHKEY_METRICS_TOKEN', 'short'],
+      ['LATCHKEY_JWKS_URI_ALLOW_PRIVATE', 'yes'],
+    ]) {
+      assert.throws(() => loadConfig({ [name!]: value }), (error: unknown) => error instanceof ConfigError && error.message.startsWith(`invalid ${name}:`) && !error.message.includes('\n'), `${name}=${value}`);
+    }
+  });
+
+  it('private jwks_uri targets allowed in production are a warning', () => {
+    const production = { NODE_ENV: 'production', LATCHKEY_SECRET: 'x'.repeat(40), LATCHKEY_ISSUER: 'https://auth.example.test' };
+    assert.match(configWarnings(loadConfig({ ...production, LATCHKEY_JWKS_URI_ALLOW_PRIVATE: 'true' })).join('\n'), /LATCHKEY_JWKS_URI_ALLOW_PRIVATE/);
+  });
+});
