@@ -74,7 +74,7 @@ export function AdminRequestPage(props: { chrome: Chrome; now: Date; request: Ad
   const credentialHref = r.resultId ? (r.kind === 'client' ? `/admin/applications/${r.resultId}` : `/admin/keys/${r.resultId}`) : null;
   return (
     <AdminLayout chrome={props.chrome} title={`Request ${r.name}`}>
-      <PageHeader title={r.name} description={`${KIND_LABEL[r.kind] ?? r.kind} request ${r.id}`} />
+      <PageHeader title={r.name} description={<>{KIND_LABEL[r.kind] ?? r.kind} request <code>{r.id}</code></>} />
       <div class="panel">
         <dl class="details">
           <dt>Status</dt>
