@@ -15,6 +15,8 @@ export function Form(props: { action: string; csrf: string; children: ComponentC
 export interface FieldProps {
   label: string;
   name: string;
+  /** The input's id when a page has two fields of one name (several forms); `field-<name>` by default. */
+  id?: string;
   type?: 'text' | 'email' | 'password' | 'search' | 'number' | 'url';
   value?: string;
   /** Shown beside the field and announced with it (aria-describedby). */
@@ -28,7 +30,7 @@ export interface FieldProps {
 }
 
 export function Field(props: FieldProps) {
-  const id = `field-${props.name}`;
+  const id = props.id ?? `field-${props.name}`;
   const described = [props.hint ? `${id}-hint` : '', props.error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
   return (
     <div class={props.error ? 'field field-invalid' : 'field'}>

@@ -100,7 +100,10 @@ export function Layout(props: { chrome: Chrome; title: string; children: Compone
                 <span class="muted">Team</span> {viewer.team.name}
               </span>
             )}
-            <span class="person">{viewer.email}</span>
+            <span class="person">
+              {viewer.email}
+              {viewer.staffRole ? <span class="badge badge-blue role-badge">{viewer.staffRole}</span> : null}
+            </span>
             <form method="post" action="/portal/sign-out">
               <input type="hidden" name="_csrf" value={chrome.csrf} />
               <button type="submit" class="button button-secondary button-small">

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import type { Actor } from '../actor.ts';
+import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
+import { Conflict } from '../lib/errors.ts';
 import type { Deps } from '../context.ts';
 import type { Account, Session } from '../db/database.ts';
 
@@ -186,4 +189,21 @@ export async function recordStepUp(deps: SessionDeps, id: string): Promise<Date>
   const now = deps.now();
   await deps.prisma.session.updateMany({ where: { id, endedAt: null }, data: { mfaAt: now } });
   return now;
+}
+
+/**
+ * An admin ends every live session of an account (issue 8 §1.2) but `keep` (their own, when it
+ * is their account), recorded with the reason in the same transaction. None: Conflict, no event.
+ */
+export async function endAccountSessions(deps: SessionDeps, accountId: string, reason: string, actor: Actor, keep?: string): Promise<number> {
+  const now = deps.now();
+  return deps.prisma.$transaction(async (tx) => {
+    const { count } = await tx.session.updateMany({
+      where: { accountId, endedAt: null, expiresAt: { gt: now }, ...(keep ? { id: { not: keep } } : {}) },
+      data: { endedAt: now },
+    });
+    if (count === 0) throw new Conflict('they have no live session');
+    await appendAuditEvents(tx, [actorEvent(actor, 'session.ended', 'account', accountId, { count, reason })], now);
+    return count;
+  });
 }

@@ -2,6 +2,8 @@ import type { Deps } from '../context.ts';
 
 /** What the admin dashboard shows (issue 8 §1.2): counts, and the newest alerts. */
 export interface DashboardFigures {
+  /** When these figures were read (they may be up to FIGURES_FRESH_MS old: see cachedDashboardFigures). */
+  asOf: Date;
   developers: number;
   teams: number;
   applications: number;
@@ -19,9 +21,10 @@ export interface DashboardFigures {
 export const EXPIRING_WITHIN_MS = 14 * 86_400_000;
 export const CHECK_FAILED_TYPES = ['api_key.check_failed', 'access_token.check_failed'];
 
-// One round trip. The audit counts and alerts read the (type, at) index; the range on type is
-// `alert.%` under the byte order Latchkey's databases use (C collation, as PGlite and the
-// Postgres here), and the LIKE keeps it exact under any other.
+// One round trip. The audit counts and alerts read the (type, at) index. For the alerts, every
+// type starting with the letters "alert" sorts in ['alert', 'aleru') under byte order and under
+// linguistic collations alike (punctuation weighs less than letters there), so the range uses
+// the index whatever the database's collation, and the LIKE keeps the match exact.
 const FIGURES_SQL = `
   SELECT (SELECT count(*) FROM account WHERE role = 'developer')::int AS developers,
          (SELECT count(*) FROM team)::int AS teams,
@@ -35,7 +38,7 @@ const FIGURES_SQL = `
 const ALERTS_SQL = `
   SELECT seq::text AS seq, at, type, subject_type, subject_id, data
     FROM audit_event
-   WHERE type >= 'alert.' AND type < 'alert/' AND type LIKE 'alert.%' AND at >= $1
+   WHERE type >= 'alert' AND type < 'aleru' AND type LIKE 'alert.%' AND at >= $1
    ORDER BY at DESC
    LIMIT 5`;
 
@@ -59,6 +62,7 @@ interface AlertRow {
   data: unknown;
 }
 
+/** The figures, read now: exact counts, one round trip for them and one for the alerts. */
 export async function dashboardFigures(deps: Pick<Deps, 'db' | 'now'>): Promise<DashboardFigures> {
   const now = deps.now();
   const midnight = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
@@ -68,6 +72,7 @@ export async function dashboardFigures(deps: Pick<Deps, 'db' | 'now'>): Promise<
   ]);
   const row = figures[0];
   return {
+    asOf: now,
     developers: row!.developers,
     teams: row!.teams,
     applications: row!.applications,
@@ -78,4 +83,34 @@ export async function dashboardFigures(deps: Pick<Deps, 'db' | 'now'>): Promise<
     failedChecks: row!.failed_checks,
     alerts: alerts.map((a) => ({ seq: a.seq, at: a.at, type: a.type, subjectType: a.subject_type, subjectId: a.subject_id, data: a.data })),
   };
+}
+
+/** How long a node serves the same figures before reading them again. */
+export const FIGURES_FRESH_MS = 30_000;
+
+interface CachedFigures {
+  value?: DashboardFigures;
+  pending?: Promise<DashboardFigures>;
+}
+const figuresCache = new WeakMap<object, CachedFigures>();
+
+/**
+ * The figures for the dashboard page. Exact counts over a million keys or a day of token events
+ * take longer than a page may (DESIGN §4: p95 < 50 ms), and a dashboard needs no second-exact
+ * figures: each node keeps the last ones for FIGURES_FRESH_MS, and once they are older serves
+ * them while one read refreshes them (the page says when they were read). Only the first view
+ * after a start waits for the read.
+ */
+export async function cachedDashboardFigures(deps: Pick<Deps, 'db' | 'now' | 'log'>): Promise<DashboardFigures> {
+  let entry = figuresCache.get(deps.db);
+  if (!entry) figuresCache.set(deps.db, (entry = {}));
+  const cached = entry.value;
+  if (cached && deps.now().getTime() - cached.asOf.getTime() < FIGURES_FRESH_MS) return cached;
+  const slot = entry;
+  slot.pending ??= dashboardFigures(deps)
+    .then((fresh) => (slot.value = fresh))
+    .finally(() => (slot.pending = undefined));
+  if (!cached) return slot.pending;
+  slot.pending.catch((error: unknown) => deps.log.warn({ err: error }, 'dashboard figures could not be refreshed'));
+  return cached;
 }

@@ -263,15 +263,19 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
   return { client_id: id, client_secret: secret, previous_expires_at: previousExpiresAt.toISOString(), ...(dropped.length > 0 ? { dropped_scopes: dropped } : {}) };
 }
 
-/** Revokes a client: its secrets stop working and every token it holds introspects inactive. */
-export async function revokeClient(deps: Deps, id: string, actor: Actor): Promise<{ client_id: string; revoked_at: string }> {
+/**
+ * Revokes a client: its secrets stop working and every token it holds introspects inactive.
+ * Already revoked: nothing changes and no second event. The reason (admin screens) is audited.
+ */
+export async function revokeClient(deps: Deps, id: string, actor: Actor, options: { reason?: string } = {}): Promise<{ client_id: string; revoked_at: string }> {
+  const reason = options.reason?.slice(0, 500);
   const now = deps.now();
   const revokedAt = await changeCredentials(deps, async (tx, invalidate) => {
     const client = await lockClient(tx, id);
     if (client.status === 'revoked') return client.revokedAt ?? now;
     await tx.oAuthClient.update({ where: { id }, data: { status: 'revoked', revokedAt: now } });
     await tx.oidcPayload.deleteMany({ where: { payload: { path: ['clientId'], equals: id } } });
-    await appendAuditEvents(tx, [actorEvent(actor, 'client.revoked', 'client', id, { teamId: client.teamId })], now);
+    await appendAuditEvents(tx, [actorEvent(actor, 'client.revoked', 'client', id, { teamId: client.teamId, ...(reason ? { reason } : {}) })], now);
     await invalidate(`client:${id}`);
     return now;
   });

@@ -48,8 +48,11 @@ export function DashboardPage(props: { chrome: Chrome; now: Date; figures: Dashb
       <div class="panel">
         <SearchBox autofocus />
       </div>
+      <p class="muted small">
+        Figures as of <Time at={f.asOf} now={props.now} />; they are read again every 30 seconds.
+      </p>
       <h2>People and credentials</h2>
-      <div class="grid">
+      <div class="grid stats">
         <Stat label="Developers" value={f.developers} />
         <Stat label="Teams" value={f.teams} />
         <Stat label="Applications" value={f.applications} note="not revoked" />
@@ -57,7 +60,7 @@ export function DashboardPage(props: { chrome: Chrome; now: Date; figures: Dashb
         <Stat label="Keys expiring within 14 days" value={f.expiringKeys} />
       </div>
       <h2>Activity</h2>
-      <div class="grid">
+      <div class="grid stats">
         <Stat label="Tokens issued today" value={f.tokensToday} note="since 00:00 UTC" />
         <Stat label="Pending requests" value={f.pendingRequests} href="/admin/requests" />
         <Stat label="Failed checks, last hour" value={f.failedChecks} note="keys and tokens refused at introspection" />

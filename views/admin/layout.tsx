@@ -37,7 +37,7 @@ export function AdminLayout(props: { chrome: Chrome; title: string; children: Co
  * The form posts back to the same action with the fields it was given (never a secret: the
  * guard drops any), so the action goes ahead once the code is right, and nothing is retyped.
  */
-export function StepUpPage(props: { chrome: Chrome; action: string; hidden: [string, string][]; error?: string }) {
+export function StepUpPage(props: { chrome: Chrome; action: string; cancel: string; hidden: [string, string][]; error?: string }) {
   return (
     <AdminLayout chrome={props.chrome} title="Confirm it is you">
       <PageHeader title="Confirm it is you" description="This action changes what people can use. Enter an authentication code to go ahead: it keeps you confirmed for five minutes." />
@@ -59,7 +59,7 @@ export function StepUpPage(props: { chrome: Chrome; action: string; hidden: [str
           />
           <div class="form-actions">
             <Button>Verify</Button>
-            <a href="/admin">Cancel</a>
+            <a href={props.cancel}>Cancel</a>
           </div>
         </Form>
       </div>

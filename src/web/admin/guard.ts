@@ -55,7 +55,7 @@ export function adminActor(deps: Deps) {
         NOT_CARRIED.test(name) ? [] : (Array.isArray(value) ? value : [value]).map((one): [string, string] => [name, one]),
       );
       const prompt = (status: number, error?: string) =>
-        renderPage(ctx, h(StepUpPage, { chrome: chrome(ctx), action: ctx.path, hidden, error }), status);
+        renderPage(ctx, h(StepUpPage, { chrome: chrome(ctx), action: ctx.path, cancel: ctx.path.replace(/\/[^/]+$/, '') || '/admin', hidden, error }), status);
       if (!code) return prompt(200);
       const checked = await verifySecondFactor(deps, accountOf(ctx).id, code, actorOf(ctx));
       if (!checked.ok) {

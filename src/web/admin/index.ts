@@ -2,7 +2,10 @@ import { NotFound } from '../../lib/errors.ts';
 import type { PageRoutes } from '../pages.ts';
 import { catalogRoutes } from './catalog.tsx';
 import { dashboardRoutes } from './dashboard.tsx';
+import { detailRoutes } from './details.tsx';
 import { adminReader } from './guard.ts';
+import { requestsRoutes } from './requests.tsx';
+import { searchRoutes } from './search.tsx';
 
 /**
  * Anything under /admin that no screen answers: signed out → sign-in; a developer → 404 (as
@@ -23,7 +26,8 @@ const adminNotFound: PageRoutes = (router) => {
  *   2. Routes in src/web/admin/<screen>.tsx as a PageRoutes module, appended to ADMIN_ROUTES
  *      below (before adminNotFound, which must stay last: it answers every path).
  *   3. Guard every route with one of the two guards of ./guard.ts:
- *        - `adminReader` for pages that read (GET): admins and auditors; 404 for anyone else;
+ *        - `adminReader` for pages that read (GET, audit log export included): admins and
+ *          auditors; 404 for anyone else;
  *          sends an admin or auditor without MFA through the Security set-up first.
  *        - `adminActor(deps)` for every change (POST): admins only (an auditor gets 403), and a
  *          step-up (an authentication code within 5 minutes) — stale, the code prompt keeps
@@ -35,4 +39,4 @@ const adminNotFound: PageRoutes = (router) => {
  *      developer (404), signed out, without CSRF and without step-up the day it is added; a
  *      route with an id parameter must get an object mapped there.
  */
-export const ADMIN_ROUTES: PageRoutes[] = [dashboardRoutes, catalogRoutes, adminNotFound];
+export const ADMIN_ROUTES: PageRoutes[] = [dashboardRoutes, searchRoutes, detailRoutes, requestsRoutes, catalogRoutes, adminNotFound];

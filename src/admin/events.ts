@@ -1,0 +1,38 @@
+import type { Deps } from '../context.ts';
+
+export interface SubjectEvent {
+  seq: string;
+  at: Date;
+  type: string;
+  actorType: string;
+  actorId: string | null;
+  /** The actor's email when the actor is an account (so a page can name the admin). */
+  actorEmail: string | null;
+  requestId: string | null;
+  data: Record<string, unknown>;
+}
+
+/** The newest audit events about one object (the (subject_type, subject_id) index), with actors' emails. */
+export async function recentEventsAbout(deps: Pick<Deps, 'prisma'>, subjectType: string, subjectId: string, take = 20): Promise<SubjectEvent[]> {
+  const events = await deps.prisma.auditEvent.findMany({
+    where: { subjectType, subjectId },
+    orderBy: { seq: 'desc' },
+    take,
+    select: { seq: true, at: true, type: true, actorType: true, actorId: true, requestId: true, data: true },
+  });
+  const accountIds = [...new Set(events.filter((e) => e.actorType === 'account' && e.actorId).map((e) => e.actorId!))].filter((id) =>
+    /^[0-9a-f-]{36}$/i.test(id),
+  );
+  const accounts = accountIds.length ? await deps.prisma.account.findMany({ where: { id: { in: accountIds } }, select: { id: true, email: true } }) : [];
+  const emails = new Map(accounts.map((a) => [a.id, a.email]));
+  return events.map((e) => ({
+    seq: e.seq.toString(),
+    at: e.at,
+    type: e.type,
+    actorType: e.actorType,
+    actorId: e.actorId,
+    actorEmail: e.actorId ? (emails.get(e.actorId) ?? null) : null,
+    requestId: e.requestId,
+    data: e.data && typeof e.data === 'object' && !Array.isArray(e.data) ? (e.data as Record<string, unknown>) : {},
+  }));
+}

@@ -1,0 +1,483 @@
+import type { ComponentChildren } from 'preact';
+import type { ApiKeyView, ApplicationView } from '../../src/credentials/presenters.ts';
+import { Badge, Button, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Scopes } from '../credential-fields.tsx';
+import type { Chrome } from '../layout.tsx';
+import { UsageChart, UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
+import { SubjectLink } from './dashboard.tsx';
+import { AdminLayout } from './layout.tsx';
+
+/** One audit event as the detail pages list it (never a secret: audit data holds none). */
+export interface AdminEventView {
+  seq: string;
+  at: Date;
+  type: string;
+  actorType: string;
+  actorId: string | null;
+  actorEmail: string | null;
+  requestId: string | null;
+  data: Record<string, unknown>;
+}
+
+/** An action's form state: the reason typed and the message beside it after a refusal. */
+export interface ActionErrors {
+  [action: string]: { reason: string; error: string } | undefined;
+}
+
+function dataText(data: Record<string, unknown>): string {
+  return Object.entries(data)
+    .filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' · ');
+}
+
+export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?: string }) {
+  return (
+    <section class="panel" aria-labelledby="events-heading">
+      <h2 id="events-heading">{props.title ?? 'Recent events'}</h2>
+      {props.events.length === 0 ? (
+        <p class="muted">No audit events yet.</p>
+      ) : (
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Event</th>
+                <th scope="col">By</th>
+                <th scope="col">Details</th>
+              </tr>
+            </thead>
+            <tbody>
+              {props.events.map((e) => (
+                <tr>
+                  <td class="nowrap">
+                    <Time at={e.at} now={props.now} />
+                  </td>
+                  <td>
+                    <code>{e.type}</code>
+                  </td>
+                  <td>
+                    {e.actorType === 'account' && e.actorId ? (
+                      <a href={`/admin/developers/${e.actorId}`}>{e.actorEmail ?? e.actorId}</a>
+                    ) : e.actorType === 'client' && e.actorId ? (
+                      <SubjectLink type="client" id={e.actorId} />
+                    ) : (
+                      <span>{e.actorType}</span>
+                    )}
+                  </td>
+                  <td class="small">
+                    {dataText(e.data)}
+                    {e.requestId ? <span class="muted">{dataText(e.data) ? ' · ' : ''}request {e.requestId}</span> : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+/**
+ * An admin action: a sentence naming what will happen, a required Reason (kept in the audit
+ * log), and the button; the second step (ConfirmPage) and the step-up come after it.
+ */
+export function ActionPanel(props: { csrf: string; id: string; title: string; action: string; button: string; danger?: boolean; errors?: ActionErrors; children: ComponentChildren }) {
+  const state = props.errors?.[props.id];
+  return (
+    <section class={props.danger ? 'panel panel-danger' : 'panel'} aria-labelledby={`${props.id}-heading`}>
+      <h2 id={`${props.id}-heading`}>{props.title}</h2>
+      {props.children}
+      <Form action={props.action} csrf={props.csrf}>
+        <ActionFields id={props.id} state={state} />
+        <div class="form-actions">
+          <Button variant={props.danger ? 'danger' : 'primary'}>{props.button}</Button>
+        </div>
+      </Form>
+    </section>
+  );
+}
+
+// Several actions share a page: each Reason field needs its own id, so the label names one input.
+function ActionFields(props: { id: string; state?: { reason: string; error: string } }) {
+  return <Field id={`${props.id}-reason`} label="Reason" name="reason" value={props.state?.reason} error={props.state?.error} maxLength={500} required hint="Required; kept in the audit log with your name." />;
+}
+
+const ROLE_LABEL: Record<string, string> = { developer: 'Developer account', admin: 'Admin account', auditor: 'Auditor account' };
+
+function Facts(props: { children: ComponentChildren }) {
+  return <dl class="details">{props.children}</dl>;
+}
+
+function TeamLink(props: { team: { id: string; name: string } | null }) {
+  return props.team ? <a href={`/admin/teams/${props.team.id}`}>{props.team.name}</a> : <span class="muted">none (made by an operator)</span>;
+}
+
+export interface KeyAdminView {
+  key: ApiKeyView;
+  team: { id: string; name: string; status: string } | null;
+  usage: UsageChartPoint[];
+  events: AdminEventView[];
+}
+
+export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminView; canAct: boolean; errors?: ActionErrors }) {
+  const { key, team } = props.view;
+  const now = props.now;
+  return (
+    <AdminLayout chrome={props.chrome} title={`Key ${key.prefix}`}>
+      <PageHeader title={key.name} description={<>API key <code>{key.prefix}</code></>} />
+      <div class="panel">
+        <Facts>
+          <dt>Status</dt>
+          <dd>
+            <Badge status={key.status} />
+            {key.graceEndsAt ? (
+              <span>
+                {' '}
+                until <Time at={key.graceEndsAt} now={now} />
+              </span>
+            ) : null}
+          </dd>
+          <dt>Key id</dt>
+          <dd>
+            <code>{key.prefix}</code>
+          </dd>
+          <dt>Team</dt>
+          <dd>
+            <TeamLink team={team} />
+            {team && team.status !== 'active' ? <> <Badge status={team.status} /></> : null}
+          </dd>
+          <dt>Scopes</dt>
+          <dd>
+            <Scopes scopes={key.scopes} />
+          </dd>
+          <dt>Audiences</dt>
+          <dd>{key.audiences.length ? key.audiences.join(', ') : <span class="muted">any</span>}</dd>
+          <dt>Created</dt>
+          <dd>
+            <Time at={key.createdAt} now={now} />
+          </dd>
+          <dt>Expires</dt>
+          <dd>
+            <Time at={key.expiresAt} now={now} never="no expiry" />
+          </dd>
+          {key.replacedById ? (
+            <>
+              <dt>Replaced by</dt>
+              <dd>
+                <a href={`/admin/keys/${key.replacedById}`}>
+                  <code>lk_{key.replacedById}</code>
+                </a>
+              </dd>
+            </>
+          ) : null}
+          {key.revokedAt ? (
+            <>
+              <dt>Revoked</dt>
+              <dd>
+                <Time at={key.revokedAt} now={now} />
+                {key.revokedReason ? <> — {key.revokedReason}</> : null}
+              </dd>
+            </>
+          ) : null}
+        </Facts>
+      </div>
+      {props.canAct && key.live ? (
+        <ActionPanel csrf={props.chrome.csrf} id="revoke" title="Revoke" action={`/admin/keys/${key.id}/revoke`} button="Revoke" danger errors={props.errors}>
+          <p>Services using this key will be refused within a second, on every node. This cannot be undone.</p>
+        </ActionPanel>
+      ) : null}
+      <UsagePanel series={props.view.usage} lastUsedAt={key.lastUsedAt} now={now} what="key" />
+      <EventsPanel events={props.view.events} now={now} />
+    </AdminLayout>
+  );
+}
+
+export interface ApplicationAdminView {
+  application: ApplicationView;
+  team: { id: string; name: string; status: string } | null;
+  usage: UsageChartPoint[];
+  events: AdminEventView[];
+}
+
+export function ApplicationAdminPage(props: { chrome: Chrome; now: Date; view: ApplicationAdminView; canAct: boolean; errors?: ActionErrors }) {
+  const { application: app, team } = props.view;
+  const now = props.now;
+  return (
+    <AdminLayout chrome={props.chrome} title={`Application ${app.name}`}>
+      <PageHeader title={app.name} description={<>Application <code>{app.id}</code></>} />
+      <div class="panel">
+        <Facts>
+          <dt>Status</dt>
+          <dd>
+            <Badge status={app.status} />
+          </dd>
+          <dt>Client id</dt>
+          <dd>
+            <code>{app.id}</code>
+          </dd>
+          <dt>Team</dt>
+          <dd>
+            <TeamLink team={team} />
+            {team && team.status !== 'active' ? <> <Badge status={team.status} /></> : null}
+          </dd>
+          <dt>Authentication</dt>
+          <dd>{app.authMethodLabel}</dd>
+          <dt>Scopes</dt>
+          <dd>
+            <Scopes scopes={app.scopes} />
+          </dd>
+          <dt>Audiences</dt>
+          <dd>{app.audiences.length ? app.audiences.join(', ') : <span class="muted">any</span>}</dd>
+          <dt>Created</dt>
+          <dd>
+            <Time at={app.createdAt} now={now} />
+          </dd>
+          {app.revokedAt ? (
+            <>
+              <dt>Revoked</dt>
+              <dd>
+                <Time at={app.revokedAt} now={now} />
+              </dd>
+            </>
+          ) : null}
+        </Facts>
+      </div>
+      {props.canAct && app.status !== 'revoked' ? (
+        <ActionPanel csrf={props.chrome.csrf} id="revoke-tokens" title="Revoke all live tokens" action={`/admin/applications/${app.id}/revoke-tokens`} button="Revoke tokens" danger errors={props.errors}>
+          <p>Every access token this application holds now introspects inactive within a second. The application itself keeps working and can ask for new tokens.</p>
+        </ActionPanel>
+      ) : null}
+      {props.canAct && app.status !== 'revoked' ? (
+        <ActionPanel csrf={props.chrome.csrf} id="revoke" title="Revoke" action={`/admin/applications/${app.id}/revoke`} button="Revoke" danger errors={props.errors}>
+          <p>Its secrets stop working and every token it holds is refused within a second, on every node. This cannot be undone.</p>
+        </ActionPanel>
+      ) : null}
+      <UsagePanel series={props.view.usage} lastUsedAt={app.lastUsedAt} now={now} what="application" />
+      <EventsPanel events={props.view.events} now={now} />
+    </AdminLayout>
+  );
+}
+
+export interface DeveloperAdminView {
+  account: { id: string; email: string; role: string; status: string; createdAt: Date; emailVerifiedAt: Date | null; mfaEnabledAt: Date | null };
+  teams: { id: string; name: string; role: string; status: string; personal: boolean }[];
+  liveSessions: number;
+  events: AdminEventView[];
+}
+
+export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: DeveloperAdminView; canAct: boolean; errors?: ActionErrors }) {
+  const { account, teams } = props.view;
+  const now = props.now;
+  const suspended = account.status === 'suspended';
+  return (
+    <AdminLayout chrome={props.chrome} title={account.email}>
+      <PageHeader title={account.email} description={ROLE_LABEL[account.role] ?? 'Account'} />
+      <div class="panel">
+        <Facts>
+          <dt>Status</dt>
+          <dd>
+            <Badge status={account.status} />
+          </dd>
+          <dt>Role</dt>
+          <dd>{account.role}</dd>
+          <dt>Signed up</dt>
+          <dd>
+            <Time at={account.createdAt} now={now} />
+          </dd>
+          <dt>Email verified</dt>
+          <dd>
+            <Time at={account.emailVerifiedAt} now={now} never="not yet" />
+          </dd>
+          <dt>Two-factor</dt>
+          <dd>{account.mfaEnabledAt ? 'on' : 'off'}</dd>
+          <dt>Live sessions</dt>
+          <dd>{props.view.liveSessions}</dd>
+        </Facts>
+      </div>
+      <section class="panel" aria-labelledby="teams-heading">
+        <h2 id="teams-heading">Teams</h2>
+        {teams.length === 0 ? (
+          <p class="muted">Not a member of any team.</p>
+        ) : (
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Team</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Status</th>
+                </tr>
+              </thead>
+              <tbody>
+                {teams.map((t) => (
+                  <tr>
+                    <td>
+                      <a href={`/admin/teams/${t.id}`}>{t.name}</a>
+                      {t.personal ? <span class="muted small"> (personal)</span> : null}
+                    </td>
+                    <td>
+                      <Badge status={t.role} />
+                    </td>
+                    <td>
+                      <Badge status={t.status} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+      {props.canAct ? (
+        suspended ? (
+          <ActionPanel csrf={props.chrome.csrf} id="unsuspend" title="Unsuspend" action={`/admin/developers/${account.id}/unsuspend`} button="Unsuspend" errors={props.errors}>
+            <p>They can sign in again, and the credentials that were active before the suspension work again.</p>
+          </ActionPanel>
+        ) : (
+          <ActionPanel csrf={props.chrome.csrf} id="suspend" title="Suspend" action={`/admin/developers/${account.id}/suspend`} button="Suspend" danger errors={props.errors}>
+            <p>They are signed out and cannot sign in, and the credentials of their personal team stop working within a second. Unsuspending restores exactly what was active.</p>
+          </ActionPanel>
+        )
+      ) : null}
+      {props.canAct && props.view.liveSessions > 0 ? (
+        <ActionPanel csrf={props.chrome.csrf} id="end-sessions" title="End sessions" action={`/admin/developers/${account.id}/end-sessions`} button="End sessions" danger errors={props.errors}>
+          <p>
+            Signs them out of {props.view.liveSessions === 1 ? 'their session' : `all ${props.view.liveSessions} sessions`} now. They can sign in again.
+          </p>
+        </ActionPanel>
+      ) : null}
+      <EventsPanel events={props.view.events} now={now} />
+    </AdminLayout>
+  );
+}
+
+export interface TeamAdminView {
+  team: { id: string; name: string; status: string; createdAt: Date; personal: boolean };
+  members: { id: string; email: string; role: string; status: string }[];
+  keys: { id: string; name: string; status: string }[];
+  applications: { id: string; name: string; status: string }[];
+  pendingRequests: number;
+  usage: UsageChartPoint[];
+  events: AdminEventView[];
+}
+
+export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdminView; canAct: boolean; errors?: ActionErrors }) {
+  const { team, members, keys, applications } = props.view;
+  const now = props.now;
+  return (
+    <AdminLayout chrome={props.chrome} title={`Team ${team.name}`}>
+      <PageHeader title={team.name} description={team.personal ? 'Personal team' : 'Team'} />
+      <div class="panel">
+        <Facts>
+          <dt>Status</dt>
+          <dd>
+            <Badge status={team.status} />
+          </dd>
+          <dt>Created</dt>
+          <dd>
+            <Time at={team.createdAt} now={now} />
+          </dd>
+          <dt>Pending requests</dt>
+          <dd>{props.view.pendingRequests > 0 ? <a href="/admin/requests">{props.view.pendingRequests}</a> : 0}</dd>
+        </Facts>
+      </div>
+      <section class="panel" aria-labelledby="members-heading">
+        <h2 id="members-heading">Members</h2>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Email</th>
+                <th scope="col">Role</th>
+                <th scope="col">Status</th>
+              </tr>
+            </thead>
+            <tbody>
+              {members.map((m) => (
+                <tr>
+                  <td>
+                    <a href={`/admin/developers/${m.id}`}>{m.email}</a>
+                  </td>
+                  <td>
+                    <Badge status={m.role} />
+                  </td>
+                  <td>
+                    <Badge status={m.status} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </section>
+      <section class="panel" aria-labelledby="credentials-heading">
+        <h2 id="credentials-heading">Credentials</h2>
+        {keys.length === 0 && applications.length === 0 ? (
+          <EmptyState title="No keys or applications" />
+        ) : (
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Kind</th>
+                  <th scope="col">Id</th>
+                  <th scope="col">Name</th>
+                  <th scope="col">Status</th>
+                </tr>
+              </thead>
+              <tbody>
+                {keys.map((k) => (
+                  <tr>
+                    <td>API key</td>
+                    <td>
+                      <a href={`/admin/keys/${k.id}`}>
+                        <code>lk_{k.id}</code>
+                      </a>
+                    </td>
+                    <td>{k.name}</td>
+                    <td>
+                      <Badge status={k.status} />
+                    </td>
+                  </tr>
+                ))}
+                {applications.map((c) => (
+                  <tr>
+                    <td>Application</td>
+                    <td>
+                      <a href={`/admin/applications/${c.id}`}>
+                        <code>{c.id}</code>
+                      </a>
+                    </td>
+                    <td>{c.name}</td>
+                    <td>
+                      <Badge status={c.status} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+      {props.canAct ? (
+        team.status === 'suspended' ? (
+          <ActionPanel csrf={props.chrome.csrf} id="unsuspend" title="Unsuspend" action={`/admin/teams/${team.id}/unsuspend`} button="Unsuspend" errors={props.errors}>
+            <p>Exactly the keys and applications that were active before the suspension work again, on every node within a second.</p>
+          </ActionPanel>
+        ) : (
+          <ActionPanel csrf={props.chrome.csrf} id="suspend" title="Suspend" action={`/admin/teams/${team.id}/suspend`} button="Suspend" danger errors={props.errors}>
+            <p>All of this team's keys and applications stop working within a second, on every node. Unsuspending restores exactly what was active.</p>
+          </ActionPanel>
+        )
+      ) : null}
+      <section class="panel" aria-labelledby="team-usage-heading">
+        <h2 id="team-usage-heading">Usage</h2>
+        <UsageChart series={props.view.usage} title="Checks of this team's credentials" />
+      </section>
+      <EventsPanel events={props.view.events} now={now} />
+    </AdminLayout>
+  );
+}
