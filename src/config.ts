@@ -28,6 +28,8 @@ const schema = z.object({
   LATCHKEY_ISSUER: url.optional(),
   /** Postgres URL; unset = embedded PGlite in LATCHKEY_DATA_DIR. */
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  /** The schema owner's URL, for migrations only, when DATABASE_URL is a least-privilege role (docs/database-roles.md). */
+  DATABASE_MIGRATION_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   /** Embedded database, generated secret, mail files, control socket and lock: one process owns it. */
   LATCHKEY_DATA_DIR: z.string().min(1).default('./.latchkey'),
   /** Optional: cache invalidation over pub/sub and shared throttle counters across nodes. */
@@ -55,6 +57,10 @@ const schema = z.object({
   LATCHKEY_SESSION_IDLE: duration('30m'),
   /** …and after this long in any case (ASVS 7.3.2). */
   LATCHKEY_SESSION_MAX: duration('12h'),
+  /** A signed audit checkpoint once this many events have been appended since the last one… */
+  LATCHKEY_AUDIT_CHECKPOINT_EVENTS: z.coerce.number().int().min(1).max(100_000_000).default(1000),
+  /** …or once this long has passed with new events, whichever comes first. */
+  LATCHKEY_AUDIT_CHECKPOINT_INTERVAL: duration('5m'),
   /** pino levels; `info` writes one line per request (never a secret). */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -79,6 +85,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (config.NODE_ENV === 'production' && !config.LATCHKEY_ISSUER) {
     throw new ConfigError('invalid LATCHKEY_ISSUER: required when NODE_ENV=production');
+  }
+  if (config.DATABASE_MIGRATION_URL && !config.DATABASE_URL) {
+    throw new ConfigError('invalid DATABASE_MIGRATION_URL: only used with DATABASE_URL (the embedded database has one role)');
   }
   const issuer = (config.LATCHKEY_ISSUER ?? `http://localhost:${config.PORT}`).replace(/\/+$/, '');
   return { ...config, LATCHKEY_ISSUER: issuer, LATCHKEY_DEFAULT_AUDIENCE: config.LATCHKEY_DEFAULT_AUDIENCE ?? issuer };
