@@ -250,7 +250,7 @@ const COMMANDS: Record<string, Command> = {
       }
       const result = await verifyAuditLog(deps, { checkpointJws });
       if (!result.ok) throw new LatchkeyError('conflict', `audit log broken: ${result.message}`);
-      return result;
+      return { ok: true, events: result.events, head_seq: result.head?.seq ?? null, head_hash: result.head?.hash ?? null, checkpoints: result.anchors };
     },
   },
   'audit checkpoint': {

@@ -137,8 +137,8 @@ describe('audit verify', () => {
     const body = result.json();
     assert.equal(body.ok, true);
     const stored = (await server.deps.db.query('SELECT count(*)::int AS n FROM audit_checkpoint')) as { n: number }[];
-    assert.equal(body.anchors, stored[0]!.n);
-    assert.ok(body.anchors >= 3);
+    assert.equal(body.checkpoints, stored[0]!.n);
+    assert.ok(body.checkpoints >= 3);
   });
 
   it('names an altered event', async () => {
@@ -247,7 +247,7 @@ describe('audit verify', () => {
     }
     const restored = await verify(file);
     assert.equal(restored.code, 0, restored.stderr);
-    assert.equal(restored.json().anchors, storedGone.length + 1 + (await server.deps.prisma.auditCheckpoint.count({ where: { seq: { lt: BigInt(gone[0]!.seq) } } })));
+    assert.equal(restored.json().checkpoints, storedGone.length + 1 + (await server.deps.prisma.auditCheckpoint.count({ where: { seq: { lt: BigInt(gone[0]!.seq) } } })));
   });
 
   it('detects the newest events deleted by the stored checkpoint alone, when it was left', async () => {
