@@ -1,6 +1,6 @@
 import { CompactSign, compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import type { Deps } from '../context.ts';
-import { InvalidRequest } from '../lib/errors.ts';
+import { Conflict, InvalidRequest } from '../lib/errors.ts';
 import { auditCheckpointMessage } from '../mail/messages.ts';
 import { loadSigningJwks } from '../signing/signing-keys.ts';
 import { verifyAuditChain, type AuditAnchor, type AuditVerification } from './audit-log.ts';
@@ -33,7 +33,7 @@ type CheckpointDeps = Pick<Deps, 'prisma' | 'keyring' | 'config' | 'now'>;
  */
 async function signCheckpoint(deps: Pick<Deps, 'prisma' | 'keyring'>, payload: object): Promise<{ jws: string; kid: string }> {
   const jwk = (await loadSigningJwks(deps)).keys[0];
-  if (!jwk) throw new Error('no signing key to sign an audit checkpoint with');
+  if (!jwk) throw new Conflict('no signing key to sign an audit checkpoint with yet: start the server once (it creates one)');
   const key = await importJWK(jwk, jwk.alg);
   const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
     .setProtectedHeader({ alg: jwk.alg, kid: jwk.kid, typ: CHECKPOINT_TYP })

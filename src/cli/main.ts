@@ -303,7 +303,7 @@ const COMMANDS: Record<string, Command> = {
       });
       if (!parsed.success) {
         const flag = (field: string) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-        throw new UsageError(parsed.error.issues.map((issue) => (issue.path[0] === 'to' && issue.message.startsWith('--') ? issue.message : `${flag(String(issue.path[0]))} ${issue.message}`)).join('; '));
+        throw new UsageError(parsed.error.issues.map((issue) => (issue.path[0] === 'to' && issue.message.startsWith('--') ? issue.message : `${flag(String(issue.path[0]))}: ${issue.message.charAt(0).toLowerCase()}${issue.message.slice(1)}`)).join('; '));
       }
       await writeChunks(io, exportAuditLines(streamAuditEvents(deps, parsed.data), format), str(v, 'out'));
       return null;
