@@ -161,19 +161,23 @@ export async function verifyAuditLog(deps: Pick<Deps, 'prisma'>, options: { chec
 const utcDay = (date: Date) => new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()));
 
 /**
- * Mails the newest checkpoint to every active admin, once per UTC day across all nodes: the
- * node that inserts the day's row sends. Returns how many admins it was sent to.
+ * Mails every active admin the checkpoint that closed the previous UTC day (the newest signed
+ * before today's midnight), once per day across all nodes: the node that inserts the day's
+ * row sends. A fresh installation mails from its second day on. Returns how many admins it
+ * was sent to.
  */
 export async function mailDailyCheckpoint(deps: Pick<Deps, 'prisma' | 'config' | 'mailer' | 'now'>): Promise<number> {
   const now = deps.now();
   const day = utcDay(now);
   if (await deps.prisma.auditCheckpointMailing.findUnique({ where: { day }, select: { day: true } })) return 0;
-  const checkpoint = await latestCheckpoint(deps);
-  if (!checkpoint) return 0;
-  const { count } = await deps.prisma.auditCheckpointMailing.createMany({ data: [{ day, seq: BigInt(checkpoint.seq), sentAt: now }], skipDuplicates: true });
+  const row = await deps.prisma.auditCheckpoint.findFirst({ where: { at: { lt: day } }, orderBy: { seq: 'desc' } });
+  if (!row) return 0;
+  const checkpoint = present(row, deps.config.LATCHKEY_ISSUER);
+  const { count } = await deps.prisma.auditCheckpointMailing.createMany({ data: [{ day, seq: row.seq, sentAt: now }], skipDuplicates: true });
   if (count === 0) return 0;
   const admins = await deps.prisma.account.findMany({ where: { role: 'admin', status: 'active' }, select: { email: true } });
-  for (const admin of admins) deps.mailer.send(auditCheckpointMessage({ to: admin.email, day: day.toISOString().slice(0, 10), checkpoint }));
+  const closedDay = new Date(day.getTime() - 86_400_000).toISOString().slice(0, 10);
+  for (const admin of admins) deps.mailer.send(auditCheckpointMessage({ to: admin.email, day: closedDay, checkpoint }));
   return admins.length;
 }
 

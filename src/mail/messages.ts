@@ -145,10 +145,10 @@ ${body}
 `;
 }
 
-/** The day's signed audit checkpoint, for admins to keep outside the database (issue 8 §1.3). */
+/** The checkpoint that closed a day, signed, for admins to keep outside the database (issue 8 §1.3). */
 export function auditCheckpointMessage({ to, day, checkpoint }: { to: string; day: string; checkpoint: { seq: string; hash: string; at: string; jws: string } }): MailMessage {
   return compose(to, `Latchkey: audit checkpoint for ${day}`, [
-    { paragraph: `The audit log's newest event at ${checkpoint.at} was event ${checkpoint.seq}, with hash ${checkpoint.hash}. The server signed this statement:` },
+    { paragraph: `The last audit checkpoint of ${day} (UTC): at ${checkpoint.at} the audit log's newest event was event ${checkpoint.seq}, with hash ${checkpoint.hash}. The server signed this statement:` },
     { paragraph: checkpoint.jws },
     {
       paragraph:
