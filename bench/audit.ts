@@ -120,7 +120,7 @@ async function time(fn: () => Promise<number>): Promise<{ median_ms: number; p95
 async function plan(url: string, where: string, params: unknown[]): Promise<string> {
   return withPg(url, async (client) => {
     const { rows } = await client.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM audit_event WHERE ${where} ORDER BY seq DESC LIMIT 51`, params);
-    return rows.map((r) => r['QUERY PLAN'] as string).filter((line) => /Scan|Sort|Limit|Execution/.test(line)).map((l) => l.trim()).join(' | ');
+    return rows.map((r) => r['QUERY PLAN'] as string).filter((line) => /Scan|Sort|Limit|InitPlan|Execution/.test(line)).map((l) => l.trim()).join(' | ');
   });
 }
 
@@ -148,10 +148,12 @@ export async function runAuditBench(): Promise<AuditResults> {
       {
         name: 'filtered: one day, 6 months ago',
         input: { from: atSeq(EVENTS / 2).toISOString(), to: atSeq(EVENTS / 2 + EVENTS / 365).toISOString() },
-        where: 'at >= $1 AND at < $2',
+        // As queryAuditEvents asks it: the time range narrowed to a seq range by two probes of the at index.
+        where: `at >= $1 AND at < $2 AND seq >= (SELECT seq FROM audit_event WHERE at < $1::timestamptz - interval '60 seconds' ORDER BY at DESC LIMIT 1)
+                AND seq <= (SELECT seq FROM audit_event WHERE at >= $2::timestamptz + interval '60 seconds' ORDER BY at LIMIT 1)`,
         params: [atSeq(EVENTS / 2).toISOString(), atSeq(EVENTS / 2 + EVENTS / 365).toISOString()],
       },
-      { name: 'filtered: actor + failures + last 30 days', input: { actor: 'actor77', outcome: 'failure', from: atSeq(EVENTS - EVENTS / 12).toISOString() }, where: `actor_id = $1 AND type LIKE '%failed' AND at >= $2`, params: ['actor77', atSeq(EVENTS - EVENTS / 12).toISOString()] },
+      { name: 'filtered: actor + failures + last 30 days', input: { actor: 'actor77', outcome: 'failure', from: atSeq(EVENTS - EVENTS / 12).toISOString() }, where: `actor_id = $1 AND type LIKE '%failed' AND at >= $2 AND seq >= (SELECT seq FROM audit_event WHERE at < $2::timestamptz - interval '60 seconds' ORDER BY at DESC LIMIT 1)`, params: ['actor77', atSeq(EVENTS - EVENTS / 12).toISOString()] },
     ];
     const queries: AuditQueryFigure[] = [];
     for (const c of cases) {

@@ -102,7 +102,7 @@ export function presentAuditEvent(row: AuditRow): AuditEventView {
   };
 }
 
-function whereOf(filter: AuditFilter, seq?: { lt?: bigint; gt?: bigint }): PrismaNamespace.AuditEventWhereInput {
+function whereOf(filter: AuditFilter, seq: { lt?: bigint; gt?: bigint; gte?: bigint; lte?: bigint }): PrismaNamespace.AuditEventWhereInput {
   const and: PrismaNamespace.AuditEventWhereInput[] = [];
   if (filter.actor !== undefined) and.push({ actorId: filter.actor });
   if (filter.actorType !== undefined) and.push({ actorType: filter.actorType });
@@ -113,8 +113,36 @@ function whereOf(filter: AuditFilter, seq?: { lt?: bigint; gt?: bigint }): Prism
   if (filter.outcome === 'success') and.push({ NOT: { type: { endsWith: 'failed' } } });
   if (filter.from !== undefined) and.push({ at: { gte: filter.from } });
   if (filter.to !== undefined) and.push({ at: { lt: filter.to } });
-  if (seq) and.push({ seq });
+  if (Object.keys(seq).length > 0) and.push({ seq });
   return { AND: and };
+}
+
+/**
+ * How far an event's `at` may be out of step with its place in the chain. `at` is the
+ * writer's clock when its transaction began (deps.now()), and seq is taken under the chain
+ * lock at commit, so events commit slightly out of time order: by a transaction's length, or
+ * by the clock difference between nodes. A minute covers both with room to spare.
+ */
+export const AUDIT_CLOCK_SLACK_MS = 60_000;
+
+/**
+ * A time range as a range of seq, from two probes of the `at` index, so that a page of an old
+ * time range is read by seq where the range is, not from the newest event back (which the
+ * planner picks, and which reads millions of rows for a day six months ago: bench/audit.ts).
+ * An event more than AUDIT_CLOCK_SLACK_MS before `from` has a smaller seq than every event in
+ * the range, one more than that after `to` a larger one; the bounds only narrow the scan,
+ * the exact `at` conditions still decide.
+ */
+async function seqBounds(deps: Pick<Deps, 'prisma'>, filter: AuditFilter): Promise<{ gte?: bigint; lte?: bigint }> {
+  const [before, after] = await Promise.all([
+    filter.from === undefined
+      ? null
+      : deps.prisma.auditEvent.findFirst({ where: { at: { lt: new Date(filter.from.getTime() - AUDIT_CLOCK_SLACK_MS) } }, orderBy: { at: 'desc' }, select: { seq: true } }),
+    filter.to === undefined
+      ? null
+      : deps.prisma.auditEvent.findFirst({ where: { at: { gte: new Date(filter.to.getTime() + AUDIT_CLOCK_SLACK_MS) } }, orderBy: { at: 'asc' }, select: { seq: true } }),
+  ]);
+  return { ...(before ? { gte: before.seq } : {}), ...(after ? { lte: after.seq } : {}) };
 }
 
 export interface AuditPage {
@@ -133,8 +161,9 @@ export async function queryAuditEvents(
 ): Promise<AuditPage> {
   const limit = Math.min(Math.max(page.limit ?? AUDIT_PAGE_SIZE, 1), 500);
   const older = page.older === undefined ? undefined : BigInt(seqText.parse(page.older));
+  const bounds = await seqBounds(deps, filter);
   const rows = await deps.prisma.auditEvent.findMany({
-    where: whereOf(filter, older === undefined ? undefined : { lt: older }),
+    where: whereOf(filter, { ...bounds, ...(older === undefined ? {} : { lt: older }) }),
     orderBy: { seq: 'desc' },
     take: limit + 1,
   });
@@ -147,10 +176,11 @@ export async function queryAuditEvents(
  * a time: memory holds one page, whatever the size of the log.
  */
 export async function* streamAuditEvents(deps: Pick<Deps, 'prisma'>, filter: AuditFilter, pageSize = 2_000): AsyncGenerator<AuditEventView> {
+  const { gte, lte } = await seqBounds(deps, filter);
   let after: bigint | undefined;
   for (;;) {
     const rows = await deps.prisma.auditEvent.findMany({
-      where: whereOf(filter, after === undefined ? undefined : { gt: after }),
+      where: whereOf(filter, { ...(lte === undefined ? {} : { lte }), ...(after === undefined ? (gte === undefined ? {} : { gte }) : { gt: after }) }),
       orderBy: { seq: 'asc' },
       take: pageSize,
     });

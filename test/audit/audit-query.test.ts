@@ -107,6 +107,19 @@ describe('audit query', () => {
     const seqs = [first.value!.seq, ...rest.map((e) => e.seq)].map(BigInt);
     assert.deepEqual(seqs, [...seqs].sort((a, b) => (a < b ? -1 : 1)));
   });
+
+  it('finds events in a time range when their times are slightly out of chain order', async () => {
+    // Y commits after X but carries an earlier time (its transaction began first).
+    await append(T0 + 40 * hour, [{ type: 'q.created', actorType: 'system', subjectId: 'X' }]);
+    await append(T0 + 40 * hour - 30_000, [{ type: 'q.created', actorType: 'system', subjectId: 'Y' }]);
+    await append(T0 + 41 * hour, [{ type: 'q.created', actorType: 'system', subjectId: 'Z' }]);
+    const range = { from: new Date(T0 + 39 * hour).toISOString(), to: new Date(T0 + 40 * hour - 29_000).toISOString() };
+    const page = await queryAuditEvents(server.deps, filter(range));
+    assert.deepEqual(page.events.map((e) => e.subjectId), ['Y']);
+    assert.deepEqual((await all(range)).map((e) => e.subjectId), ['Y']);
+    const wider = { from: new Date(T0 + 40 * hour - 31_000).toISOString(), to: new Date(T0 + 40 * hour + 1).toISOString() };
+    assert.deepEqual((await queryAuditEvents(server.deps, filter(wider))).events.map((e) => e.subjectId), ['Y', 'X']);
+  });
 });
 
 /** RFC 4180, enough for the test: quoted cells with "" and line breaks. */
