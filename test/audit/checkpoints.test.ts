@@ -32,7 +32,8 @@ interface Row {
   prev_hash: string;
   hash: string;
 }
-const rows = async (where = 'TRUE') => (await server.deps.db.query(`SELECT * FROM audit_event WHERE ${where} ORDER BY seq`)) as Row[];
+// seq as text: pg returns a bigint as a string, PGlite as a number.
+const rows = async (where = 'TRUE') => ((await server.deps.db.query(`SELECT * FROM audit_event WHERE ${where} ORDER BY seq`)) as Row[]).map((row) => ({ ...row, seq: String(row.seq), at: new Date(row.at) }));
 
 /** Runs `sql` with the append-only triggers off: what a database superuser can do. */
 async function behindTheTriggers(...sql: string[]) {
