@@ -4,6 +4,7 @@
 // Prints a summary table and writes bench/results.json.
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { runAuditBench, type AuditResults } from './audit.ts';
 import { runIntrospectionBench, type IntrospectionResults } from './introspection.ts';
 import { runPortalBench, type PortalResults } from './portal.ts';
 import { CONNECTIONS, DURATION_S, ROUNDS, WARMUP_S, cleanupAll, log, type Figures } from './lib.ts';
@@ -29,7 +30,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
 }
 
-function summary(token: TokenResults | null, intro: IntrospectionResults | null, portal: PortalResults | null, verify: VerifyResults | null): string {
+function summary(token: TokenResults | null, intro: IntrospectionResults | null, portal: PortalResults | null, verify: VerifyResults | null, audit: AuditResults | null = null): string {
   const out: string[] = [];
   out.push(`Latchkey bench — ${new Date().toISOString()} — node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${CONNECTIONS} connections, ${WARMUP_S}s warm-up + ${DURATION_S}s measured, ${ROUNDS} alternating rounds (medians shown)`);
   out.push('');
@@ -83,7 +84,17 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null,
     bars.push(['portal key list, 1 connection, p95', `${ms(one.p95_ms)} ms (p50 ${ms(one.p50_ms)}, ${one.rps} req/s, ${one.server_cpu_us_per_req ?? '-'} µs CPU/req)`, 'info', 'n/a']);
     bars.push(['portal sign-in, median of 20 / argon2id verify', `${portal.sign_in_ms} ms / ${portal.argon2_verify_ms} ms`, 'argon2 dominates', 'n/a']);
   }
+  if (audit) {
+    for (const q of audit.queries) {
+      bars.push([`audit viewer at ${audit.events.toLocaleString('en')} events: ${q.name}`, `${ms(q.median_ms)} ms (p95 ${ms(q.p95_ms)}, ${q.rows} rows)`, `< ${audit.bar_ms} ms`, verdict(q.pass)]);
+    }
+    for (const e of audit.export) bars.push([`audit export ${e.format}`, `${e.events_per_s.toLocaleString('en')} events/s (${e.events.toLocaleString('en')} in ${e.seconds} s)`, 'info', 'n/a']);
+  }
   out.push(table(bars));
+  if (audit) {
+    out.push('');
+    out.push(`audit seeding: ${audit.events.toLocaleString('en')} events in ${audit.seed_s} s + indexes ${audit.index_s} s → table ${audit.table_mib} MiB, indexes ${audit.indexes_mib} MiB`);
+  }
   if (intro) {
     out.push('');
     out.push(
@@ -97,13 +108,14 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null,
 }
 
 // Other work on the box skews every figure (ratios less so): say how busy it was.
-// BENCH_ONLY=portal (or token, introspection, verify, comma-separated) runs a subset.
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'token,introspection,verify,portal').split(','));
+// BENCH_ONLY=portal (or token, introspection, verify, audit, comma-separated) runs a subset.
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'token,introspection,verify,portal,audit').split(','));
 const loadBefore = loadavg()[0]!;
 let token: TokenResults | null = null;
 let intro: IntrospectionResults | null = null;
 let portal: PortalResults | null = null;
 let verify: VerifyResults | null = null;
+let audit: AuditResults | null = null;
 const failures: string[] = [];
 try {
   if (ONLY.has('token')) try {
@@ -126,12 +138,17 @@ try {
   } catch (error) {
     failures.push(`portal bench failed: ${(error as Error).stack ?? error}`);
   }
+  if (ONLY.has('audit')) try {
+    audit = await runAuditBench();
+  } catch (error) {
+    failures.push(`audit bench failed: ${(error as Error).stack ?? error}`);
+  }
 } finally {
   await cleanupAll();
 }
 
 const loadAfter = loadavg()[0]!;
-const report = `${summary(token, intro, portal, verify)}\n\nload average (1 min) before/after: ${loadBefore.toFixed(2)} / ${loadAfter.toFixed(2)} — the box has ${availableParallelism()} cores; the bench itself keeps ~2 busy`;
+const report = `${summary(token, intro, portal, verify, audit)}\n\nload average (1 min) before/after: ${loadBefore.toFixed(2)} / ${loadAfter.toFixed(2)} — the box has ${availableParallelism()} cores; the bench itself keeps ~2 busy`;
 console.log(`\n${report}`);
 for (const failure of failures) console.error(`\n${failure}`);
 const results = {
@@ -143,6 +160,7 @@ const results = {
   introspection: intro,
   portal,
   verify,
+  audit,
   failures,
 };
 writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

@@ -50,6 +50,8 @@ const schema = z.object({
   LATCHKEY_ISSUER: url.optional(),
   /** Postgres URL; unset = embedded PGlite in LATCHKEY_DATA_DIR. */
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  /** The schema owner's URL, for migrations only, when DATABASE_URL is a least-privilege role (docs/database-roles.md). */
+  DATABASE_MIGRATION_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   /** Embedded database, generated secret, mail files, control socket and lock: one process owns it. */
   LATCHKEY_DATA_DIR: z.string().min(1).default('./.latchkey'),
   /** Optional: cache invalidation over pub/sub and shared throttle counters across nodes. */
@@ -102,6 +104,10 @@ const schema = z.object({
   LATCHKEY_TOKEN_LIMITS_ON_REDIS_FAILURE: z.enum(['open', 'closed', 'memory']).default('open'),
   /** Whether API-key introspection (RFC 7662) counts toward the key's plan limits (over them: `{"active":false}`); it always counts toward usage. */
   LATCHKEY_INTROSPECTION_LIMITS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** A signed audit checkpoint once this many events have been appended since the last one… */
+  LATCHKEY_AUDIT_CHECKPOINT_EVENTS: z.coerce.number().int().min(1).max(100_000_000).default(1000),
+  /** …or once this long has passed with new events, whichever comes first. */
+  LATCHKEY_AUDIT_CHECKPOINT_INTERVAL: duration('5m'),
   /** pino levels; `info` writes one line per request (never a secret). */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -126,6 +132,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (config.NODE_ENV === 'production' && !config.LATCHKEY_ISSUER) {
     throw new ConfigError('invalid LATCHKEY_ISSUER: required when NODE_ENV=production');
+  }
+  if (config.DATABASE_MIGRATION_URL && !config.DATABASE_URL) {
+    throw new ConfigError('invalid DATABASE_MIGRATION_URL: only used with DATABASE_URL (the embedded database has one role)');
   }
   const issuer = (config.LATCHKEY_ISSUER ?? `http://localhost:${config.PORT}`).replace(/\/+$/, '');
   return { ...config, LATCHKEY_ISSUER: issuer, LATCHKEY_DEFAULT_AUDIENCE: config.LATCHKEY_DEFAULT_AUDIENCE ?? issuer };

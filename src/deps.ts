@@ -53,7 +53,9 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
   let secret: string;
   try {
     secret = await resolveMasterSecret(config.LATCHKEY_SECRET, config.LATCHKEY_DATA_DIR);
-    await migrate(db);
+    // With a least-privilege DATABASE_URL, the owner applies migrations over a connection of its own.
+    if (config.DATABASE_MIGRATION_URL) await migrateAsOwner(config.DATABASE_MIGRATION_URL, config.LATCHKEY_DATA_DIR);
+    else await migrate(db);
   } catch (error) {
     await db.close();
     throw error;
@@ -85,6 +87,15 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
   deps.usage = new KeyUsage(deps);
   if (counters) throttleConnections.set(deps, counters.redis);
   return deps;
+}
+
+async function migrateAsOwner(url: string, dataDir: string): Promise<void> {
+  const owner = await openDatabase({ databaseUrl: url, dataDir, poolSize: 1 });
+  try {
+    await migrate(owner);
+  } finally {
+    await owner.close();
+  }
 }
 
 const throttleConnections = new WeakMap<Deps, Redis>();

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ensureFirstAdmin } from './accounts/admins.ts';
 import { createApp } from './app.ts';
+import { startAuditCheckpoints } from './audit/checkpoints.ts';
 import { startControlSocket, type CommandRunner } from './cli/control-socket.ts';
 import { configWarnings, loadConfig } from './config.ts';
 import { closeDeps, createLogger, openDeps } from './deps.ts';
@@ -105,6 +106,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     Promise.all([sweepExpired(deps), recordExpirations(deps)]).catch((err) => log.warn({ err }, 'expiry sweep failed'));
   const sweeper = setInterval(() => void sweep(), 60_000);
   sweeper.unref();
+  const stopCheckpoints = startAuditCheckpoints(deps);
 
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
@@ -119,6 +121,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     (closing ??= (async () => {
       clearInterval(sweeper);
       await signing.stop();
+      stopCheckpoints();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

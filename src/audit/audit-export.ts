@@ -1,7 +1,8 @@
 import type { Prisma } from '../db/database.ts';
+import { presentAuditEvent, type AuditEventView } from './audit-query.ts';
 
 export interface AuditExportPage {
-  events: Record<string, unknown>[];
+  events: AuditEventView[];
   /** Present when more events follow: pass it back as `afterSeq` for the next page. */
   next_after_seq?: string;
 }
@@ -20,6 +21,6 @@ export async function exportAuditEvents(prisma: Prisma, options: { since?: Date;
     orderBy: { seq: 'asc' },
     take: limit + 1,
   });
-  const events = rows.slice(0, limit).map((event) => ({ ...event, seq: event.seq.toString(), at: event.at.toISOString() }));
+  const events = rows.slice(0, limit).map(presentAuditEvent);
   return rows.length > limit ? { events, next_after_seq: events.at(-1)!.seq } : { events };
 }

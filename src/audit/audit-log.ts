@@ -89,33 +89,119 @@ export async function appendAuditEventsNow(db: Pick<Database, 'query'>, events: 
   await db.query({ name: 'audit_append', text: 'SELECT audit_append($1::jsonb)', values: [appendPayload(events, now)] });
 }
 
+/** A (seq, hash) pair vouched for from outside the chain: a signed checkpoint. */
+export interface AuditAnchor {
+  seq: bigint;
+  hash: string;
+  /** How a message names it: "checkpoint 1200 (signed 2026-12-01T10:00:00.000Z)". */
+  source: string;
+}
+
+export type AuditProblem = 'altered' | 'missing' | 'reordered' | 'rewritten' | 'truncated';
+
 export interface AuditVerification {
   ok: boolean;
   events: number;
-  /** First sequence number whose hash or link does not check out. */
+  /** The newest event's seq and hash (what a new checkpoint would sign). */
+  head?: { seq: string; hash: string };
+  /** Anchors (checkpoints) the chain was checked against. */
+  anchors: number;
+  /** The first event that does not check out: altered, first missing, out of order, or (truncated) the first one gone. */
   brokenAt?: string;
+  problem?: AuditProblem;
+  /** One line for people. */
+  message?: string;
 }
 
-/** Walks the chain in order; any edit, deletion or reordering shows as a broken link. */
-export async function verifyAuditChain(prisma: Prisma, pageSize = 5_000): Promise<AuditVerification> {
+interface ChainRow extends ChainFields {
+  seq: bigint;
+  prevHash: string;
+  hash: string;
+}
+
+/**
+ * Walks the chain in order and names the first event that does not check out. Every row
+ * carries its predecessor's hash, so a row whose own hash is right but whose link is wrong
+ * tells what happened before it: the predecessor it names is elsewhere (reordered), gone
+ * (missing, with a gap in seq), or was rewritten in place (altered). A gap in seq with an
+ * intact link is no loss: a rolled-back transaction consumed the number.
+ *
+ * The chain alone cannot see its newest events deleted, nor a full recompute by someone who
+ * can write the table: `anchors` (signed checkpoints) can.
+ */
+export async function verifyAuditChain(prisma: Prisma, options: { anchors?: AuditAnchor[]; pageSize?: number } = {}): Promise<AuditVerification> {
+  const pageSize = options.pageSize ?? 5_000;
+  const anchors = [...(options.anchors ?? [])].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+  let nextAnchor = 0;
+  let lastGoodAnchor: bigint | undefined;
   let prevHash = GENESIS_HASH;
-  let cursor: bigint | undefined;
+  let prevSeq: bigint | undefined;
   let count = 0;
+  const broken = (problem: AuditProblem, brokenAt: bigint, message: string): AuditVerification => ({
+    ok: false,
+    events: count,
+    anchors: nextAnchor,
+    brokenAt: brokenAt.toString(),
+    problem,
+    message,
+  });
   for (;;) {
-    const page = await prisma.auditEvent.findMany({
+    const page: ChainRow[] = await prisma.auditEvent.findMany({
       orderBy: { seq: 'asc' },
       take: pageSize,
-      ...(cursor !== undefined ? { where: { seq: { gt: cursor } } } : {}),
+      ...(prevSeq !== undefined ? { where: { seq: { gt: prevSeq } } } : {}),
     });
     for (const event of page) {
-      const expected = chainHash(prevHash, event);
-      if (event.prevHash !== prevHash || event.hash !== expected) {
-        return { ok: false, events: count, brokenAt: event.seq.toString() };
+      const anchor = anchors[nextAnchor];
+      if (anchor && anchor.seq < event.seq) {
+        return broken('missing', anchor.seq, `event ${anchor.seq} is missing: ${anchor.source} vouches for it`);
+      }
+      if (event.hash !== chainHash(event.prevHash, event)) {
+        return broken('altered', event.seq, `event ${event.seq} was altered: its hash does not match its content`);
+      }
+      if (event.prevHash !== prevHash) {
+        const found = await prisma.auditEvent.findUnique({ where: { hash: event.prevHash }, select: { seq: true } });
+        const gap = prevSeq === undefined ? event.seq > 1n : event.seq > prevSeq + 1n;
+        const firstGone = prevSeq === undefined ? 1n : prevSeq + 1n;
+        if (found) {
+          return broken('reordered', event.seq, `event ${event.seq} is out of order: it was written right after event ${found.seq}, not after ${prevSeq ?? 'the start'}`);
+        }
+        if (gap) {
+          const range = firstGone === event.seq - 1n ? `event ${firstGone} is` : `events ${firstGone} to ${event.seq - 1n} are`;
+          return broken('missing', firstGone, `${range} missing: event ${event.seq} follows an event that is gone`);
+        }
+        if (prevSeq === undefined) return broken('altered', event.seq, `event ${event.seq} was altered: it no longer starts the chain`);
+        return broken('altered', prevSeq, `event ${prevSeq} was altered and its hash recomputed: event ${event.seq} still links to the original`);
+      }
+      if (anchor && anchor.seq === event.seq) {
+        if (anchor.hash !== event.hash) {
+          const from = lastGoodAnchor === undefined ? 'the start' : `event ${lastGoodAnchor + 1n}`;
+          return broken('rewritten', event.seq, `the chain was rewritten between ${from} and event ${event.seq}: ${anchor.source} vouches for a different hash`);
+        }
+        lastGoodAnchor = anchor.seq;
+        nextAnchor++;
+        // Several checkpoints may name one seq (a stored one and a kept file).
+        while (anchors[nextAnchor]?.seq === event.seq) {
+          if (anchors[nextAnchor]!.hash !== event.hash) {
+            return broken('rewritten', event.seq, `the chain was rewritten at or before event ${event.seq}: ${anchors[nextAnchor]!.source} vouches for a different hash`);
+          }
+          nextAnchor++;
+        }
       }
       prevHash = event.hash;
+      prevSeq = event.seq;
       count++;
-      cursor = event.seq;
     }
-    if (page.length < pageSize) return { ok: true, events: count };
+    if (page.length < pageSize) break;
   }
+  const head = prevSeq === undefined ? undefined : { seq: prevSeq.toString(), hash: prevHash };
+  const beyond = anchors[nextAnchor];
+  if (beyond) {
+    const firstGone = (prevSeq ?? 0n) + 1n;
+    return {
+      ...broken('truncated', firstGone, `the log ends at event ${prevSeq ?? 0} but ${beyond.source} vouches for event ${beyond.seq}: the newest events were deleted`),
+      head,
+    };
+  }
+  return { ok: true, events: count, head, anchors: nextAnchor };
 }

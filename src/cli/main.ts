@@ -1,9 +1,14 @@
+import { createWriteStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ZodError, type core } from 'zod';
 import { createAdmin } from '../accounts/admins.ts';
-import { verifyAuditChain } from '../audit/audit-log.ts';
 import { exportAuditEvents } from '../audit/audit-export.ts';
+import { auditFilterSchema, exportAuditLines, streamAuditEvents } from '../audit/audit-query.ts';
+import { latestCheckpoint, verifyAuditLog, writeCheckpoint } from '../audit/checkpoints.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import type { Actor } from '../actor.ts';
 import type { Deps } from '../context.ts';
@@ -27,6 +32,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   /** Reuse open services (tests share the server's embedded database). */
   deps?: Deps;
+  /** Where long output (an export) is piped, with back-pressure; without it, chunks go to stdout(). */
+  stdoutStream?: Writable;
 }
 
 // Sequence numbers are Postgres bigints.
@@ -36,6 +43,7 @@ const defaultIo = (): CliIo => ({
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   env: process.env,
+  stdoutStream: process.stdout,
 });
 
 class UsageError extends Error {}
@@ -47,8 +55,38 @@ interface Command {
   usage: string;
   options?: Options;
   positionals?: number;
-  run(deps: Deps, values: Values, positionals: string[], actor: Actor): Promise<object>;
+  /** The result is printed (one JSON object with --json); null: the command wrote its own output. */
+  run(deps: Deps, values: Values, positionals: string[], actor: Actor, io: CliIo): Promise<object | null>;
 }
+
+/** Options that name files: made absolute before a command is handed to a running server (its cwd differs). */
+const FILE_OPTIONS = ['out', 'checkpoint'];
+
+function absoluteFileOptions(argv: string[]): string[] {
+  return argv.map((arg, i) => {
+    const flag = FILE_OPTIONS.find((name) => arg.startsWith(`--${name}=`));
+    if (flag) return `--${flag}=${path.resolve(arg.slice(flag.length + 3))}`;
+    return i > 0 && FILE_OPTIONS.includes(argv[i - 1]!.slice(2)) && argv[i - 1]!.startsWith('--') ? path.resolve(arg) : arg;
+  });
+}
+
+/** Text chunks to --out FILE, or to stdout (with back-pressure when the io has a stream). */
+async function writeChunks(io: CliIo, chunks: AsyncIterable<string>, out: string | undefined): Promise<void> {
+  if (out !== undefined) return pipeline(Readable.from(chunks), createWriteStream(out, { mode: 0o600 }));
+  if (io.stdoutStream) return pipeline(Readable.from(chunks), io.stdoutStream, { end: false });
+  for await (const chunk of chunks) io.stdout(chunk);
+}
+
+const AUDIT_FILTER_OPTIONS: Options = {
+  actor: { type: 'string' },
+  'actor-type': { type: 'string' },
+  type: { type: 'string' },
+  'subject-type': { type: 'string' },
+  'subject-id': { type: 'string' },
+  outcome: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+};
 
 const str = (values: Values, name: string): string | undefined => values[name] as string | undefined;
 const required = (values: Values, name: string): string => {
@@ -347,23 +385,77 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'audit verify': {
-    usage: 'audit verify',
-    async run(deps) {
-      const result = await verifyAuditChain(deps.prisma);
-      if (!result.ok) throw new LatchkeyError('conflict', `audit chain broken at event ${result.brokenAt}`);
-      return result;
+    usage: 'audit verify [--checkpoint FILE]',
+    options: { checkpoint: { type: 'string' } },
+    async run(deps, v) {
+      const file = str(v, 'checkpoint');
+      let checkpointJws: string | undefined;
+      if (file !== undefined) {
+        try {
+          checkpointJws = (await readFile(file, 'utf8')).slice(0, 65_536);
+        } catch (error) {
+          throw new UsageError(`--checkpoint: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+      }
+      const result = await verifyAuditLog(deps, { checkpointJws });
+      if (!result.ok) throw new LatchkeyError('conflict', `audit log broken: ${result.message}`);
+      return { ok: true, events: result.events, head_seq: result.head?.seq ?? null, head_hash: result.head?.hash ?? null, checkpoints: result.anchors };
+    },
+  },
+  'audit checkpoint': {
+    usage: 'audit checkpoint [--new] [--out FILE]',
+    options: { new: { type: 'boolean' }, out: { type: 'string' } },
+    async run(deps, v, _p, _actor, io) {
+      // --new: sign the chain's head now, rather than hand out the last timed checkpoint.
+      const checkpoint = (v.new ? await writeCheckpoint(deps, { force: true }) : null) ?? (await latestCheckpoint(deps));
+      if (!checkpoint) throw new LatchkeyError('not_found', 'no audit checkpoint yet: run latchkey audit checkpoint --new');
+      const out = str(v, 'out');
+      if (out !== undefined) {
+        await writeFile(out, `${checkpoint.jws}\n`, { mode: 0o644 });
+        return { ...checkpoint, file: out };
+      }
+      if (v.json) return checkpoint;
+      io.stdout(`${checkpoint.jws}\n`);
+      return null;
     },
   },
   'audit export': {
-    usage: 'audit export [--since ISO] [--after-seq N]',
-    options: { since: { type: 'string' }, 'after-seq': { type: 'string' } },
-    async run(deps, v) {
-      const since = str(v, 'since');
-      const date = since === undefined ? undefined : new Date(since);
-      if (date && Number.isNaN(date.getTime())) throw new UsageError('--since must be an ISO date');
-      const after = str(v, 'after-seq');
-      if (after !== undefined && !(/^\d{1,19}$/.test(after) && BigInt(after) <= MAX_SEQ)) throw new UsageError('--after-seq must be an event sequence number');
-      return exportAuditEvents(deps.prisma, { since: date, afterSeq: after === undefined ? undefined : BigInt(after) });
+    usage:
+      'audit export [--format jsonl|csv [--out FILE]] [--actor ID] [--actor-type T] [--type T[,T…]] [--subject-type T] [--subject-id ID] [--outcome success|failure] [--from ISO] [--to ISO] | [--since ISO] [--after-seq N]',
+    options: { since: { type: 'string' }, 'after-seq': { type: 'string' }, format: { type: 'string' }, out: { type: 'string' }, ...AUDIT_FILTER_OPTIONS },
+    async run(deps, v, _p, _actor, io) {
+      const format = str(v, 'format');
+      if (format === undefined) {
+        // The paged JSON form (one object, --json): kept for scripts that page with --after-seq.
+        if (Object.keys(AUDIT_FILTER_OPTIONS).some((name) => v[name] !== undefined) || v.out !== undefined) {
+          throw new UsageError('filters and --out go with --format jsonl|csv');
+        }
+        const since = str(v, 'since');
+        const date = since === undefined ? undefined : new Date(since);
+        if (date && Number.isNaN(date.getTime())) throw new UsageError('--since must be an ISO date');
+        const after = str(v, 'after-seq');
+        if (after !== undefined && !(/^\d{1,19}$/.test(after) && BigInt(after) <= MAX_SEQ)) throw new UsageError('--after-seq must be an event sequence number');
+        return exportAuditEvents(deps.prisma, { since: date, afterSeq: after === undefined ? undefined : BigInt(after) });
+      }
+      if (format !== 'jsonl' && format !== 'csv') throw new UsageError('--format must be jsonl or csv');
+      if (v.json) throw new UsageError('--format writes JSON Lines or CSV, not one JSON object: leave out --json');
+      if (v['after-seq'] !== undefined) throw new UsageError('--after-seq goes with the paged JSON form, not --format');
+      const parsed = auditFilterSchema.safeParse({
+        actor: str(v, 'actor'),
+        actorType: str(v, 'actor-type'),
+        type: str(v, 'type'),
+        subjectType: str(v, 'subject-type'),
+        subjectId: str(v, 'subject-id'),
+        outcome: str(v, 'outcome'),
+        from: str(v, 'from') ?? str(v, 'since'),
+        to: str(v, 'to'),
+      });
+      if (!parsed.success) {
+        const flag = (field: string) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+        throw new UsageError(parsed.error.issues.map((issue) => (issue.path[0] === 'to' && issue.message.startsWith('--') ? issue.message : `${flag(String(issue.path[0]))}: ${issue.message.charAt(0).toLowerCase()}${issue.message.slice(1)}`)).join('; '));
+      }
+      await writeChunks(io, exportAuditLines(streamAuditEvents(deps, parsed.data), format), str(v, 'out'));
+      return null;
     },
   },
   migrate: {
@@ -476,7 +568,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       const config = loadConfig(io.env);
       databaseUrl = config.DATABASE_URL;
       if (!config.DATABASE_URL) {
-        const reply = await forwardToServer(config.LATCHKEY_DATA_DIR, argv);
+        const reply = await forwardToServer(config.LATCHKEY_DATA_DIR, absoluteFileOptions(argv));
         if (reply) {
           io.stdout(reply.stdout);
           io.stderr(reply.stderr);
@@ -499,9 +591,9 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
         );
       }
     }
-    const result = await command.run(deps, values as Values, positionals, { type: 'cli', id: io.env.USER ?? undefined });
+    const result = await command.run(deps, values as Values, positionals, { type: 'cli', id: io.env.USER ?? undefined }, io);
     await deps.audit.idle();
-    print(io, result, Boolean(values.json));
+    if (result) print(io, result, Boolean(values.json));
     return 0;
   } catch (error) {
     io.stderr(`latchkey: ${describe(error, name, databaseUrl)}\n`);

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { LatchkeyError } from '../lib/errors.ts';
 import { projectRoot } from '../lib/project-root.ts';
 import type { Database } from './database.ts';
 
@@ -35,7 +36,9 @@ export async function migrate(db: Database, dir = MIGRATIONS_DIR): Promise<Migra
   return db.withSession(async (session) => {
     await session.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
-      await session.exec(BOOKKEEPING);
+      // Only when missing: a least-privilege role may read the table but not create in the schema.
+      const [{ exists }] = await session.query<{ exists: boolean }>(`SELECT to_regclass('"_prisma_migrations"') IS NOT NULL AS exists`);
+      if (!exists) await session.exec(BOOKKEEPING).catch((error) => Promise.reject(ownerNeeded(error, 'the migration table') ?? error));
       const done = new Map(
         (await session.query<{ migration_name: string; checksum: string }>(
           'SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
@@ -61,7 +64,7 @@ export async function migrate(db: Database, dir = MIGRATIONS_DIR): Promise<Migra
           await session.exec('COMMIT');
         } catch (error) {
           await session.exec('ROLLBACK');
-          throw new Error(`migration ${name} failed: ${(error as Error).message}`);
+          throw ownerNeeded(error, `migration ${name}`) ?? new Error(`migration ${name} failed: ${(error as Error).message}`);
         }
         applied.push(name);
       }
@@ -70,4 +73,19 @@ export async function migrate(db: Database, dir = MIGRATIONS_DIR): Promise<Migra
       await session.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
     }
   });
+}
+
+/** Raised when the connected role may not change the schema (the least-privilege app role). */
+export class MigrationNeedsOwner extends LatchkeyError {
+  constructor(description: string) {
+    super('conflict', description);
+  }
+}
+
+// SQLSTATE 42501 (insufficient_privilege): also what "must be owner of table" is.
+function ownerNeeded(error: unknown, what: string): MigrationNeedsOwner | undefined {
+  if ((error as { code?: string }).code !== '42501') return undefined;
+  return new MigrationNeedsOwner(
+    `${what} is not applied and this database role may not change the schema: run "latchkey migrate" with DATABASE_MIGRATION_URL set to the schema owner's URL (docs/database-roles.md)`,
+  );
 }

@@ -144,3 +144,15 @@ ${body}
 </html>
 `;
 }
+
+/** The checkpoint that closed a day, signed, for admins to keep outside the database (issue 8 §1.3). */
+export function auditCheckpointMessage({ to, day, checkpoint }: { to: string; day: string; checkpoint: { seq: string; hash: string; at: string; jws: string } }): MailMessage {
+  return compose(to, `Latchkey: audit checkpoint for ${day}`, [
+    { paragraph: `The last audit checkpoint of ${day} (UTC): at ${checkpoint.at} the audit log's newest event was event ${checkpoint.seq}, with hash ${checkpoint.hash}. The server signed this statement:` },
+    { paragraph: checkpoint.jws },
+    {
+      paragraph:
+        'Keep this message. To check later that no audit event up to that one was altered, removed or reordered, and that none of the newest ones was deleted, save the signed statement above to a file and run: latchkey audit verify --checkpoint FILE',
+    },
+  ]);
+}

@@ -36,6 +36,20 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ NODE_ENV: 'production', LATCHKEY_SECRET: 'x'.repeat(40) }), /LATCHKEY_ISSUER/);
   });
 
+  it('reads the audit checkpoint cadence, and a migration URL only beside DATABASE_URL', () => {
+    const defaults = loadConfig({});
+    assert.equal(defaults.LATCHKEY_AUDIT_CHECKPOINT_EVENTS, 1000);
+    assert.equal(defaults.LATCHKEY_AUDIT_CHECKPOINT_INTERVAL, 300_000);
+    const set = loadConfig({ LATCHKEY_AUDIT_CHECKPOINT_EVENTS: '50', LATCHKEY_AUDIT_CHECKPOINT_INTERVAL: '1h' });
+    assert.equal(set.LATCHKEY_AUDIT_CHECKPOINT_EVENTS, 50);
+    assert.equal(set.LATCHKEY_AUDIT_CHECKPOINT_INTERVAL, 3_600_000);
+    assert.throws(() => loadConfig({ LATCHKEY_AUDIT_CHECKPOINT_EVENTS: '0' }), /invalid LATCHKEY_AUDIT_CHECKPOINT_EVENTS:/);
+    assert.throws(() => loadConfig({ LATCHKEY_AUDIT_CHECKPOINT_INTERVAL: 'often' }), /invalid LATCHKEY_AUDIT_CHECKPOINT_INTERVAL:/);
+    assert.throws(() => loadConfig({ DATABASE_MIGRATION_URL: 'postgresql://owner@db/latchkey' }), /invalid DATABASE_MIGRATION_URL: only used with DATABASE_URL/);
+    const both = loadConfig({ DATABASE_URL: 'postgresql://app@db/latchkey', DATABASE_MIGRATION_URL: 'postgresql://owner@db/latchkey' });
+    assert.equal(both.DATABASE_MIGRATION_URL, 'postgresql://owner@db/latchkey');
+  });
+
   it('stops the process at start with one clear line', () => {
     const result = spawnSync(process.execPath, [BIN, 'serve'], { env: { PATH: process.env.PATH, PORT: 'eighty' }, encoding: 'utf8', timeout: 30_000 });
     assert.equal(result.status, 1);
