@@ -18,7 +18,8 @@ export class PrismaAdapter implements Adapter {
       try {
         await this.deps.prisma.oidcPayload.create({ data: { model: this.model, id, payload: payload as object, expiresAt } });
       } catch (error) {
-        if ((error as { code?: string }).code === 'P2002') throw new errors.InvalidClient('client assertion was already used');
+        // 401 like every other failed client authentication (InvalidClient alone would be a 400).
+        if ((error as { code?: string }).code === 'P2002') throw new errors.InvalidClientAuth('client assertion was already used');
         throw error;
       }
       return;
