@@ -47,22 +47,23 @@ export async function introspect(deps: Deps, verifier: TokenVerifier, caller: Cl
  * without waiting for anything (the endpoint's hot path); undefined when the full path must
  * run: a cache miss, or a failed check, which is audited.
  */
-export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string): Introspection | undefined {
+export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string, ip: string | undefined): Introspection | undefined {
   const verdict = verifyCachedApiKey(deps, token);
   // Malformed is junk: counted on the full path, which knows the request's address.
-  return verdict?.result === 'VALID' ? apiKeyAnswer(deps, caller, verdict.key) : undefined;
+  return verdict?.result === 'VALID' ? apiKeyAnswer(deps, caller, verdict.key, ip) : undefined;
 }
 
 async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
   const verdict = await verifyApiKey(deps, token);
   if (verdict.result === 'MALFORMED') return junkChecked(deps, caller, request, 'api_key', 'MALFORMED');
   if (verdict.result !== 'VALID') return checkFailed(deps, caller, request, 'api_key', verdict.keyId, verdict.result);
-  return apiKeyAnswer(deps, caller, verdict.key);
+  return apiKeyAnswer(deps, caller, verdict.key, request.ip);
 }
 
-function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Introspection {
+/** `ip`: the resource server's peer address, for the networks a key is used from (limits/alerts.ts). */
+function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord, ip: string | undefined): Introspection {
   if (!tokenPolicy.introspect(caller, key)) return INACTIVE;
-  deps.usage.touch(key.id);
+  deps.usage.touch(key.id, ip);
   return {
     active: true,
     token_type: 'api_key',
