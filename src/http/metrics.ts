@@ -29,6 +29,12 @@ export function createMetrics() {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  const alerts = new Counter({
+    name: 'latchkey_alerts_raised_total',
+    help: 'Anomaly alerts raised by this node, by kind (spike, burst, new_network, rotated_secret)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
   // Label children are looked up once per (route, status), not hashed again on every request.
   const children = new Map<string, { counter: { inc(): void }; histogram: { observe(value: number): void } }>();
   return {
@@ -38,6 +44,9 @@ export function createMetrics() {
     },
     refused(reason: string): void {
       refusals.labels(reason).inc();
+    },
+    alert(kind: string): void {
+      alerts.labels(kind).inc();
     },
     observe(route: string, status: number, seconds: number): void {
       const key = `${route} ${status}`;
