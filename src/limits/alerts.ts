@@ -1,5 +1,7 @@
 import type { Deps } from '../context.ts';
-import { appendAuditEvents, type AuditEventInput } from '../audit/audit-log.ts';
+import { actorEvent, appendAuditEvents, type AuditEventInput } from '../audit/audit-log.ts';
+import type { Actor } from '../actor.ts';
+import { NotFound } from '../lib/errors.ts';
 import type { CredentialType, UsageFindings } from '../credentials/usage.ts';
 import { utcHour } from '../credentials/usage.ts';
 import type { Tx } from '../db/database.ts';
@@ -39,6 +41,21 @@ interface Owner {
   autoSuspend: boolean;
   /** Already suspended or revoked: nothing to suspend. */
   settled: boolean;
+}
+
+/**
+ * The team's alert policy: with autoSuspendOnAlert, an alert about one of its API keys also
+ * suspends that key (reversibly: `latchkey key unsuspend`). Off by default.
+ */
+export async function setAlertPolicy(deps: Pick<Deps, 'prisma' | 'now'>, actor: Actor, teamId: string, autoSuspendOnAlert: boolean): Promise<{ team_id: string; auto_suspend_on_alert: boolean }> {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(teamId)) throw new NotFound('team');
+  const now = deps.now();
+  await deps.prisma.$transaction(async (tx) => {
+    const updated = await tx.team.updateMany({ where: { id: teamId }, data: { autoSuspendOnAlert } });
+    if (updated.count === 0) throw new NotFound('team');
+    await appendAuditEvents(tx, [actorEvent(actor, 'team.alert_policy_changed', 'team', teamId, { autoSuspendOnAlert })], now);
+  });
+  return { team_id: teamId, auto_suspend_on_alert: autoSuspendOnAlert };
 }
 
 /** Arbitrary, fixed: the advisory lock that lets one node at a time scan for spikes. */
