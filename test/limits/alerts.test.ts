@@ -8,6 +8,7 @@ import { cli, cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
 import { basicAuth, introspectAs, postForm } from '../helpers/oauth.ts';
 import { discover, rememberSecret, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
+import { signUpAndSignIn } from '../helpers/portal.ts';
 import { parseMail, startSmtpPeer, type ReceivedMail, type SmtpPeer } from '../helpers/smtp.ts';
 
 const API = 'https://api.example.test';
@@ -216,5 +217,29 @@ describe('anomaly alerts', () => {
     } finally {
       await cliJson(server, ['team', 'alert-policy', teamId, '--auto-suspend', 'off']);
     }
+  });
+});
+
+describe('portal activity', () => {
+  it('lists the team’s recent alerts, and no other team’s', async () => {
+    const email = 'dev@alerts.example';
+    const dev = await signUpAndSignIn(server, smtp, email);
+    const empty = await (await dev.get('/portal/activity')).text();
+    assert.match(empty, /Recent alerts/);
+    assert.match(empty, /No alerts/);
+    const account = await server.deps.prisma.account.findUniqueOrThrow({ where: { email }, include: { personalTeam: true } });
+    const own = await createApiKey(server.deps, { name: 'watched', scopes: [scope], audiences: [API], teamId: account.personalTeam!.id }, CLI);
+    rememberSecret(own.key);
+    assert.equal(await server.deps.alerts.raise({ kind: 'new_network', type: 'api_key', id: own.id, window: 'portal test', figures: { network: '192.0.2.0/24' } }), true);
+    assert.equal(await server.deps.alerts.raise({ kind: 'new_network', type: 'api_key', id: own.id, window: 'portal test', figures: { network: '192.0.2.0/24' } }), false, 'raised once');
+    const page = await dev.get('/portal/activity');
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.doesNotMatch(html, /No alerts/);
+    assert.match(html, /New network/);
+    assert.match(html, new RegExp(`API key lk_${own.id}`));
+    assert.match(html, /Used from 192\.0\.2\.0\/24/);
+    // The other team's alerts (spike, bursts…) are not this team's business.
+    assert.doesNotMatch(html, /Traffic spike|Burst of failed checks/);
   });
 });
