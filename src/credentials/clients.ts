@@ -246,6 +246,8 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
         secretDigest: deps.keyring.digest(secret),
         previousSecretDigest: graceful ? client.secretDigest : null,
         previousSecretExpiresAt: graceful ? previousExpiresAt : null,
+        // A use of the secret rotated out before is not a use of this one (limits/reminders.ts).
+        previousSecretUsedAt: null,
         secretVersion: { increment: 1 },
         ...(dropped.length > 0 ? { scopes: kept } : {}),
       },

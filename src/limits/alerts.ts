@@ -103,13 +103,13 @@ export class Alerts {
     const deps = this.deps;
     const now = deps.now();
     const outcome = await changeCredentials(deps, async (tx, invalidate) => {
+      const owner = await credentialOwner(tx, alert.type, alert.id);
+      if (!owner) return null;
       const claimed = await tx.$executeRaw`
         INSERT INTO credential_alert (kind, credential_type, credential_id, "window", raised_at)
         VALUES (${alert.kind}, ${alert.type}, ${alert.id}, ${alert.window}, ${now})
         ON CONFLICT DO NOTHING`;
       if (claimed === 0) return null;
-      const owner = await credentialOwner(tx, alert.type, alert.id);
-      if (!owner) return null;
       const suspend = alert.type === 'api_key' && owner.autoSuspend && !owner.settled;
       const events: AuditEventInput[] = [
         {
@@ -148,15 +148,22 @@ export class Alerts {
   }
 
   /**
-   * Spikes in the current hour: one query over usage_hourly (its hour index), by one node at a
-   * time (an advisory lock; a node that does not get it skips this round). The current hour is
-   * compared with the mean of the 24 before it, absent hours counting as zero.
+   * Spikes in the current and the previous hour (whose last minutes the previous round may not
+   * have seen): one query per hour over usage_hourly (its hour index), by one node at a time (an
+   * advisory lock; a node that does not get it skips the round). An hour is compared with the
+   * mean of the 24 before it, absent hours counting as zero.
    */
   async evaluateSpikes(): Promise<number> {
+    const current = utcHour(this.deps.now());
+    let raised = 0;
+    for (const hour of [new Date(current.getTime() - 3_600_000), current]) raised += await this.#spikesIn(hour);
+    return raised;
+  }
+
+  async #spikesIn(hour: Date): Promise<number> {
     const { deps } = this;
     const factor = deps.config.LATCHKEY_ALERT_SPIKE_FACTOR;
     const floor = deps.config.LATCHKEY_ALERT_SPIKE_FLOOR;
-    const hour = utcHour(deps.now());
     const since = new Date(hour.getTime() - 24 * 3_600_000);
     const spikes = await deps.prisma.$transaction(async (tx) => {
       const [lock] = await tx.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${SPIKE_LOCK}) AS locked`;
@@ -184,11 +191,18 @@ export class Alerts {
     return raised;
   }
 
-  /** One round of the timer: spikes, then due reminders. */
+  /** One round of the timer: spikes, then due reminders, and (hourly) forgetting what no rule reads any more. */
   async evaluate(): Promise<void> {
     await this.evaluateSpikes();
     await sendReminders(this.deps);
+    const now = this.deps.now();
+    if (this.#prunedAt === undefined || now.getTime() - this.#prunedAt >= 3_600_000) {
+      this.#prunedAt = now.getTime();
+      await pruneAlertData(this.deps, now);
+    }
   }
+
+  #prunedAt: number | undefined;
 
   start(intervalMs = this.deps.config.LATCHKEY_ALERT_INTERVAL): void {
     this.#timer = setInterval(() => {
@@ -204,6 +218,19 @@ export class Alerts {
     clearInterval(this.#timer);
     await this.#running;
   }
+}
+
+/**
+ * Hourly usage is kept a week (a spike reads 25 hours; the charts read usage_daily), networks
+ * unseen for 30 days are new again anyway, and alert and reminder rows outlive every window
+ * they deduplicate by 30 days.
+ */
+export async function pruneAlertData(deps: Pick<Deps, 'prisma'>, now: Date): Promise<void> {
+  const ago = (days: number) => new Date(now.getTime() - days * 86_400_000);
+  await deps.prisma.usageHourly.deleteMany({ where: { hour: { lt: ago(7) } } });
+  await deps.prisma.credentialNetwork.deleteMany({ where: { lastSeen: { lt: ago(31) } } });
+  await deps.prisma.credentialAlert.deleteMany({ where: { raisedAt: { lt: ago(30) } } });
+  await deps.prisma.sentReminder.deleteMany({ where: { dueAt: { lt: ago(30) } } });
 }
 
 function describe(alert: Alert, named: string): { subject: string; lines: string[] } {

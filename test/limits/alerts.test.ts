@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { createApiKey, rotateApiKey } from '../../src/credentials/api-keys.ts';
 import { rotateClientSecret } from '../../src/credentials/clients.ts';
 import { utcHour } from '../../src/credentials/usage.ts';
+import { pruneAlertData } from '../../src/limits/alerts.ts';
 import { networkOf } from '../../src/limits/networks.ts';
 import { cli, cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
@@ -217,6 +218,20 @@ describe('anomaly alerts', () => {
     } finally {
       await cliJson(server, ['team', 'alert-policy', teamId, '--auto-suspend', 'off']);
     }
+  });
+});
+
+describe('retention', () => {
+  it('forgets hourly usage after a week, and keeps alert rows for their windows', async () => {
+    const prisma = server.deps.prisma;
+    const [hours, alerts] = [await prisma.usageHourly.count(), await prisma.credentialAlert.count()];
+    assert.ok(hours > 0 && alerts > 0);
+    await pruneAlertData(server.deps, new Date(clock.getTime() + 8 * 86_400_000));
+    assert.equal(await prisma.usageHourly.count(), 0);
+    assert.equal(await prisma.credentialAlert.count(), alerts);
+    await pruneAlertData(server.deps, new Date(clock.getTime() + 40 * 86_400_000));
+    assert.equal(await prisma.credentialAlert.count(), 0);
+    assert.equal(await prisma.credentialNetwork.count(), 0);
   });
 });
 
