@@ -48,11 +48,11 @@ export async function introspect(deps: Deps, verifier: TokenVerifier, caller: Cl
  * without waiting for anything (the endpoint's hot path); undefined when the full path must
  * run: a cache miss, or a failed check, which is audited.
  */
-export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string): Introspection | undefined {
+export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string, ip: string | undefined): Introspection | undefined {
   const verdict = verifyCachedApiKey(deps, token);
   // Malformed is junk: counted on the full path, which knows the request's address.
   if (verdict?.result !== 'VALID' || (countsTowardLimits(deps, verdict.key) && deps.limits.shared)) return undefined;
-  return apiKeyAnswer(deps, caller, verdict.key) as Introspection;
+  return apiKeyAnswer(deps, caller, verdict.key, ip) as Introspection;
 }
 
 /** Introspection counts toward a key's plan only when LATCHKEY_INTROSPECTION_LIMITS says so. */
@@ -62,23 +62,26 @@ async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string,
   const verdict = await verifyApiKey(deps, token);
   if (verdict.result === 'MALFORMED') return junkChecked(deps, caller, request, 'api_key', 'MALFORMED');
   if (verdict.result !== 'VALID') return checkFailed(deps, caller, request, 'api_key', verdict.keyId, verdict.result);
-  return apiKeyAnswer(deps, caller, verdict.key);
+  return apiKeyAnswer(deps, caller, verdict.key, request.ip);
 }
 
-/** Synchronous unless the key's plan is counted in Redis (see countsTowardLimits). */
-function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Introspection | Promise<Introspection> {
+/**
+ * Synchronous unless the key's plan is counted in Redis (see countsTowardLimits). `ip`: the
+ * resource server's peer address, for the networks a key is used from (limits/alerts.ts).
+ */
+function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord, ip: string | undefined): Introspection | Promise<Introspection> {
   if (!tokenPolicy.introspect(caller, key)) return INACTIVE;
   if (countsTowardLimits(deps, key)) {
     const limited = deps.limits.check('introspect', `k:${key.id}`, key.limits!, 1, deps.now().getTime(), deps.config.LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE);
     // RFC 7662 has no "over its limit": such a key is simply not active for now.
-    const answer = (verdict: LimitVerdict) => (verdict.refused ? (deps.usage.record('api_key', key.id, false), INACTIVE) : activeKey(deps, key));
+    const answer = (verdict: LimitVerdict) => (verdict.refused ? (deps.usage.record('api_key', key.id, false), INACTIVE) : activeKey(deps, key, ip));
     return limited instanceof Promise ? limited.then(answer) : answer(limited);
   }
-  return activeKey(deps, key);
+  return activeKey(deps, key, ip);
 }
 
-function activeKey(deps: Deps, key: ApiKeyRecord): Introspection {
-  deps.usage.touch(key.id);
+function activeKey(deps: Deps, key: ApiKeyRecord, ip: string | undefined): Introspection {
+  deps.usage.touch(key.id, ip);
   return {
     active: true,
     token_type: 'api_key',

@@ -345,7 +345,7 @@ function isNoClientAuthentication(ctx: KoaContextWithOIDC, error: unknown): bool
 async function auditIssuedOrWithhold(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
   try {
     await auditTokenIssued(deps, ctx);
-    if (ctx.oidc.client) deps.usage.record('client', ctx.oidc.client.clientId, true);
+    if (ctx.oidc.client) deps.usage.record('client', ctx.oidc.client.clientId, true, ctx.ip);
   } catch (error) {
     deps.log.error({ err: error, requestId: ctx.state.requestId }, 'could not audit an issued token; withholding it');
     respondWithError(ctx, new LatchkeyError('server_error', 'the token could not be issued'), deps.log);
