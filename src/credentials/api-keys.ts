@@ -214,9 +214,10 @@ export interface ApiKeyRecord {
 export type ApiKeyVerification =
   | { result: 'VALID'; key: ApiKeyRecord }
   | { result: 'MALFORMED' }
-  | { result: 'NOT_FOUND' | 'INVALID_SECRET'; keyId: string }
-  // The record too: whoever reports it must first ask whether the caller may see it.
-  | { result: 'REVOKED' | 'EXPIRED' | 'SUSPENDED'; keyId: string; key: ApiKeyRecord };
+  | { result: 'NOT_FOUND'; keyId: string }
+  // The record too: whoever reports or counts a failure must first ask whether the caller may
+  // see the key, or a stranger could make another team's key fail (and alert) by its public id.
+  | { result: 'INVALID_SECRET' | 'REVOKED' | 'EXPIRED' | 'SUSPENDED'; keyId: string; key: ApiKeyRecord };
 
 // One round trip with the owner's state (accounts/suspension.ts), written for the primary key.
 // One read for everything a check needs: the key, its owner's suspension and its plan's limits.
@@ -262,7 +263,7 @@ export function verifyCachedApiKey(deps: Pick<Deps, 'cache' | 'keyring' | 'now'>
 
 function checkApiKey(deps: Pick<Deps, 'keyring' | 'now'>, keyId: string, key: ApiKeyRecord | null, presented: string): ApiKeyVerification {
   if (!key) return { result: 'NOT_FOUND', keyId };
-  if (!deps.keyring.matches(presented, key.digest)) return { result: 'INVALID_SECRET', keyId };
+  if (!deps.keyring.matches(presented, key.digest)) return { result: 'INVALID_SECRET', keyId, key };
   if (key.revokedAt) return { result: 'REVOKED', keyId, key };
   // Expiry, including the end of a rotation's grace window, is checked on every use: no cron.
   if (key.expiresAt && key.expiresAt <= deps.now()) return { result: 'EXPIRED', keyId, key };

@@ -61,6 +61,10 @@ const countsTowardLimits = (deps: Deps, key: ApiKeyRecord) => deps.config.LATCHK
 async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
   const verdict = await verifyApiKey(deps, token);
   if (verdict.result === 'MALFORMED') return junkChecked(deps, caller, request, 'api_key', 'MALFORMED');
+  if (verdict.result === 'NOT_FOUND') return junkChecked(deps, caller, request, 'api_key', 'NOT_FOUND');
+  // Another audience's key is unknown to this caller: not counted, audited or throttled
+  // against the key, so that nobody can make a stranger's key fail (or alert) by its public id.
+  if (!tokenPolicy.introspect(caller, verdict.key)) return junkChecked(deps, caller, request, 'api_key', 'NOT_FOUND');
   if (verdict.result !== 'VALID') return checkFailed(deps, caller, request, 'api_key', verdict.keyId, verdict.result);
   return apiKeyAnswer(deps, caller, verdict.key, request.ip);
 }

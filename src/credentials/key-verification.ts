@@ -69,14 +69,15 @@ export function verifyKeyFor(deps: Deps, caller: ClientRecord, input: VerifyKeyI
 }
 
 function decide(deps: Deps, caller: ClientRecord, input: VerifyKeyInput, verdict: ApiKeyVerification, ip: string | undefined): KeyVerification | Promise<KeyVerification> {
-  if (verdict.result === 'MALFORMED') return NOT_FOUND;
-  if (!('key' in verdict)) {
-    if (verdict.result === 'INVALID_SECRET') deps.usage.record('api_key', verdict.keyId, false);
+  if (verdict.result === 'MALFORMED' || verdict.result === 'NOT_FOUND') return NOT_FOUND;
+  const { key } = verdict;
+  // Not meant for this caller: none of its business whether the key exists (RFC 7662 §4 in
+  // spirit), and nothing counted against the key: a stranger must not make it fail or alert.
+  if (!tokenPolicy.introspect(caller, key)) return NOT_FOUND;
+  if (verdict.result === 'INVALID_SECRET') {
+    deps.usage.record('api_key', key.id, false, ip);
     return NOT_FOUND;
   }
-  const { key } = verdict;
-  // Not meant for this caller: none of its business whether the key exists (RFC 7662 §4 in spirit).
-  if (!tokenPolicy.introspect(caller, key)) return NOT_FOUND;
   if (verdict.result !== 'VALID') {
     deps.usage.record('api_key', key.id, false, ip, input.cost);
     return { valid: false, code: VERDICT_CODES[verdict.result], ...describeKey(key) };

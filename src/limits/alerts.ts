@@ -110,7 +110,9 @@ export class Alerts {
         VALUES (${alert.kind}, ${alert.type}, ${alert.id}, ${alert.window}, ${now})
         ON CONFLICT DO NOTHING`;
       if (claimed === 0) return null;
-      const suspend = alert.type === 'api_key' && owner.autoSuspend && !owner.settled;
+      // A burst of failed checks is someone guessing at a key, not a sign that it leaked:
+      // suspending for it would hand anyone who knows a key's public id a way to switch it off.
+      const suspend = alert.kind !== 'burst' && alert.type === 'api_key' && owner.autoSuspend && !owner.settled;
       const events: AuditEventInput[] = [
         {
           type: `alert.${alert.kind}`,

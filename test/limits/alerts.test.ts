@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { crc32 } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { createApiKey, rotateApiKey } from '../../src/credentials/api-keys.ts';
 import { rotateClientSecret } from '../../src/credentials/clients.ts';
 import { utcHour } from '../../src/credentials/usage.ts';
+import { base62 } from '../../src/lib/random.ts';
 import { pruneAlertData } from '../../src/limits/alerts.ts';
 import { networkOf } from '../../src/limits/networks.ts';
 import { cli, cliJson } from '../helpers/cli.ts';
@@ -215,6 +217,33 @@ describe('anomaly alerts', () => {
       await cliJson(server, ['key', 'unsuspend', key.id, '--reason', 'checked: our own deploy']);
       assert.equal((await introspectAs(meta.introspection_endpoint, caller, key.key)).body.active, true, 'unsuspended, it works again');
       assert.equal((await server.deps.prisma.apiKey.findUniqueOrThrow({ where: { id: key.id } })).revokedAt, null, 'never revoked');
+    } finally {
+      await cliJson(server, ['team', 'alert-policy', teamId, '--auto-suspend', 'off']);
+    }
+  });
+
+  it("a stranger cannot make another audience's key fail, alert or suspend by its public id", async () => {
+    await cliJson(server, ['team', 'alert-policy', teamId, '--auto-suspend', 'on']);
+    try {
+      const key = await newKey('targeted');
+      const stranger = await createClient(server, { scopes: [scope], audiences: ['https://elsewhere.example.test'] });
+      // The victim's id with a made-up secret that passes the checksum: a wrong secret.
+      const body = `lk_${key.id}_${'x'.repeat(43)}`;
+      const forged = `${body}${base62(crc32(body), 6)}`;
+      for (let i = 0; i < 8; i++) assert.equal((await introspectAs(meta.introspection_endpoint, stranger, forged)).body.active, false);
+      await server.deps.usage.flush();
+      await server.deps.usage.flush();
+      assert.equal((await alertEvents('alert.burst', key.id)).length, 0, 'no burst alert for failures the owner cannot see');
+      assert.equal((await server.deps.prisma.auditEvent.count({ where: { type: 'api_key.check_failed', subjectId: key.id } })), 0);
+      assert.equal((await introspectAs(meta.introspection_endpoint, caller, key.key)).body.active, true, 'the key still works');
+
+      // The owner's own audience failing is a burst: alerted, but never suspended for it.
+      for (let i = 0; i < 6; i++) await introspectAs(meta.introspection_endpoint, caller, forged);
+      await server.deps.usage.flush();
+      await server.deps.usage.flush();
+      assert.equal((await alertEvents('alert.burst', key.id)).length, 1);
+      assert.equal((await alertEvents('api_key.suspended', key.id)).length, 0, 'guessing at a key does not switch it off');
+      assert.equal((await introspectAs(meta.introspection_endpoint, caller, key.key)).body.active, true);
     } finally {
       await cliJson(server, ['team', 'alert-policy', teamId, '--auto-suspend', 'off']);
     }
