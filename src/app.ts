@@ -38,7 +38,7 @@ function operationsRouter(deps: Deps, metrics: Metrics): Router {
   });
   router.get('/metrics', async (ctx) => {
     const token = deps.config.LATCHKEY_METRICS_TOKEN;
-    if (!metricsAllowed(token, ctx.get('authorization'), ctx.req.socket.remoteAddress)) {
+    if (!metricsAllowed(token, ctx.get('authorization'), ctx.req.socket.remoteAddress, deps.config.LATCHKEY_TRUST_PROXY || ctx.get('x-forwarded-for') !== '')) {
       if (!token) return respondWithError(ctx, new NotFound('resource'), deps.log);
       // RFC 6750 §3: the scheme expected, so that a scraper's operator sees what is missing.
       ctx.status = 401;
@@ -55,15 +55,17 @@ function operationsRouter(deps: Deps, metrics: Metrics): Router {
 /**
  * /metrics tells an outsider the load, the error rates and the process (issue 9 §1.11): with
  * LATCHKEY_METRICS_TOKEN it wants `Authorization: Bearer <token>` (compared by digest, so the
- * length leaks nothing); without one, it answers loopback peers only (a sidecar or `curl` on
- * the host), judged by the socket, never by X-Forwarded-For.
+ * length leaks nothing); without one, it answers loopback peers only (`curl` on the host),
+ * judged by the socket. Behind a proxy (LATCHKEY_TRUST_PROXY, or a request that says it was
+ * forwarded) every outside request arrives from the proxy, often on loopback, so there only
+ * the token opens it.
  */
-function metricsAllowed(token: string | undefined, authorization: string, peer: string | undefined): boolean {
+function metricsAllowed(token: string | undefined, authorization: string, peer: string | undefined, proxied: boolean): boolean {
   if (token) {
     const presented = /^Bearer (.+)$/i.exec(authorization)?.[1] ?? '';
     return timingSafeEqual(hash('sha256', presented, 'buffer'), hash('sha256', token, 'buffer'));
   }
-  return peer !== undefined && isLoopback(peer);
+  return !proxied && peer !== undefined && isLoopback(peer);
 }
 
 const isLoopback = (address: string) => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');

@@ -53,6 +53,21 @@ describe('/metrics without a token: loopback peers only', () => {
   });
 });
 
+describe('/metrics without a token behind a proxy', () => {
+  test('a request the proxy forwarded from loopback, or any request with LATCHKEY_TRUST_PROXY, gets 404', async () => {
+    const plain = await startTestServer();
+    const proxied = await startTestServer({ env: { LATCHKEY_TRUST_PROXY: 'true' } });
+    try {
+      assert.equal((await fetch(`${plain.url}/metrics`)).status, 200);
+      assert.equal((await fetch(`${plain.url}/metrics`, { headers: { 'x-forwarded-for': '203.0.113.7' } })).status, 404);
+      assert.equal((await fetch(`${proxied.url}/metrics`)).status, 404);
+    } finally {
+      await plain.close();
+      await proxied.close();
+    }
+  });
+});
+
 describe('first start: a single-use set-password link, not a password', () => {
   test('the link works once, within 24 hours, and the admin then signs in with the password set through it', async () => {
     const admin = server.firstAdmin;
