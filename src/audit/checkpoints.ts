@@ -72,7 +72,8 @@ export async function writeCheckpoint(deps: CheckpointDeps, options: { force?: b
     now.getTime() - last.at.getTime() >= deps.config.LATCHKEY_AUDIT_CHECKPOINT_INTERVAL;
   if (!due) return null;
   const iss = deps.config.LATCHKEY_ISSUER;
-  const { jws, kid } = await signCheckpoint(deps, { iss, seq: head.seq.toString(), hash: head.hash, at: now.toISOString() });
+  const claims = { iss, seq: head.seq.toString(), hash: head.hash, at: now.toISOString() };
+  const { jws, kid } = await signCheckpoint(deps, { ...claims, mac: checkpointMac(deps, claims) });
   const row = { seq: head.seq, hash: head.hash, at: now, kid, jws };
   const { count } = await deps.prisma.auditCheckpoint.createMany({ data: [row], skipDuplicates: true });
   if (count === 0) {
@@ -90,11 +91,22 @@ export async function latestCheckpoint(deps: Pick<Deps, 'prisma' | 'config'>): P
 }
 
 /**
- * Checks a checkpoint's signature against this server's keys and returns what it vouches
- * for. Anything else — not a JWS, another typ, an unknown kid, a bad signature, a payload
+ * A key under LATCHKEY_SECRET over what a checkpoint vouches for. The signing key's public part
+ * lives in the database the checkpoint protects, so someone who owns that database could add a
+ * key of their own and sign a checkpoint for a rewritten chain; without the master secret they
+ * cannot make this MAC, which verification demands.
+ */
+function checkpointMac(deps: Pick<Deps, 'keyring'>, claims: { iss: string; seq: string; hash: string; at: string }): string {
+  return Buffer.from(deps.keyring.digest(macInput(claims))).toString('base64url');
+}
+const macInput = ({ iss, seq, hash, at }: { iss: string; seq: string; hash: string; at: string }) => `latchkey-audit-checkpoint\n${iss}\n${seq}\n${hash}\n${at}`;
+
+/**
+ * Checks a checkpoint's signature against this server's keys, and its MAC against the master
+ * secret, and returns what it vouches for. Anything else — not a JWS, another typ, an unknown kid, a bad signature, a payload
  * that is not a checkpoint — is refused with one line.
  */
-export async function verifyCheckpointJws(deps: Pick<Deps, 'prisma'>, jws: string): Promise<Checkpoint> {
+export async function verifyCheckpointJws(deps: Pick<Deps, 'prisma' | 'keyring'>, jws: string): Promise<Checkpoint> {
   const refuse = (why: string) => new InvalidRequest(`checkpoint refused: ${why}`);
   const text = jws.trim();
   let header: ReturnType<typeof decodeProtectedHeader>;
@@ -119,14 +131,18 @@ export async function verifyCheckpointJws(deps: Pick<Deps, 'prisma'>, jws: strin
   if (typeof claims.seq !== 'string' || !/^\d{1,19}$/.test(claims.seq) || typeof claims.hash !== 'string' || !/^[0-9a-f]{64}$/.test(claims.hash) || typeof claims.at !== 'string') {
     throw refuse('the payload is not a checkpoint');
   }
-  return { seq: claims.seq, hash: claims.hash, at: claims.at, iss: String(claims.iss ?? ''), kid: header.kid, jws: text };
+  const vouched = { iss: String(claims.iss ?? ''), seq: claims.seq, hash: claims.hash, at: claims.at };
+  if (typeof claims.mac !== 'string' || !deps.keyring.matches(macInput(vouched), Buffer.from(claims.mac, 'base64url'))) {
+    throw refuse('it was not made with this server\'s LATCHKEY_SECRET');
+  }
+  return { ...vouched, kid: header.kid, jws: text };
 }
 
 /**
  * `latchkey audit verify`: the chain, checked against every stored checkpoint (each one's
  * signature first) and against `checkpointJws`, one an admin kept outside the database.
  */
-export async function verifyAuditLog(deps: Pick<Deps, 'prisma'>, options: { checkpointJws?: string } = {}): Promise<AuditVerification> {
+export async function verifyAuditLog(deps: Pick<Deps, 'prisma' | 'keyring'>, options: { checkpointJws?: string } = {}): Promise<AuditVerification> {
   const anchors: AuditAnchor[] = [];
   if (options.checkpointJws !== undefined) {
     const kept = await verifyCheckpointJws(deps, options.checkpointJws);

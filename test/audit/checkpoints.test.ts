@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { chainHash } from '../../src/audit/audit-log.ts';
 import { mailDailyCheckpoint, verifyAuditLog, writeCheckpoint } from '../../src/audit/checkpoints.ts';
 import type { Config } from '../../src/config.ts';
@@ -126,7 +127,7 @@ describe('writing checkpoints', () => {
     const header = JSON.parse(Buffer.from(fresh.jws.split('.')[0], 'base64url').toString());
     assert.equal(header.typ, 'latchkey-audit-checkpoint');
     const payload = JSON.parse(Buffer.from(fresh.jws.split('.')[1], 'base64url').toString());
-    assert.deepEqual(Object.keys(payload).sort(), ['at', 'hash', 'iss', 'seq']);
+    assert.deepEqual(Object.keys(payload).sort(), ['at', 'hash', 'iss', 'mac', 'seq']);
     assert.equal(payload.iss, server.issuer);
   });
 });
@@ -287,6 +288,23 @@ describe('audit verify', () => {
       assert.equal(result.stdout, '', what);
       assert.match(result.stderr, expected, what);
     }
+    // Whoever owns the database can add a signing key of their own, but not make the MAC that
+    // binds a checkpoint to LATCHKEY_SECRET.
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const kid = 'inserted-by-a-database-owner';
+    await server.deps.prisma.signingKey.create({
+      data: { kid, alg: 'ES256', publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }, privateJwkEncrypted: null, state: 'retired', createdAt: new Date(), activatesAt: new Date() },
+    });
+    const selfSigned = await new CompactSign(new TextEncoder().encode(JSON.stringify({ ...claims, seq: '1' })))
+      .setProtectedHeader({ alg: 'ES256', kid, typ: 'latchkey-audit-checkpoint' })
+      .sign(privateKey);
+    const file = path.join(dir, 'self-signed.jws');
+    await writeFile(file, selfSigned);
+    const result = await verify(file);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^latchkey: checkpoint refused: it was not made with this server's LATCHKEY_SECRET\n$/);
+    await server.deps.prisma.signingKey.delete({ where: { kid } });
+
     const missing = await verify(path.join(dir, 'no-such-file'));
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--checkpoint: cannot read .*no-such-file \(ENOENT\)/);
