@@ -15,6 +15,8 @@ export interface JunkEvent {
   actorType: AuditEventInput['actorType'];
   actorId?: string | null;
   subjectType?: string | null;
+  /** Only an object that exists (an application guessed at), never free text from the caller. */
+  subjectId?: string | null;
   ip?: string | null;
   /** Low-cardinality facts only (error code, endpoint, method). */
   data?: Record<string, string>;
@@ -48,7 +50,7 @@ export class AuditSummariser {
   /** Counts one junk request; costs a map update, never a write. */
   count(event: JunkEvent, requestId?: string): void {
     this.onJunk(event.type);
-    let key = `${event.type}\u0000${event.ip ?? ''}\u0000${event.actorId ?? ''}\u0000${event.subjectType ?? ''}\u0000${JSON.stringify(event.data ?? {})}`;
+    let key = `${event.type}\u0000${event.ip ?? ''}\u0000${event.actorId ?? ''}\u0000${event.subjectType ?? ''}\u0000${event.subjectId ?? ''}\u0000${JSON.stringify(event.data ?? {})}`;
     if (!this.#tallies.has(key) && this.#tallies.size >= MAX_SOURCES) {
       key = `${event.type}\u0000*`;
       event = { type: event.type, actorType: 'anonymous', data: { sources: 'many' } };
@@ -89,7 +91,7 @@ export class AuditSummariser {
       actorType: event.actorType,
       actorId: event.actorId ?? null,
       subjectType: event.subjectType ?? null,
-      subjectId: null,
+      subjectId: event.subjectId ?? null,
       // The first request of the window: a thread to pull in the access log.
       requestId,
       ip: event.ip ?? null,

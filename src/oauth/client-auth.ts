@@ -102,7 +102,7 @@ export async function authenticateClient(
   if (!ok) {
     // A real application's failed authentications count toward its usage (and a burst alert).
     if (client !== null) deps.usage.record('client', client.id, false);
-    refuseClient(deps, request, presented.clientId, presented.method);
+    refuseClient(deps, request, presented.clientId, presented.method, client?.id);
   }
   const wait = deps.guard.admitClient(client.id);
   if (wait) throw new TooManyRequests(wait);
@@ -110,12 +110,14 @@ export async function authenticateClient(
 }
 
 /**
- * A failed client authentication: summarised in the audit log (one event per address and
- * window, not one row each: issue 9 §1.3) and counted against the address and the claimed
- * client id; past the limit the answer is 429 rather than 401.
+ * A failed client authentication: summarised in the audit log (one event per address, target
+ * and window, not one row each: issue 9 §1.3) and counted against the address and the claimed
+ * client id; past the limit the answer is 429 rather than 401. `target` is the application
+ * named when it exists, so that guessing at one application's secret shows under its id (a
+ * spray of made-up ids stays one event per address).
  */
-function refuseClient(deps: Deps, request: RequestInfo & { endpoint: string }, clientId: string | undefined, method: string): never {
-  deps.junk.count({ type: 'client_auth.failed', actorType: 'anonymous', subjectType: 'client', ip: request.ip, data: { method, endpoint: request.endpoint } }, request.requestId);
+function refuseClient(deps: Deps, request: RequestInfo & { endpoint: string }, clientId: string | undefined, method: string, target?: string): never {
+  deps.junk.count({ type: 'client_auth.failed', actorType: 'anonymous', subjectType: 'client', subjectId: target ?? null, ip: request.ip, data: { method, endpoint: request.endpoint } }, request.requestId);
   const wait = deps.guard.failed(request.ip, clientId);
   if (wait) throw new TooManyRequests(wait);
   throw new InvalidClient();

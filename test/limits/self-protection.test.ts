@@ -63,15 +63,27 @@ describe('junk from one address: 429 with back-off, a handful of audit rows, oth
   let meta: Discovery;
   let legit: CreatedClient;
   let key: string;
+  let createdScope: string;
 
   before(async () => {
     server = await startTestServer();
     meta = await discover(server);
-    const scope = await createScope(server);
-    legit = await createClient(server, { scopes: [scope] });
-    key = await newKey(server, scope);
+    createdScope = await createScope(server);
+    legit = await createClient(server, { scopes: [createdScope] });
+    key = await newKey(server, createdScope);
   });
   after(() => server.close());
+
+  test("wrong secrets for a real application are summarised under that application's id", async () => {
+    const target = await createClient(server, { scopes: [createdScope] });
+    for (let i = 0; i < 3; i++) {
+      const answer = await post(meta.introspection_endpoint, { token: key }, { authorization: basicAuth(target.client_id, 'lks_wrong') }, '127.0.3.1');
+      assert.equal(answer.status, 401, answer.text);
+    }
+    await server.deps.junk.flush();
+    const rows = await server.deps.prisma.auditEvent.findMany({ where: { type: 'client_auth.failed', subjectId: target.client_id } });
+    assert.deepEqual(rows.map((row) => (row.data as { count: number }).count), [3]);
+  });
 
   test('3,000 requests with unknown client ids', async () => {
     const metricsBefore = await (await fetch(`${server.url}/metrics`)).text();
