@@ -131,7 +131,8 @@ export async function rotateApiKey(deps: Deps, id: string, options: { graceMs: n
         digest: deps.keyring.digest(issued.key),
         expiresAt,
         createdAt: now,
-        // The successor is limited as its predecessor was.
+        // The successor is limited as its predecessor was, on the same counters.
+        lineageId: old.lineageId ?? old.id,
         planId: old.planId,
         rateLimit: old.rateLimit,
         rateWindowSeconds: old.rateWindowSeconds,
@@ -209,6 +210,8 @@ export interface ApiKeyRecord {
   suspended: boolean;
   /** Its plan's limits with its own overrides, resolved when loaded; null when none apply. */
   limits: Limits | null;
+  /** What its plan's counters are kept under: the first key of its rotation line. */
+  lineageId: string;
 }
 
 export type ApiKeyVerification =
@@ -223,7 +226,7 @@ export type ApiKeyVerification =
 // One read for everything a check needs: the key, its owner's suspension and its plan's limits.
 const KEY_RECORD_SQL = `
   SELECT k.id, k.team_id::text AS "teamId", k.scopes, k.audiences, k.digest, k.created_at AS "createdAt",
-         k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt", (k.suspended_at IS NOT NULL OR ${OWNER_SUSPENDED_SQL}) AS suspended,
+         k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt", (k.suspended_at IS NOT NULL OR ${OWNER_SUSPENDED_SQL}) AS suspended, COALESCE(k.lineage_id, k.id) AS "lineageId",
          k.rate_limit AS "rateLimit", k.rate_window_seconds AS "rateWindowSeconds", k.quota_limit AS "quotaLimit", k.quota_period AS "quotaPeriod",
          p.rate_limit AS "planRateLimit", p.rate_window_seconds AS "planRateWindowSeconds", p.quota_limit AS "planQuotaLimit", p.quota_period AS "planQuotaPeriod"
     FROM api_key k LEFT JOIN team t ON t.id = k.team_id LEFT JOIN account a ON a.id = t.personal_account_id LEFT JOIN plan p ON p.id = k.plan_id

@@ -76,7 +76,7 @@ async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string,
 function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord, ip: string | undefined): Introspection | Promise<Introspection> {
   if (!tokenPolicy.introspect(caller, key)) return INACTIVE;
   if (countsTowardLimits(deps, key)) {
-    const limited = deps.limits.check('introspect', `k:${key.id}`, key.limits!, 1, deps.now().getTime(), deps.config.LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE);
+    const limited = deps.limits.check('introspect', `k:${key.lineageId}`, key.limits!, 1, deps.now().getTime(), deps.config.LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE);
     // RFC 7662 has no "over its limit": such a key is simply not active for now.
     const answer = (verdict: LimitVerdict) => (verdict.refused ? (deps.usage.record('api_key', key.id, false), INACTIVE) : activeKey(deps, key, ip));
     return limited instanceof Promise ? limited.then(answer) : answer(limited);

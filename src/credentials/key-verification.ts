@@ -90,7 +90,7 @@ function decide(deps: Deps, caller: ClientRecord, input: VerifyKeyInput, verdict
     deps.usage.touch(key.id, ip, input.cost);
     return { valid: true, code: 'VALID', ...describeKey(key) };
   }
-  const limited = deps.limits.check('verify', `k:${key.id}`, key.limits, input.cost, deps.now().getTime(), deps.config.LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE);
+  const limited = deps.limits.check('verify', `k:${key.lineageId}`, key.limits, input.cost, deps.now().getTime(), deps.config.LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE);
   return limited instanceof Promise ? limited.then((l) => withLimits(deps, key, input, l, ip)) : withLimits(deps, key, input, limited, ip);
 }
 

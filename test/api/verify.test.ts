@@ -196,6 +196,19 @@ describe('POST /v1/keys/verify', () => {
     assert.equal((await verify({ key: key.key })).body.code, 'VALID');
   });
 
+  it('rotating a key keeps its quota: the successor (and the old key in its grace window) share one allowance', async () => {
+    const key = await newKey(['--plan', await newPlan('100/1s', '2/month')]);
+    clock = Date.parse('2027-05-10T12:00:00.000Z');
+    for (let i = 0; i < 2; i++) assert.equal((await verify({ key: key.key })).body.code, 'VALID');
+    const successor = await cliJson<Key>(server, ['key', 'rotate', key.id, '--grace', '24h']);
+    rememberSecret(successor.key);
+    assert.equal((await verify({ key: successor.key })).body.code, 'QUOTA_EXCEEDED');
+    assert.equal((await verify({ key: key.key })).body.code, 'QUOTA_EXCEEDED');
+    const third = await cliJson<Key>(server, ['key', 'rotate', successor.id, '--grace', '1h']);
+    rememberSecret(third.key);
+    assert.equal((await verify({ key: third.key })).body.code, 'QUOTA_EXCEEDED', 'a line of rotations, not just one step');
+  });
+
   it('set-plan --none lifts the limits at once', async () => {
     const key = await newKey(['--plan', await newPlan('1/1m')]);
     assert.equal((await verify({ key: key.key })).body.code, 'VALID');
