@@ -89,7 +89,8 @@ export const auditRoutes: PageRoutes = (router, deps) => {
 
   // The filtered view as a file, streamed a keyset page at a time (never built in memory).
   router.get('/audit/export', adminReader, async (ctx) => {
-    const format = textOf(ctx.query.format as string | string[] | undefined);
+    // JSON Lines unless asked otherwise: the format that keeps every field as it is stored.
+    const format = textOf(ctx.query.format as string | string[] | undefined) || 'jsonl';
     if (format !== 'jsonl' && format !== 'csv') throw new InvalidRequest('choose the export format: JSON Lines (format=jsonl) or CSV (format=csv)');
     const values = valuesOf(ctx);
     const parsed = await parseFilter(deps, values);
