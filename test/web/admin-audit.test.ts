@@ -57,7 +57,7 @@ describe('the audit log screen', () => {
     assert.deepEqual(rows.map((r) => r.seq), [...rows.map((r) => r.seq)].sort((a, b) => b - a), 'newest first');
     assert.equal(rows[0]!.type, 'test.hostile');
     assert.match(html, /<span class="badge badge-red">failure<\/span>/);
-    assert.match(html, /<code class="small">req-failed-1<\/code>/);
+    assert.match(html, /request <code>req-failed-1<\/code>/);
     assert.match(html, /<a href="\/admin\/applications\/lkc_unknown">client <code>lkc_unknown<\/code><\/a>/);
     // Filtered to the key: its revocation, by the operator, with the reason escaped.
     const keyPage = await (await admin.client.get(`/admin/audit?subjectType=api_key&subjectId=${keyId}&type=api_key.revoked`)).text();

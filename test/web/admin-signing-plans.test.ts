@@ -59,11 +59,11 @@ describe('signing keys', () => {
   it('lists every key with its life cycle; the auditor sees no Rotate now', async () => {
     const html = await (await admin.client.get('/admin/signing-keys')).text();
     const current = await server.deps.prisma.signingKey.findFirstOrThrow({ where: { state: 'current' } });
-    assert.match(html, new RegExp(`<code>${current.kid}</code></td><td>ES256</td><td><span class="badge badge-green">current</span>`));
+    assert.match(html, new RegExp(`<code class="kid">${current.kid}</code></td><td>ES256</td><td><span class="badge badge-green">current</span>`));
     for (const head of ['Key id (kid)', 'Algorithm', 'State', 'Created', 'Activates', 'Retires', 'Removed from JWKS']) assert.match(html, new RegExp(`<th scope="col">${head.replace(/[()]/g, '\\$&')}</th>`));
     assert.match(html, /<button type="submit" class="button button-primary">Rotate now<\/button>/);
     const read = await (await auditor.client.get('/admin/signing-keys')).text();
-    assert.match(read, new RegExp(`<code>${current.kid}</code>`));
+    assert.match(read, new RegExp(`<code class="kid">${current.kid}</code>`));
     assert.doesNotMatch(read, /Rotate now<\/button>/);
     assert.doesNotMatch(read, /name="reason"/);
   });
@@ -89,7 +89,7 @@ describe('signing keys', () => {
     assert.ok(event.requestId);
     assert.equal((event.data as Record<string, unknown>).reason, 'quarterly rotation');
     const html = await (await admin.client.get('/admin/signing-keys')).text();
-    assert.match(html, new RegExp(`<code>${next.kid}</code></td><td>ES256</td><td><span class="badge badge-blue">next</span>`));
+    assert.match(html, new RegExp(`<code class="kid">${next.kid}</code></td><td>ES256</td><td><span class="badge badge-blue">next</span>`));
     assert.match(html, new RegExp(`A rotation is under way: key <code>${next.kid}</code> is published`));
     assert.doesNotMatch(html, /Rotate now<\/button>/, 'no button while one is under way');
   });

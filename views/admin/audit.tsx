@@ -120,10 +120,10 @@ export function AuditPage(props: {
         <h2 id="filters-heading">Filters</h2>
         <Form action="/admin/audit" csrf={props.chrome.csrf} method="get">
           <div class="filters">
-            <Field label="Actor" name="actor" value={values.actor} error={errors.actor} maxLength={200} hint="An account's email or id, or a client id." />
-            <Field label="Event type" name="type" value={values.type} error={errors.type} maxLength={1000} hint="One or more, separated by commas, e.g. api_key.revoked." />
-            <Field label="Subject type" name="subjectType" value={values.subjectType} error={errors.subjectType} maxLength={100} hint="e.g. api_key, client, account, team, signing_key, plan." />
-            <Field label="Subject id" name="subjectId" value={values.subjectId} error={errors.subjectId} maxLength={200} hint="A key id (without lk_), a client id, an account or team id." />
+            <Field label="Actor" name="actor" value={values.actor} error={errors.actor} maxLength={200} hint="An email, account id or client id." />
+            <Field label="Event type" name="type" value={values.type} error={errors.type} maxLength={1000} hint="Comma-separated, e.g. api_key.revoked." />
+            <Field label="Subject type" name="subjectType" value={values.subjectType} error={errors.subjectType} maxLength={100} hint="e.g. api_key, client, team." />
+            <Field label="Subject id" name="subjectId" value={values.subjectId} error={errors.subjectId} maxLength={200} hint="e.g. a key id, without lk_." />
             <SelectField
               label="Outcome"
               name="outcome"
@@ -135,8 +135,8 @@ export function AuditPage(props: {
                 { value: 'failure', label: 'Failure (refused attempts)' },
               ]}
             />
-            <Field label="From" name="from" value={values.from} error={errors.from} maxLength={40} hint="UTC, inclusive: 2026-12-01 or 2026-12-01 14:00." />
-            <Field label="To" name="to" value={values.to} error={errors.to} maxLength={40} hint="UTC, exclusive." />
+            <Field label="From" name="from" value={values.from} error={errors.from} maxLength={40} hint="UTC, e.g. 2026-12-01 14:00." />
+            <Field label="To" name="to" value={values.to} error={errors.to} maxLength={40} hint="UTC, up to (excluded)." />
           </div>
           <div class="form-actions">
             <Button>Apply filters</Button>
@@ -154,7 +154,7 @@ export function AuditPage(props: {
         </EmptyState>
       ) : (
         <>
-          <div class="table-wrap">
+          <div class="table-wrap" role="region" aria-label="Audit events" tabIndex={0}>
             <table class="audit-table" aria-label="Audit events">
               <thead>
                 <tr>
@@ -162,8 +162,6 @@ export function AuditPage(props: {
                   <th scope="col">Event</th>
                   <th scope="col">Actor</th>
                   <th scope="col">Subject</th>
-                  <th scope="col">Outcome</th>
-                  <th scope="col">Request id</th>
                   <th scope="col">Details</th>
                 </tr>
               </thead>
@@ -176,18 +174,24 @@ export function AuditPage(props: {
                     </td>
                     <td>
                       <code>{e.type}</code>
+                      <span class="block">
+                        <Outcome outcome={e.outcome} />
+                      </span>
                     </td>
-                    <td>
+                    <td class="audit-who">
                       <Actor event={e} />
                     </td>
-                    <td>
+                    <td class="audit-who">
                       <Subject type={e.subjectType} id={e.subjectId} />
                     </td>
-                    <td>
-                      <Outcome outcome={e.outcome} />
+                    <td class="small audit-data">
+                      {summary(e.data) || <span class="muted">—</span>}
+                      {e.requestId ? (
+                        <span class="muted block">
+                          request <code>{e.requestId}</code>
+                        </span>
+                      ) : null}
                     </td>
-                    <td>{e.requestId ? <code class="small">{e.requestId}</code> : <span class="muted">—</span>}</td>
-                    <td class="small audit-data">{summary(e.data)}</td>
                   </tr>
                 ))}
               </tbody>

@@ -40,11 +40,7 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
   return (
     <section class="panel" aria-labelledby="events-heading">
       <h2 id="events-heading">{props.title ?? 'Recent events'}</h2>
-      {props.subject ? (
-        <p class="small">
-          <a href={subjectEventsHref(props.subject.type, props.subject.id)}>All its events in the audit log</a>
-        </p>
-      ) : null}
+
       {props.events.length === 0 ? (
         <p class="muted">No audit events yet.</p>
       ) : (
@@ -86,6 +82,11 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
           </table>
         </div>
       )}
+      {props.subject ? (
+        <p class="small">
+          <a href={subjectEventsHref(props.subject.type, props.subject.id)}>All its events in the audit log</a>
+        </p>
+      ) : null}
     </section>
   );
 }
@@ -195,12 +196,12 @@ export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminV
           ) : null}
         </Facts>
       </div>
+      <LimitsPanel limits={props.view.limits} what="key" changeHref={props.canAct ? `/admin/keys/${key.id}/plan` : null} />
       {props.canAct && key.live ? (
         <ActionPanel csrf={props.chrome.csrf} id="revoke" title="Revoke" action={`/admin/keys/${key.id}/revoke`} button="Revoke" danger errors={props.errors}>
           <p>Services using this key will be refused within a second, on every node. This cannot be undone.</p>
         </ActionPanel>
       ) : null}
-      <LimitsPanel limits={props.view.limits} what="key" changeHref={props.canAct ? `/admin/keys/${key.id}/plan` : null} />
       <UsagePanel series={props.view.usage} lastUsedAt={key.lastUsedAt} now={now} what="key" />
       <EventsPanel events={props.view.events} now={now} subject={{ type: 'api_key', id: key.id }} />
     </AdminLayout>
@@ -258,6 +259,7 @@ export function ApplicationAdminPage(props: { chrome: Chrome; now: Date; view: A
           ) : null}
         </Facts>
       </div>
+      <LimitsPanel limits={props.view.limits} what="application" changeHref={props.canAct ? `/admin/applications/${app.id}/plan` : null} />
       {props.canAct && app.status !== 'revoked' ? (
         <ActionPanel csrf={props.chrome.csrf} id="revoke-tokens" title="Revoke all live tokens" action={`/admin/applications/${app.id}/revoke-tokens`} button="Revoke tokens" danger errors={props.errors}>
           <p>Every access token this application holds now introspects inactive within a second. The application itself keeps working and can ask for new tokens.</p>
@@ -268,7 +270,6 @@ export function ApplicationAdminPage(props: { chrome: Chrome; now: Date; view: A
           <p>Its secrets stop working and every token it holds is refused within a second, on every node. This cannot be undone.</p>
         </ActionPanel>
       ) : null}
-      <LimitsPanel limits={props.view.limits} what="application" changeHref={props.canAct ? `/admin/applications/${app.id}/plan` : null} />
       <UsagePanel series={props.view.usage} lastUsedAt={app.lastUsedAt} now={now} what="application" />
       <EventsPanel events={props.view.events} now={now} subject={{ type: 'client', id: app.id }} />
     </AdminLayout>

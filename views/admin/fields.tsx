@@ -31,3 +31,26 @@ export function Instant(props: { at: Date | string }) {
   const iso = (typeof props.at === 'string' ? new Date(props.at) : props.at).toISOString();
   return <time dateTime={iso}>{`${iso.slice(0, 19).replace('T', ' ')} UTC`}</time>;
 }
+
+const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
+  ['year', 365 * 86_400_000],
+  ['month', 30 * 86_400_000],
+  ['day', 86_400_000],
+  ['hour', 3_600_000],
+  ['minute', 60_000],
+];
+const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+
+/** Time's ISO form with its relative hint on a line of its own, for narrow table columns. */
+export function StackedTime(props: { at: Date | null; now: Date; never?: string }) {
+  if (!props.at) return <span class="muted">{props.never ?? 'never'}</span>;
+  const iso = props.at.toISOString();
+  const diff = props.at.getTime() - props.now.getTime();
+  const [unit, size] = UNITS.find(([, ms]) => Math.abs(diff) >= ms) ?? ['minute', 60_000];
+  return (
+    <>
+      <time dateTime={iso}>{`${iso.slice(0, 16).replace('T', ' ')} UTC`}</time>
+      <span class="muted small block">{Math.abs(diff) < 60_000 ? 'just now' : relative.format(Math.round(diff / size), unit)}</span>
+    </>
+  );
+}

@@ -39,7 +39,7 @@ export function PlansPage(props: { chrome: Chrome; plans: (PlanView & { keys: nu
           <p>Without a plan, keys and applications are limited only by Latchkey's own protection. {props.canAct ? 'Create the first one below, then give it to a key or an application on its page.' : null}</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
+        <div class="table-wrap" role="region" aria-label="Plans" tabIndex={0}>
           <table aria-label="Plans">
             <thead>
               <tr>

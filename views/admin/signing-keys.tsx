@@ -1,6 +1,7 @@
 import type { SigningKeyView } from '../../src/signing/signing-keys.ts';
 import { Button, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
+import { StackedTime } from './fields.tsx';
 import { AdminLayout } from './layout.tsx';
 
 /** The signing keys screen (issue 8 §1.2 Signing keys, §1.4): every key's life cycle, and Rotate now. */
@@ -9,8 +10,8 @@ const STATE_BADGE: Record<string, string> = { next: 'badge-blue', current: 'badg
 const STATE_HINT: Record<string, string> = {
   next: 'published, signs from its activation',
   current: 'signs every new token',
-  retired: 'verifies the tokens it signed',
-  removed: 'unpublished',
+  retired: 'still published, so the tokens it signed keep verifying until they expire',
+  removed: 'no longer published',
 };
 
 /** "1 hour", "30 days", "90 minutes": a configured window in words. */
@@ -50,7 +51,7 @@ export function SigningKeysPage(props: {
           <p>The server creates the first one when it starts.</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
+        <div class="table-wrap" role="region" aria-label="Signing keys" tabIndex={0}>
           <table aria-label="Signing keys">
             <thead>
               <tr>
@@ -67,24 +68,23 @@ export function SigningKeysPage(props: {
               {keys.map((k) => (
                 <tr>
                   <td>
-                    <code>{k.kid}</code>
+                    <code class="kid">{k.kid}</code>
                   </td>
                   <td>{k.alg}</td>
                   <td>
                     <span class={`badge ${STATE_BADGE[k.state] ?? 'badge-grey'}`}>{k.state}</span>
-                    <span class="muted small block">{STATE_HINT[k.state]}</span>
                   </td>
                   <td class="nowrap">
-                    <Time at={k.createdAt} now={now} />
+                    <StackedTime at={k.createdAt} now={now} />
                   </td>
                   <td class="nowrap">
-                    <Time at={k.activatesAt} now={now} />
+                    <StackedTime at={k.activatesAt} now={now} />
                   </td>
                   <td class="nowrap">
-                    <Time at={k.retiresAt} now={now} never="—" />
+                    <StackedTime at={k.retiresAt} now={now} never="—" />
                   </td>
                   <td class="nowrap">
-                    <Time at={k.removesAt} now={now} never="—" />
+                    <StackedTime at={k.removesAt} now={now} never="—" />
                   </td>
                 </tr>
               ))}
@@ -92,6 +92,15 @@ export function SigningKeysPage(props: {
           </table>
         </div>
       )}
+      <p class="hint">
+        {Object.entries(STATE_HINT).map(([state, hint], i) => (
+          <>
+            {i > 0 ? ' · ' : null}
+            <strong>{state}</strong>: {hint}
+          </>
+        ))}
+        .
+      </p>
       {next ? (
         <p class="warning" role="note">
           A rotation is under way: key <code>{next.kid}</code> is published and becomes current at <Time at={next.activatesAt} now={now} />. Another rotation can start after that.

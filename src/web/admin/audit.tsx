@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { AUDIT_FILTER_FIELDS, AuditPage, type AuditFilterValues } from '../../../views/admin/audit.tsx';
+import { AUDIT_FILTER_FIELDS, AuditPage, auditHref, type AuditFilterValues } from '../../../views/admin/audit.tsx';
 import { normaliseEmail } from '../../accounts/accounts.ts';
 import { actorEmails } from '../../admin/events.ts';
 import { auditFilterSchema, exportAuditLines, queryAuditEvents, streamAuditEvents, type AuditExportFormat, type AuditFilter } from '../../audit/audit-query.ts';
@@ -71,6 +71,8 @@ export const auditRoutes: PageRoutes = (router, deps) => {
   router.get('/audit', adminReader, async (ctx) => {
     const values = valuesOf(ctx);
     const older = textOf(ctx.query.older as string | string[] | undefined);
+    // The filter form sends every field, empty ones too: the address to share names only those in use.
+    if (Object.values(ctx.query).some((value) => value === '')) return ctx.redirect(auditHref(values, '/admin/audit', older ? { older } : {}));
     const render = (props: { errors?: FieldErrors; events?: Parameters<typeof AuditPage>[0]['events']; older?: string | null }, status = 200) =>
       renderPage(
         ctx,
