@@ -120,7 +120,7 @@ export function AuditPage(props: {
         <h2 id="filters-heading">Filters</h2>
         <Form action="/admin/audit" csrf={props.chrome.csrf} method="get">
           <div class="filters">
-            <Field label="Actor" name="actor" value={values.actor} error={errors.actor} maxLength={200} hint="An email, account id or client id." />
+            <Field label="Actor" name="actor" value={values.actor} error={errors.actor} maxLength={200} hint="Email, account id or client id." />
             <Field label="Event type" name="type" value={values.type} error={errors.type} maxLength={1000} hint="Comma-separated, e.g. api_key.revoked." />
             <Field label="Subject type" name="subjectType" value={values.subjectType} error={errors.subjectType} maxLength={100} hint="e.g. api_key, client, team." />
             <Field label="Subject id" name="subjectId" value={values.subjectId} error={errors.subjectId} maxLength={200} hint="e.g. a key id, without lk_." />

@@ -67,7 +67,7 @@ export function SigningKeysPage(props: {
             <tbody>
               {keys.map((k) => (
                 <tr>
-                  <td>
+                  <td class="kid-cell">
                     <code class="kid">{k.kid}</code>
                   </td>
                   <td>{k.alg}</td>
@@ -92,7 +92,7 @@ export function SigningKeysPage(props: {
           </table>
         </div>
       )}
-      <p class="hint">
+      <p class="hint table-note">
         {Object.entries(STATE_HINT).map(([state, hint], i) => (
           <>
             {i > 0 ? ' · ' : null}

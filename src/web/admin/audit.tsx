@@ -16,7 +16,7 @@ import { adminReader } from './guard.ts';
 // an index range ending in seq, newest first, `older` as the cursor; no COUNT, no OFFSET), so
 // the first and the deepest page cost the same at 10 million events (bench/audit.ts).
 
-const TIME_HINT = 'Enter a UTC time such as 2026-12-01, 2026-12-01 14:00 or 2026-12-01T14:00:00Z.';
+const TIME_HINT = 'Enter a UTC time such as 2026-12-01 or 2026-12-01 14:00.';
 /** What to do about a refused field, beside it (the schema's own words are the CLI's). */
 const FIELD_MESSAGES: Record<string, string> = {
   actor: "Enter an account's email or id, or a client id (at most 200 characters).",
