@@ -170,6 +170,18 @@ describe('the export', () => {
     assert.doesNotMatch(hostile, /(^|,)"?[=+@\t\r-]/, 'no cell starts with a formula character');
   });
 
+  it('is linked from the screen with the same filters; an empty view is an empty file (CSV: the header)', async () => {
+    const html = await (await admin.client.get('/admin/audit?type=test.tick&outcome=failure')).text();
+    assert.match(html, /<a class="button button-secondary" href="\/admin\/audit\/export\?type=test\.tick&amp;outcome=failure&amp;format=jsonl">Export JSON Lines<\/a>/);
+    assert.match(html, /<a class="button button-secondary" href="\/admin\/audit\/export\?type=test\.tick&amp;outcome=failure&amp;format=csv">Export CSV<\/a>/);
+    assert.match(html, /No events match these filters/);
+    const jsonl = await admin.client.get('/admin/audit/export?type=test.tick&outcome=failure&format=jsonl');
+    assert.equal(jsonl.status, 200);
+    assert.equal(await jsonl.text(), '');
+    const csv = await admin.client.get('/admin/audit/export?type=test.tick&outcome=failure&format=csv');
+    assert.equal(await csv.text(), `${CSV_COLUMNS.join(',')}\r\n`);
+  });
+
   it('refuses a bad format or bad filters with a 400 page, not a file', async () => {
     const format = await admin.client.get('/admin/audit/export?format=xlsx');
     assert.equal(format.status, 400);

@@ -99,12 +99,20 @@ export const auditRoutes: PageRoutes = (router, deps) => {
     if (!parsed.ok) {
       return renderPage(ctx, <AuditPage chrome={chrome(ctx, 'admin-audit')} values={values} errors={parsed.errors} events={null} older={null} paged={false} />, 400);
     }
+    // The first page is read before the answer starts: a database that cannot be reached is
+    // then the usual 503 page, not a 200 download that breaks off.
+    const events = streamAuditEvents(deps, parsed.filter);
+    const first = await events.next();
+    const all = async function* () {
+      if (!first.done) yield first.value;
+      yield* events;
+    };
     const stamp = deps.now().toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
     ctx.status = 200;
     ctx.type = FORMATS[format].type;
     ctx.set('Content-Disposition', `attachment; filename="latchkey-audit-${stamp}.${FORMATS[format].extension}"`);
     ctx.set('Cache-Control', 'no-store');
     ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.body = Readable.from(exportAuditLines(streamAuditEvents(deps, parsed.filter), format));
+    ctx.body = Readable.from(exportAuditLines(all(), format));
   });
 };
