@@ -60,7 +60,7 @@ describe('signing keys', () => {
     const html = await (await admin.client.get('/admin/signing-keys')).text();
     const current = await server.deps.prisma.signingKey.findFirstOrThrow({ where: { state: 'current' } });
     assert.match(html, new RegExp(`<code class="kid">${current.kid}</code></td><td>ES256</td><td><span class="badge badge-green">current</span>`));
-    for (const head of ['Key id (kid)', 'Algorithm', 'State', 'Created', 'Activates', 'Retires', 'Removed from JWKS']) assert.match(html, new RegExp(`<th scope="col">${head.replace(/[()]/g, '\\$&')}</th>`));
+    for (const head of ['Key id (kid)', 'Algorithm', 'State', 'Created (UTC)', 'Activates (UTC)', 'Retires (UTC)', 'Leaves JWKS (UTC)']) assert.match(html, new RegExp(`<th scope="col">${head.replace(/[()]/g, '\\$&')}</th>`));
     assert.match(html, /<button type="submit" class="button button-primary">Rotate now<\/button>/);
     const read = await (await auditor.client.get('/admin/signing-keys')).text();
     assert.match(read, new RegExp(`<code class="kid">${current.kid}</code>`));

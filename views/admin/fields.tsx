@@ -42,14 +42,14 @@ const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
 const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
 
 /** Time's ISO form with its relative hint on a line of its own, for narrow table columns. */
-export function StackedTime(props: { at: Date | null; now: Date; never?: string }) {
+export function StackedTime(props: { at: Date | null; now: Date; never?: string; /** Leave out " UTC" when the column's header says it. */ bare?: boolean }) {
   if (!props.at) return <span class="muted">{props.never ?? 'never'}</span>;
   const iso = props.at.toISOString();
   const diff = props.at.getTime() - props.now.getTime();
   const [unit, size] = UNITS.find(([, ms]) => Math.abs(diff) >= ms) ?? ['minute', 60_000];
   return (
     <>
-      <time dateTime={iso}>{`${iso.slice(0, 16).replace('T', ' ')} UTC`}</time>
+      <time dateTime={iso}>{`${iso.slice(0, 16).replace('T', ' ')}${props.bare ? '' : ' UTC'}`}</time>
       <span class="muted small block">{Math.abs(diff) < 60_000 ? 'just now' : relative.format(Math.round(diff / size), unit)}</span>
     </>
   );

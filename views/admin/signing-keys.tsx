@@ -58,10 +58,10 @@ export function SigningKeysPage(props: {
                 <th scope="col">Key id (kid)</th>
                 <th scope="col">Algorithm</th>
                 <th scope="col">State</th>
-                <th scope="col">Created</th>
-                <th scope="col">Activates</th>
-                <th scope="col">Retires</th>
-                <th scope="col">Removed from JWKS</th>
+                <th scope="col">Created (UTC)</th>
+                <th scope="col">Activates (UTC)</th>
+                <th scope="col">Retires (UTC)</th>
+                <th scope="col">Leaves JWKS (UTC)</th>
               </tr>
             </thead>
             <tbody>
@@ -75,16 +75,16 @@ export function SigningKeysPage(props: {
                     <span class={`badge ${STATE_BADGE[k.state] ?? 'badge-grey'}`}>{k.state}</span>
                   </td>
                   <td class="nowrap">
-                    <StackedTime at={k.createdAt} now={now} />
+                    <StackedTime at={k.createdAt} now={now} bare />
                   </td>
                   <td class="nowrap">
-                    <StackedTime at={k.activatesAt} now={now} />
+                    <StackedTime at={k.activatesAt} now={now} bare />
                   </td>
                   <td class="nowrap">
-                    <StackedTime at={k.retiresAt} now={now} never="—" />
+                    <StackedTime at={k.retiresAt} now={now} never="—" bare />
                   </td>
                   <td class="nowrap">
-                    <StackedTime at={k.removesAt} now={now} never="—" />
+                    <StackedTime at={k.removesAt} now={now} never="—" bare />
                   </td>
                 </tr>
               ))}
