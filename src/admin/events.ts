@@ -20,11 +20,7 @@ export async function recentEventsAbout(deps: Pick<Deps, 'prisma'>, subjectType:
     take,
     select: { seq: true, at: true, type: true, actorType: true, actorId: true, requestId: true, data: true },
   });
-  const accountIds = [...new Set(events.filter((e) => e.actorType === 'account' && e.actorId).map((e) => e.actorId!))].filter((id) =>
-    /^[0-9a-f-]{36}$/i.test(id),
-  );
-  const accounts = accountIds.length ? await deps.prisma.account.findMany({ where: { id: { in: accountIds } }, select: { id: true, email: true } }) : [];
-  const emails = new Map(accounts.map((a) => [a.id, a.email]));
+  const emails = await actorEmails(deps, events);
   return events.map((e) => ({
     seq: e.seq.toString(),
     at: e.at,
@@ -35,4 +31,11 @@ export async function recentEventsAbout(deps: Pick<Deps, 'prisma'>, subjectType:
     requestId: e.requestId,
     data: e.data && typeof e.data === 'object' && !Array.isArray(e.data) ? (e.data as Record<string, unknown>) : {},
   }));
+}
+
+/** The emails of the accounts that acted in these events (one query), so that a page names the people. */
+export async function actorEmails(deps: Pick<Deps, 'prisma'>, events: { actorType: string; actorId: string | null }[]): Promise<Map<string, string>> {
+  const accountIds = [...new Set(events.filter((e) => e.actorType === 'account' && e.actorId).map((e) => e.actorId!))].filter((id) => /^[0-9a-f-]{36}$/i.test(id));
+  const accounts = accountIds.length ? await deps.prisma.account.findMany({ where: { id: { in: accountIds } }, select: { id: true, email: true } }) : [];
+  return new Map(accounts.map((a) => [a.id, a.email]));
 }

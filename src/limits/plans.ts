@@ -122,6 +122,18 @@ export async function listPlans(deps: Pick<Deps, 'prisma'>): Promise<PlanView[]>
   return plans.map(presentPlan);
 }
 
+/** Every plan with how many keys and applications it limits (the admin Plans screen). */
+export async function listPlansInUse(deps: Pick<Deps, 'prisma'>): Promise<(PlanView & { keys: number; applications: number })[]> {
+  const [plans, keys, clients] = await Promise.all([
+    deps.prisma.plan.findMany({ orderBy: { name: 'asc' } }),
+    deps.prisma.apiKey.groupBy({ by: ['planId'], where: { planId: { not: null } }, _count: { _all: true } }),
+    deps.prisma.oAuthClient.groupBy({ by: ['planId'], where: { planId: { not: null } }, _count: { _all: true } }),
+  ]);
+  const keyCount = new Map(keys.map((row) => [row.planId, row._count._all]));
+  const clientCount = new Map(clients.map((row) => [row.planId, row._count._all]));
+  return plans.map((plan) => ({ ...presentPlan(plan), keys: keyCount.get(plan.id) ?? 0, applications: clientCount.get(plan.id) ?? 0 }));
+}
+
 /** The plan's id by name, inside the transaction that assigns it; NotFound for an unknown name. */
 export async function planIdByName(tx: Pick<Tx, 'plan'>, name: string): Promise<string> {
   const plan = await tx.plan.findUnique({ where: { name: planName.parse(name) }, select: { id: true } });
@@ -134,6 +146,8 @@ export interface PlanAssignment {
   plan: string | null;
   rate?: string | undefined;
   quota?: string | undefined;
+  /** Why (the admin screen asks): kept in the audit event. */
+  reason?: string | undefined;
 }
 
 export interface AssignedLimits {
@@ -165,10 +179,36 @@ export async function setCredentialPlan(deps: Deps, kind: 'api_key' | 'client', 
         : await tx.oAuthClient.update({ where, data, include }).catch(notFound('client'));
     const effective = effectiveLimits(updated, updated.plan);
     const result: AssignedLimits = { id, plan: updated.plan?.name ?? null, rate: formatRate(effective?.rate ?? null), quota: formatQuota(effective?.quota ?? null) };
-    await appendAuditEvents(tx, [actorEvent(actor, `${kind}.plan_changed`, kind, id, { plan: result.plan, rate: formatRate(rate), quota: formatQuota(quota), teamId: updated.teamId })], now);
+    await appendAuditEvents(tx, [actorEvent(actor, `${kind}.plan_changed`, kind, id, { plan: result.plan, rate: formatRate(rate), quota: formatQuota(quota), teamId: updated.teamId, ...(assignment.reason ? { reason: assignment.reason } : {}) })], now);
     await invalidate(`${kind === 'api_key' ? 'key' : 'client'}:${id}`);
     return result;
   });
+}
+
+/** What a credential's limits are made of, as a screen shows them: its plan, its own overrides, and what applies. */
+export interface CredentialLimitsView {
+  plan: string | null;
+  /** The credential's own overrides (null: the plan's applies). */
+  ownRate: string | null;
+  ownQuota: string | null;
+  /** Effective: the override, else the plan's; null when nothing limits it. */
+  rate: string | null;
+  quota: string | null;
+}
+
+/** An API key's or an application's limits; null for an unknown id. */
+export async function credentialLimits(deps: Pick<Deps, 'prisma'>, kind: 'api_key' | 'client', id: string): Promise<CredentialLimitsView | null> {
+  const select = { planId: true, rateLimit: true, rateWindowSeconds: true, quotaLimit: true, quotaPeriod: true, plan: true } as const;
+  const row = kind === 'api_key' ? await deps.prisma.apiKey.findUnique({ where: { id }, select }) : await deps.prisma.oAuthClient.findUnique({ where: { id }, select });
+  if (!row) return null;
+  const effective = effectiveLimits(row, row.plan);
+  return {
+    plan: row.plan?.name ?? null,
+    ownRate: formatRate(rateOf(row)),
+    ownQuota: formatQuota(quotaOf(row)),
+    rate: formatRate(effective?.rate ?? null),
+    quota: formatQuota(effective?.quota ?? null),
+  };
 }
 
 /** Prisma's "record to update not found" (P2025) is the caller's NotFound. */

@@ -142,7 +142,7 @@ export interface RotationResult {
  * tokens). The current key then retires and stays published until its tokens have expired.
  * A rotation already under way is reported, not doubled.
  */
-export async function rotateSigningKeys(deps: RotationDeps, actor: Actor): Promise<RotationResult> {
+export async function rotateSigningKeys(deps: RotationDeps, actor: Actor, options: { reason?: string } = {}): Promise<RotationResult> {
   const current = await deps.prisma.signingKey.findFirst({ where: { state: 'current' } });
   const jwk = await newPrivateJwk(current?.alg ?? DEFAULT_ALG);
   return changeCredentials(deps, async (tx, invalidate) => {
@@ -153,7 +153,7 @@ export async function rotateSigningKeys(deps: RotationDeps, actor: Actor): Promi
     if (!replaced) throw new Conflict('there is no current signing key to rotate; start the server once to create one');
     const now = deps.now();
     const created = await insertKey(deps, tx, jwk, 'next', now, activationAfter(now, deps.config));
-    await appendAuditEvents(tx, [actorEvent(actor, 'signing_key.created', 'signing_key', jwk.kid, { alg: jwk.alg, state: 'next', activatesAt: created.activatesAt.toISOString(), replaces: replaced.kid, trigger: 'on_demand' })], now);
+    await appendAuditEvents(tx, [actorEvent(actor, 'signing_key.created', 'signing_key', jwk.kid, { alg: jwk.alg, state: 'next', activatesAt: created.activatesAt.toISOString(), replaces: replaced.kid, trigger: 'on_demand', ...(options.reason ? { reason: options.reason } : {}) })], now);
     await invalidate(SIGNING_KEYS_CHANGED);
     return { kid: created.kid, alg: created.alg, state: 'next', createdAt: created.createdAt, activatesAt: created.activatesAt, replaces: replaced.kid };
   });

@@ -144,6 +144,65 @@ describe('the admin screens, in a browser', { skip }, () => {
     assert.ok(event.requestId, 'the request id is recorded');
   });
 
+  it('the audit screen shows the revocation with its reason, the admin and the request id', async () => {
+    await link('Audit log').click();
+    assert.equal(new URL(page.url()).pathname, '/admin/audit');
+    await visit('audit log', 'audit');
+    await page.getByLabel('Event type').fill('api_key.revoked');
+    await page.getByLabel('Subject id').fill(key.id);
+    await button('Apply filters').click();
+    assert.equal(new URL(page.url()).search, `?type=api_key.revoked&subjectId=${key.id}`, 'the filters are in the address');
+    await visit('audit log, filtered', 'audit-filtered');
+    const rows = page.getByRole('table', { name: 'Audit events' }).locator('tbody tr');
+    assert.equal(await rows.count(), 1);
+    const row = (await rows.first().textContent()) ?? '';
+    assert.match(row, /api_key\.revoked/);
+    assert.match(row, /posted in a public issue/);
+    assert.match(row, new RegExp(ADMIN));
+    const event = await server.deps.prisma.auditEvent.findFirstOrThrow({ where: { type: 'api_key.revoked', subjectId: key.id } });
+    assert.match(row, new RegExp(event.requestId!));
+    // A bad time is refused beside its field, and the page says how to fix it.
+    await page.getByLabel('From').fill('last tuesday');
+    await button('Apply filters').click();
+    await visit('audit log, refused filter', 'audit-error');
+    assert.match((await page.locator('#field-from-error').textContent()) ?? '', /Enter a UTC time such as/);
+    // The refused filter's page is a 400, which the browser logs; nothing else was logged.
+    assert.deepEqual(tab.problems.consoleErrors.splice(0), ['Failed to load resource: the server responded with a status of 400 (Bad Request)']);
+    // From the key's page, its events in the audit log.
+    await page.goto(`/admin/keys/${key.id}`);
+    await link('All its events in the audit log').click();
+    assert.equal(new URL(page.url()).searchParams.get('subjectId'), key.id);
+    assert.ok((await page.getByRole('table', { name: 'Audit events' }).locator('tbody tr').count()) >= 2, 'created and revoked');
+  });
+
+  it('rotates the signing key from the Signing keys screen, and gives a key a plan', async () => {
+    await link('Signing keys').click();
+    await visit('signing keys', 'signing-keys');
+    await page.getByLabel('Reason').fill('drill');
+    await button('Rotate now').click();
+    await visit('rotate confirmation', 'rotate-confirm');
+    await button('Rotate now').click();
+    assert.equal(new URL(page.url()).pathname, '/admin/signing-keys');
+    await visit('signing keys, rotation under way', 'signing-keys-rotating');
+    assert.match((await page.getByRole('status').first().textContent()) ?? '', /is published; it starts signing at/);
+    assert.equal(await button('Rotate now').count(), 0);
+    await link('Plans').click();
+    await visit('plans, empty', 'plans-empty');
+    await page.getByLabel('Name').fill('partner');
+    await page.getByLabel('Rate limit').fill('100/1m');
+    await page.getByLabel('Quota').fill('50000/month');
+    await button('Create plan').click();
+    await visit('plans', 'plans');
+    await page.goto(`/admin/keys/${spareKey.id}`);
+    await link('Change plan').click();
+    await visit('key plan', 'key-plan');
+    await page.getByLabel('Plan', { exact: true }).selectOption('partner');
+    await button('Save plan').click();
+    assert.equal(new URL(page.url()).pathname, `/admin/keys/${spareKey.id}`);
+    await visit('key page with a plan', 'key-with-plan');
+    assert.match((await page.locator('#limits-heading + dl').textContent()) ?? '', /partner.*100\/1m.*50000\/month/);
+  });
+
   it('with a stale step-up, asks for a code and then goes ahead with the same form', async () => {
     const account = await server.deps.prisma.account.findUniqueOrThrow({ where: { email: ADMIN } });
     await staleStepUp(server, account.id);
@@ -196,11 +255,22 @@ describe('the admin screens, in a browser', { skip }, () => {
     await button('Verify').click();
     assert.equal(new URL(page.url()).pathname, '/admin');
     await visit('dashboard (auditor)', 'auditor-dashboard');
-    const pages = [`/admin/keys/${spareKey.id}`, `/admin/applications/${clientId}`, `/admin/developers/${developerId}`, `/admin/teams/${teamId}`, `/admin/requests/${requestId}`];
+    const pages = [
+      `/admin/keys/${spareKey.id}`,
+      `/admin/applications/${clientId}`,
+      `/admin/developers/${developerId}`,
+      `/admin/teams/${teamId}`,
+      `/admin/requests/${requestId}`,
+      '/admin/audit',
+      '/admin/signing-keys',
+      '/admin/plans',
+      `/admin/keys/${spareKey.id}/plan`,
+    ];
     for (const path of pages) {
       await page.goto(path);
-      await visit(`${path} (auditor)`, path === pages[0] ? 'auditor-key' : undefined);
-      for (const name of ['Revoke', 'Revoke tokens', 'Suspend', 'Unsuspend', 'End sessions', 'Approve', 'Deny']) {
+      await visit(`${path} (auditor)`, path === pages[0] ? 'auditor-key' : path === '/admin/audit' ? 'auditor-audit' : undefined);
+      assert.equal(await link('Change plan').count(), 0, `no Change plan on ${path}`);
+      for (const name of ['Revoke', 'Revoke tokens', 'Suspend', 'Unsuspend', 'End sessions', 'Approve', 'Deny', 'Rotate now', 'Create plan', 'Save plan']) {
         assert.equal(await button(name).count(), 0, `no ${name} on ${path}`);
       }
       assert.equal(await page.getByLabel('Reason').count(), 0, `no Reason on ${path}`);

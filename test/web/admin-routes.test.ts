@@ -22,7 +22,17 @@ let auditor: Staff;
 const objectOf = new Map<string, string>();
 
 /** Everything an admin form could want, with values that would act if accepted. */
-const ACTING_FORM: Record<string, string> = { reason: 'route test', note: 'route test', confirm: 'yes', name: 'forged', description: 'forged', audience: 'https://forged.example.test' };
+const ACTING_FORM: Record<string, string> = {
+  reason: 'route test',
+  note: 'route test',
+  confirm: 'yes',
+  name: 'forged',
+  description: 'forged',
+  audience: 'https://forged.example.test',
+  // Plans: a new plan, or a credential's overrides.
+  rate: '5/1m',
+  quota: '10/day',
+};
 
 // The catch-all (adminNotFound, router.all) answers every method; the screens' own routes are the rest.
 const screen = (route: { method: string; path: string }) => !routes.some((r) => r.method === 'PUT' && r.path === route.path);
@@ -40,18 +50,21 @@ function fill(path: string): string {
 /** What a refused request must not change. */
 async function snapshot() {
   const p = server.deps.prisma;
-  const [apiKeys, clients, requests, sessions, accounts, teams, scopes, apis, auditEvents] = await Promise.all([
-    p.apiKey.findMany({ select: { id: true, revokedAt: true }, orderBy: { id: 'asc' } }),
-    p.oAuthClient.findMany({ select: { id: true, status: true, revokedAt: true }, orderBy: { id: 'asc' } }),
+  const limits = { planId: true, rateLimit: true, rateWindowSeconds: true, quotaLimit: true, quotaPeriod: true } as const;
+  const [apiKeys, clients, requests, sessions, accounts, teams, scopes, apis, plans, signingKeys, auditEvents] = await Promise.all([
+    p.apiKey.findMany({ select: { id: true, revokedAt: true, ...limits }, orderBy: { id: 'asc' } }),
+    p.oAuthClient.findMany({ select: { id: true, status: true, revokedAt: true, ...limits }, orderBy: { id: 'asc' } }),
     p.credentialRequest.findMany({ select: { id: true, status: true }, orderBy: { id: 'asc' } }),
     p.session.findMany({ select: { id: true, endedAt: true }, orderBy: { id: 'asc' } }),
     p.account.findMany({ select: { id: true, status: true, role: true }, orderBy: { id: 'asc' } }),
     p.team.findMany({ select: { id: true, status: true }, orderBy: { id: 'asc' } }),
     p.scope.findMany({ orderBy: { name: 'asc' } }),
     p.api.findMany({ include: { scopes: { select: { name: true } } }, orderBy: { id: 'asc' } }),
+    p.plan.findMany({ orderBy: { id: 'asc' } }),
+    p.signingKey.findMany({ select: { kid: true, state: true }, orderBy: { kid: 'asc' } }),
     p.auditEvent.count(),
   ]);
-  return { apiKeys, clients, requests, sessions, accounts, teams, scopes, apis, auditEvents };
+  return { apiKeys, clients, requests, sessions, accounts, teams, scopes, apis, plans, signingKeys, auditEvents };
 }
 
 before(async () => {
@@ -82,7 +95,22 @@ after(() => server?.close());
 
 describe('the admin route table', () => {
   test('lists the admin screens from the router', () => {
-    for (const known of ['GET /admin', 'GET /admin/search', 'GET /admin/keys/:id', 'POST /admin/keys/:id/revoke', 'GET /admin/requests', 'POST /admin/requests/:id/approve']) {
+    for (const known of [
+      'GET /admin',
+      'GET /admin/search',
+      'GET /admin/keys/:id',
+      'POST /admin/keys/:id/revoke',
+      'GET /admin/requests',
+      'POST /admin/requests/:id/approve',
+      'GET /admin/audit',
+      'GET /admin/audit/export',
+      'GET /admin/signing-keys',
+      'POST /admin/signing-keys/rotate',
+      'GET /admin/plans',
+      'POST /admin/plans',
+      'POST /admin/keys/:id/plan',
+      'POST /admin/applications/:id/plan',
+    ]) {
       assert.ok(routes.some((r) => label(r) === known), `${known} is in the table`);
     }
   });

@@ -1,11 +1,13 @@
 import type { ComponentChildren } from 'preact';
 import type { ApiKeyView, ApplicationView } from '../../src/credentials/presenters.ts';
+import type { CredentialLimitsView } from '../../src/limits/plans.ts';
 import { Badge, Button, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
 import { Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
 import { UsageChart, UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
 import { SubjectLink } from './dashboard.tsx';
 import { AdminLayout } from './layout.tsx';
+import { LimitsPanel } from './plans.tsx';
 
 /** One audit event as the detail pages list it (never a secret: audit data holds none). */
 export interface AdminEventView {
@@ -31,10 +33,14 @@ function dataText(data: Record<string, unknown>): string {
     .join(' · ');
 }
 
-export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?: string }) {
+/** The audit screen filtered by one subject: every event about it, not only the recent ones. */
+export const subjectEventsHref = (subjectType: string, subjectId: string) => `/admin/audit?${new URLSearchParams({ subjectType, subjectId })}`;
+
+export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?: string; subject?: { type: string; id: string } }) {
   return (
     <section class="panel" aria-labelledby="events-heading">
       <h2 id="events-heading">{props.title ?? 'Recent events'}</h2>
+
       {props.events.length === 0 ? (
         <p class="muted">No audit events yet.</p>
       ) : (
@@ -76,6 +82,11 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
           </table>
         </div>
       )}
+      {props.subject ? (
+        <p class="small">
+          <a href={subjectEventsHref(props.subject.type, props.subject.id)}>All its events in the audit log</a>
+        </p>
+      ) : null}
     </section>
   );
 }
@@ -118,6 +129,7 @@ function TeamLink(props: { team: { id: string; name: string } | null }) {
 export interface KeyAdminView {
   key: ApiKeyView;
   team: { id: string; name: string; status: string } | null;
+  limits: CredentialLimitsView;
   usage: UsageChartPoint[];
   events: AdminEventView[];
 }
@@ -184,13 +196,14 @@ export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminV
           ) : null}
         </Facts>
       </div>
+      <LimitsPanel limits={props.view.limits} what="key" changeHref={props.canAct ? `/admin/keys/${key.id}/plan` : null} />
       {props.canAct && key.live ? (
         <ActionPanel csrf={props.chrome.csrf} id="revoke" title="Revoke" action={`/admin/keys/${key.id}/revoke`} button="Revoke" danger errors={props.errors}>
           <p>Services using this key will be refused within a second, on every node. This cannot be undone.</p>
         </ActionPanel>
       ) : null}
       <UsagePanel series={props.view.usage} lastUsedAt={key.lastUsedAt} now={now} what="key" />
-      <EventsPanel events={props.view.events} now={now} />
+      <EventsPanel events={props.view.events} now={now} subject={{ type: 'api_key', id: key.id }} />
     </AdminLayout>
   );
 }
@@ -198,6 +211,7 @@ export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminV
 export interface ApplicationAdminView {
   application: ApplicationView;
   team: { id: string; name: string; status: string } | null;
+  limits: CredentialLimitsView;
   usage: UsageChartPoint[];
   events: AdminEventView[];
 }
@@ -245,6 +259,7 @@ export function ApplicationAdminPage(props: { chrome: Chrome; now: Date; view: A
           ) : null}
         </Facts>
       </div>
+      <LimitsPanel limits={props.view.limits} what="application" changeHref={props.canAct ? `/admin/applications/${app.id}/plan` : null} />
       {props.canAct && app.status !== 'revoked' ? (
         <ActionPanel csrf={props.chrome.csrf} id="revoke-tokens" title="Revoke all live tokens" action={`/admin/applications/${app.id}/revoke-tokens`} button="Revoke tokens" danger errors={props.errors}>
           <p>Every access token this application holds now introspects inactive within a second. The application itself keeps working and can ask for new tokens.</p>
@@ -256,7 +271,7 @@ export function ApplicationAdminPage(props: { chrome: Chrome; now: Date; view: A
         </ActionPanel>
       ) : null}
       <UsagePanel series={props.view.usage} lastUsedAt={app.lastUsedAt} now={now} what="application" />
-      <EventsPanel events={props.view.events} now={now} />
+      <EventsPanel events={props.view.events} now={now} subject={{ type: 'client', id: app.id }} />
     </AdminLayout>
   );
 }
@@ -349,7 +364,7 @@ export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: Dev
           </p>
         </ActionPanel>
       ) : null}
-      <EventsPanel events={props.view.events} now={now} />
+      <EventsPanel events={props.view.events} now={now} subject={{ type: 'account', id: account.id }} />
     </AdminLayout>
   );
 }
@@ -477,7 +492,7 @@ export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdmi
         <h2 id="team-usage-heading">Usage</h2>
         <UsageChart series={props.view.usage} title="Checks of this team's credentials" />
       </section>
-      <EventsPanel events={props.view.events} now={now} />
+      <EventsPanel events={props.view.events} now={now} subject={{ type: 'team', id: team.id }} />
     </AdminLayout>
   );
 }

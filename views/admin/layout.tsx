@@ -12,6 +12,9 @@ export const ADMIN_NAV: NavItem[] = [
   { section: 'admin-search', href: '/admin/search', label: 'Search' },
   { section: 'admin-requests', href: '/admin/requests', label: 'Requests' },
   { section: 'admin-catalog', href: '/admin/catalog', label: 'Catalog' },
+  { section: 'admin-plans', href: '/admin/plans', label: 'Plans' },
+  { section: 'admin-signing-keys', href: '/admin/signing-keys', label: 'Signing keys' },
+  { section: 'admin-audit', href: '/admin/audit', label: 'Audit log' },
 ];
 
 /** The admin frame for Layout (and ConfirmPage): admin links, then the way back to the portal. */

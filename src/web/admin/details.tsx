@@ -17,6 +17,7 @@ import { API_KEY_VIEW_SELECT, APPLICATION_VIEW_SELECT, presentApiKey, presentApp
 import { teamUsageSeries, usageSeries } from '../../credentials/usage.ts';
 import type { Deps } from '../../context.ts';
 import { NotFound } from '../../lib/errors.ts';
+import { credentialLimits } from '../../limits/plans.ts';
 import { adminPolicy } from '../../policies/admin.ts';
 import { textOf } from '../form.ts';
 import { actorOf, principalOf, type PageContext } from '../page-state.ts';
@@ -26,6 +27,7 @@ import { adminActor, adminReader } from './guard.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const REASON_MAX = 500;
+const NO_LIMITS = { plan: null, ownRate: null, ownQuota: null, rate: null, quota: null };
 
 /** The admin detail page of one object, with the action forms' state after a refusal. */
 type Show = (ctx: PageContext, id: string, errors?: ActionErrors, status?: number) => Promise<void>;
@@ -114,8 +116,13 @@ export const detailRoutes: PageRoutes = (router, deps) => {
   const showKey: Show = async (ctx, id, errors, status = 200) => {
     const row = await findKey(id);
     const now = deps.now();
-    const [team, usage, events] = await Promise.all([teamOfObject(deps, row.teamId), usageSeries(deps, 'api_key', id), recentEventsAbout(deps, 'api_key', id)]);
-    renderPage(ctx, <KeyAdminPage chrome={chrome(ctx, 'admin-search')} now={now} view={{ key: presentApiKey(row, now), team, usage, events }} canAct={canAct(ctx)} errors={errors} />, status);
+    const [team, usage, events, limits] = await Promise.all([
+      teamOfObject(deps, row.teamId),
+      usageSeries(deps, 'api_key', id),
+      recentEventsAbout(deps, 'api_key', id),
+      credentialLimits(deps, 'api_key', id).then((found) => found ?? NO_LIMITS),
+    ]);
+    renderPage(ctx, <KeyAdminPage chrome={chrome(ctx, 'admin-search')} now={now} view={{ key: presentApiKey(row, now), team, limits, usage, events }} canAct={canAct(ctx)} errors={errors} />, status);
   };
   objectRoutes(router, deps, {
     path: '/keys',
@@ -146,13 +153,18 @@ export const detailRoutes: PageRoutes = (router, deps) => {
   const showApplication: Show = async (ctx, id, errors, status = 200) => {
     const row = await findApplication(id);
     const now = deps.now();
-    const [team, usage, events] = await Promise.all([teamOfObject(deps, row.teamId), usageSeries(deps, 'client', id), recentEventsAbout(deps, 'client', id)]);
+    const [team, usage, events, limits] = await Promise.all([
+      teamOfObject(deps, row.teamId),
+      usageSeries(deps, 'client', id),
+      recentEventsAbout(deps, 'client', id),
+      credentialLimits(deps, 'client', id).then((found) => found ?? NO_LIMITS),
+    ]);
     renderPage(
       ctx,
       <ApplicationAdminPage
         chrome={chrome(ctx, 'admin-search')}
         now={now}
-        view={{ application: presentApplication(row, now), team, usage, events }}
+        view={{ application: presentApplication(row, now), team, limits, usage, events }}
         canAct={canAct(ctx)}
         errors={errors}
       />,

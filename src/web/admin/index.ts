@@ -1,11 +1,14 @@
 import { NotFound } from '../../lib/errors.ts';
 import type { PageRoutes } from '../pages.ts';
+import { auditRoutes } from './audit.tsx';
 import { catalogRoutes } from './catalog.tsx';
 import { dashboardRoutes } from './dashboard.tsx';
 import { detailRoutes } from './details.tsx';
 import { adminReader } from './guard.ts';
+import { planRoutes } from './plans.tsx';
 import { requestsRoutes } from './requests.tsx';
 import { searchRoutes } from './search.tsx';
+import { signingKeyRoutes } from './signing-keys.tsx';
 
 /**
  * Anything under /admin that no screen answers: signed out → sign-in; a developer → 404 (as
@@ -39,4 +42,4 @@ const adminNotFound: PageRoutes = (router) => {
  *      developer (404), signed out, without CSRF and without step-up the day it is added; a
  *      route with an id parameter must get an object mapped there.
  */
-export const ADMIN_ROUTES: PageRoutes[] = [dashboardRoutes, searchRoutes, detailRoutes, requestsRoutes, catalogRoutes, adminNotFound];
+export const ADMIN_ROUTES: PageRoutes[] = [dashboardRoutes, searchRoutes, detailRoutes, requestsRoutes, catalogRoutes, planRoutes, signingKeyRoutes, auditRoutes, adminNotFound];
