@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { AuditWriter } from './audit/audit-writer.ts';
 import type { AuditSummariser } from './audit/summariser.ts';
 import type { Config } from './config.ts';
-import type { KeyUsage } from './credentials/key-usage.ts';
+import type { Usage } from './credentials/usage.ts';
 import type { Database, Prisma } from './db/database.ts';
 import type { CredentialCache } from './lib/invalidation.ts';
 import type { Keyring } from './lib/keyring.ts';
@@ -20,7 +20,7 @@ export interface Deps {
   keyring: Keyring;
   audit: AuditWriter;
   cache: CredentialCache;
-  usage: KeyUsage;
+  usage: Usage;
   /** Anomaly alerts and expiry reminders (limits/alerts.ts): fed by usage flushes and a timer. */
   alerts: Alerts;
   /** Send only after the commit of what a message announces. */

@@ -4,7 +4,7 @@ import { AuditWriter } from './audit/audit-writer.ts';
 import { AuditSummariser } from './audit/summariser.ts';
 import type { Config } from './config.ts';
 import type { Deps } from './context.ts';
-import { KeyUsage } from './credentials/key-usage.ts';
+import { Usage } from './credentials/usage.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { errorForLog } from './lib/errors.ts';
@@ -85,7 +85,7 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     now: () => new Date(),
   } as Omit<Deps, 'usage' | 'junk' | 'alerts'> as Deps;
   deps.junk = new AuditSummariser(deps.audit, () => deps.now(), config.LATCHKEY_AUDIT_SUMMARY_WINDOW, log);
-  deps.usage = new KeyUsage(deps);
+  deps.usage = new Usage(deps);
   deps.alerts = new Alerts(deps);
   deps.usage.burst = { failed: config.LATCHKEY_ALERT_BURST.limit, windowMs: config.LATCHKEY_ALERT_BURST.windowMs };
   deps.usage.onFindings = (findings) => deps.alerts.observe(findings);
