@@ -51,8 +51,12 @@ export async function introspect(deps: Deps, verifier: TokenVerifier, caller: Cl
 export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string): Introspection | undefined {
   const verdict = verifyCachedApiKey(deps, token);
   // Malformed is junk: counted on the full path, which knows the request's address.
-  if (verdict?.result !== 'VALID' || (countsTowardLimits(deps, verdict.key) && deps.limits.shared)) return undefined;
-  return apiKeyAnswer(deps, caller, verdict.key) as Introspection;
+  if (verdict?.result !== 'VALID') return undefined;
+  const { key } = verdict;
+  if (!tokenPolicy.introspect(caller, key) || !countsTowardLimits(deps, key)) return apiKeyAnswer(deps, caller, key) as Introspection;
+  // Shared counters that must ask Redis first: the full path does, counting the use there.
+  const limited = deps.limits.checkLocally('introspect', `k:${key.id}`, key.limits!, 1, deps.now().getTime());
+  return limited && limitedAnswer(deps, key, limited);
 }
 
 /** Introspection counts toward a key's plan only when LATCHKEY_INTROSPECTION_LIMITS says so. */
@@ -70,11 +74,16 @@ function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Intr
   if (!tokenPolicy.introspect(caller, key)) return INACTIVE;
   if (countsTowardLimits(deps, key)) {
     const limited = deps.limits.check('introspect', `k:${key.id}`, key.limits!, 1, deps.now().getTime(), deps.config.LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE);
-    // RFC 7662 has no "over its limit": such a key is simply not active for now.
-    const answer = (verdict: LimitVerdict) => (verdict.refused ? (deps.usage.record('api_key', key.id, false), INACTIVE) : activeKey(deps, key));
-    return limited instanceof Promise ? limited.then(answer) : answer(limited);
+    return limited instanceof Promise ? limited.then((verdict) => limitedAnswer(deps, key, verdict)) : limitedAnswer(deps, key, limited);
   }
   return activeKey(deps, key);
+}
+
+// RFC 7662 has no "over its limit": such a key is simply not active for now.
+function limitedAnswer(deps: Deps, key: ApiKeyRecord, verdict: LimitVerdict): Introspection {
+  if (!verdict.refused) return activeKey(deps, key);
+  deps.usage.record('api_key', key.id, false);
+  return INACTIVE;
 }
 
 function activeKey(deps: Deps, key: ApiKeyRecord): Introspection {
