@@ -69,7 +69,7 @@ async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string,
   return apiKeyAnswer(deps, caller, verdict.key);
 }
 
-/** Synchronous unless the key's plan is counted in Redis (see countsTowardLimits). */
+/** Synchronous unless the key's plan must ask Redis (see countsTowardLimits and limits/limiter.ts). */
 function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Introspection | Promise<Introspection> {
   if (!tokenPolicy.introspect(caller, key)) return INACTIVE;
   if (countsTowardLimits(deps, key)) {
