@@ -4,6 +4,20 @@ import { RateLimiterRedis } from 'rate-limiter-flexible';
 /** How often uses counted locally are sent to Redis (and the window's total read back). */
 export const SYNC_EVERY_MS = 100;
 const SWEEP_EVERY_MS = 60_000;
+/** Windows per script call: bounds how long one batch occupies Redis. */
+const BATCH_KEYS = 500;
+
+/**
+ * Adds ARGV[2i-1] to KEYS[i], which expires ARGV[2i] seconds after its creation, for each i;
+ * returns the new totals. Per key, rate-limiter-flexible's incrTtl script (RateLimiterRedis).
+ */
+const ADD_MANY = `local totals = {}
+for i, key in ipairs(KEYS) do
+  redis.call('set', key, 0, 'EX', ARGV[2 * i], 'NX')
+  totals[i] = redis.call('incrby', key, ARGV[2 * i - 1])
+  if redis.call('pttl', key) == -1 then redis.call('expire', key, ARGV[2 * i]) end
+end
+return totals`;
 
 /**
  * One window's counter as this node sees it. `global` is Redis's total at the last answer
@@ -28,12 +42,14 @@ export const estimate = (tally: Tally): number => tally.global + tally.inFlight 
  * Counters shared by every node through Redis (rate-limiter-flexible's atomic INCRBY with a
  * TTL), mirrored in this node's memory so that most checks wait for nothing: a use decided
  * locally is added to its tally's `pending` and sent with the others every SYNC_EVERY_MS, one
- * INCRBY per dirty window, whose answer refreshes `global`. A command never waits for a
+ * script call for every dirty window, whose answer refreshes each `global`. A command never waits for a
  * connection: it fails at once while Redis is away, and every tally is forgotten (Redis may
  * come back empty), so each window is read afresh once it is back.
  */
 export class SharedCounters {
   readonly #limiter: RateLimiterRedis;
+  readonly #redis: Redis;
+  readonly #keyPrefix: string;
   readonly #tallies = new Map<string, Tally>();
   readonly #dirty = new Set<Tally>();
   readonly #onAnswer: (failure: unknown) => void;
@@ -43,6 +59,8 @@ export class SharedCounters {
 
   /** `onAnswer(undefined)` after each answer from Redis, `onAnswer(err)` after each failure. */
   constructor(redis: Redis, keyPrefix: string, onAnswer: (failure: unknown) => void) {
+    this.#redis = redis;
+    this.#keyPrefix = keyPrefix;
     // Points are never refused here: the limit differs per credential and is compared by the caller.
     this.#limiter = new RateLimiterRedis({ storeClient: redis, keyPrefix, points: 2 ** 31 - 1, duration: 60, useRedisPackage: false, rejectIfRedisNotReady: true });
     this.#onAnswer = onAnswer;
@@ -84,13 +102,14 @@ export class SharedCounters {
   async flush(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const sends: Promise<unknown>[] = [];
+    const batch: { tally: Tally; delta: number }[] = [];
     for (const tally of this.#dirty) {
-      const delta = tally.pending;
+      if (tally.pending !== 0) batch.push({ tally, delta: tally.pending });
       tally.pending = 0;
-      if (delta !== 0) sends.push(this.#send(tally, delta).catch(() => {}));
     }
     this.#dirty.clear();
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < batch.length; i += BATCH_KEYS) sends.push(this.#sendMany(batch.slice(i, i + BATCH_KEYS)));
     // A batch still on its way counts too.
     const flushing = Promise.all([this.#flushing, ...sends]).then(() => {});
     this.#flushing = flushing;
@@ -117,6 +136,35 @@ export class SharedCounters {
     tally.known = true;
     this.#onAnswer(undefined);
     return total;
+  }
+
+  /**
+   * A batch in one script call, not one library call per window: at thousands of windows a
+   * second the per-call cost would stall the event loop. The script does for each key what
+   * rate-limiter-flexible's own does (same keys, same expiry), so both paths count alike.
+   */
+  async #sendMany(batch: { tally: Tally; delta: number }[]): Promise<void> {
+    const args: (string | number)[] = [];
+    for (const { tally, delta } of batch) {
+      tally.inFlight += delta;
+      args.push(delta, Math.max(1, Math.ceil((tally.resetAt - tally.lastNow) / 1000) + 1));
+    }
+    let totals: number[];
+    try {
+      if (this.#redis.status !== 'ready') throw new Error('Redis connection is not ready');
+      totals = (await this.#redis.eval(ADD_MANY, batch.length, ...batch.map(({ tally }) => `${this.#keyPrefix}:${tally.key}`), ...args)) as number[];
+    } catch (err) {
+      for (const { tally, delta } of batch) tally.inFlight -= delta;
+      this.#forget();
+      this.#onAnswer(err);
+      return;
+    }
+    batch.forEach(({ tally, delta }, i) => {
+      tally.inFlight -= delta;
+      tally.global = totals[i]!;
+      tally.known = true;
+    });
+    this.#onAnswer(undefined);
   }
 
   /** Redis failed: what it holds is unknown (it may come back empty), so nothing is decided locally. */

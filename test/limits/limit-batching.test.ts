@@ -86,7 +86,11 @@ describe('plan limits shared through Redis, counted locally in batches', { skip:
     assert.ok(first instanceof Promise, "a window's first check asks Redis");
     await first;
     for (let i = 0; i < 10; i++) assert.ok(!(a.check('verify', 'k:timer', limits, 1, now, 'closed') instanceof Promise), 'far from the limit: answered locally');
-    await sleep(400);
+    // The window's key in Redis (Limiter keyPrefix, then rate window 60 s, index by the clock).
+    const redisKey = `${prefix}:limits:r:k:timer:60:${Math.floor(now / 60_000)}`;
+    const deadline = Date.now() + 5_000;
+    while ((await connections[0]!.get(redisKey)) !== '11' && Date.now() < deadline) await sleep(20);
+    assert.equal(await connections[0]!.get(redisKey), '11', 'the batch was sent by the timer');
     const seen = await b.check('verify', 'k:timer', limits, 1, now, 'closed');
     assert.equal(seen.ratelimit?.remaining, 1_000_000 - 12);
   });
