@@ -191,8 +191,13 @@ wait "$server_pid" || code=$?
 [ "$code" -eq 0 ] || fail "npm start exited $code after SIGTERM"
 # npm forwards SIGTERM to its script's process only; a server left running would keep the
 # embedded database locked (the start script must exec the server).
-sleep 0.5
-kill -0 -- "-$server_pid" 2>/dev/null && fail "npm exited but the server it started is still running"
+# The server may still be finishing its shutdown (flushing audit, usage and mail) when npm is
+# gone: give it the same 15 s.
+for _ in $(seq 1 30); do
+  kill -0 -- "-$server_pid" 2>/dev/null || break
+  sleep 0.5
+done
+kill -0 -- "-$server_pid" 2>/dev/null && fail "npm exited but the server it started is still running 15 s later"
 server_pid=
 echo "exited 0"
 

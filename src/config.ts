@@ -94,6 +94,18 @@ const schema = z.object({
   LATCHKEY_LIMIT_MAX_BLOCK: duration('15m'),
   /** Junk (unknown client ids and keys, failed client authentication) is audited as one event per source per window. */
   LATCHKEY_AUDIT_SUMMARY_WINDOW: duration('1m'),
+  /**
+   * Anomaly alerts (limits/alerts.ts): a credential's uses in an hour above FACTOR × its mean of
+   * the 24 hours before, when also above FLOOR per hour…
+   */
+  LATCHKEY_ALERT_SPIKE_FACTOR: z.coerce.number().min(1).max(1_000_000).default(10),
+  LATCHKEY_ALERT_SPIKE_FLOOR: z.coerce.number().int().min(1).default(1000),
+  /** …failed checks of one key or application within a window (counted per node)… */
+  LATCHKEY_ALERT_BURST: rate('50/10m'),
+  /** …first use from a network (/24, /48) not seen for that credential in 30 days (`false` turns it off). */
+  LATCHKEY_ALERT_NEW_NETWORK: flag('true'),
+  /** How often a node looks for spikes and due expiry and rotation reminders. */
+  LATCHKEY_ALERT_INTERVAL: duration('1m').refine((ms) => ms >= 1000, 'must be at least 1s'),
   /** Bearer token for /metrics; unset = /metrics answers loopback peers only. */
   LATCHKEY_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Lets a client's jwks_uri point at private, loopback or link-local addresses (tests, development). */

@@ -6,6 +6,7 @@ import type { KeyUsage } from './credentials/key-usage.ts';
 import type { Database, Prisma } from './db/database.ts';
 import type { CredentialCache } from './lib/invalidation.ts';
 import type { Keyring } from './lib/keyring.ts';
+import type { Alerts } from './limits/alerts.ts';
 import type { EndpointGuard } from './limits/endpoint-guard.ts';
 import type { Limiter } from './limits/limiter.ts';
 import type { Throttle } from './limits/throttle.ts';
@@ -20,6 +21,8 @@ export interface Deps {
   audit: AuditWriter;
   cache: CredentialCache;
   usage: KeyUsage;
+  /** Anomaly alerts and expiry reminders (limits/alerts.ts): fed by usage flushes and a timer. */
+  alerts: Alerts;
   /** Send only after the commit of what a message announces. */
   mailer: Mailer;
   /** Brute-force limits (sign-in, MFA, reset): one per process, shared across nodes through Redis when REDIS_URL is set. */

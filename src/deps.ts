@@ -11,6 +11,7 @@ import { errorForLog } from './lib/errors.ts';
 import { CredentialCache } from './lib/invalidation.ts';
 import { postgresBus, redisBus } from './lib/invalidation-bus.ts';
 import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
+import { Alerts } from './limits/alerts.ts';
 import { EndpointGuard } from './limits/endpoint-guard.ts';
 import { Limiter } from './limits/limiter.ts';
 import { createThrottle } from './limits/throttle.ts';
@@ -82,9 +83,12 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
       keyPrefix: `latchkey:guard:${keyring.deploymentId}`,
     }),
     now: () => new Date(),
-  } as Omit<Deps, 'usage' | 'junk'> as Deps;
+  } as Omit<Deps, 'usage' | 'junk' | 'alerts'> as Deps;
   deps.junk = new AuditSummariser(deps.audit, () => deps.now(), config.LATCHKEY_AUDIT_SUMMARY_WINDOW, log);
   deps.usage = new KeyUsage(deps);
+  deps.alerts = new Alerts(deps);
+  deps.usage.burst = { failed: config.LATCHKEY_ALERT_BURST.limit, windowMs: config.LATCHKEY_ALERT_BURST.windowMs };
+  deps.usage.onFindings = (findings) => deps.alerts.observe(findings);
   if (counters) throttleConnections.set(deps, counters.redis);
   return deps;
 }

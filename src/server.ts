@@ -64,6 +64,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     throw error;
   }
   deps.usage.start();
+  deps.alerts.onRaised = (kind) => metrics.alert(kind);
+  deps.alerts.start();
   deps.junk.onJunk = (type) => metrics.junk(type);
   deps.junk.start();
   deps.guard.onRefused = (reason) => metrics.refused(reason);
@@ -98,7 +100,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(config.PORT, config.HOST, resolve));
   } catch (error) {
     await signing.stop();
-    await Promise.all([stopControl(), deps.usage.stop(), deps.junk.stop(), deps.guard.stop()]);
+    await Promise.all([stopControl(), deps.usage.stop(), deps.alerts.stop(), deps.junk.stop(), deps.guard.stop()]);
     await closeDeps(deps);
     throw error;
   }
@@ -128,6 +130,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       });
       await stopControl();
       await deps.usage.stop();
+      await deps.alerts.stop();
       await deps.guard.stop();
       // The last window's junk summary, before the audit writer drains.
       await deps.junk.stop();

@@ -79,7 +79,7 @@ export function keyVerificationEndpoint(deps: Deps, metrics: Metrics) {
     function decide(caller: ClientRecord, body: Record<string, unknown>): void {
       // Validated only once the caller is known: an anonymous caller learns nothing but 401.
       const input = verifyKeyInput.parse(body);
-      const verification = verifyKeyFor(deps, caller, input);
+      const verification = verifyKeyFor(deps, caller, input, clientIp(req, deps.config.LATCHKEY_TRUST_PROXY));
       if (verification instanceof Promise) verification.then(answer, fail);
       else answer(verification);
     }

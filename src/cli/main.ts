@@ -14,7 +14,8 @@ import type { Actor } from '../actor.ts';
 import type { Deps } from '../context.ts';
 import { createClient, revokeClient, revokeClientTokens, rotateClientSecret } from '../credentials/clients.ts';
 import { accountIdByEmail, suspendAccount, suspendTeam, unsuspendAccount, unsuspendTeam } from '../accounts/suspension.ts';
-import { createApiKey, revokeApiKey, rotateApiKey } from '../credentials/api-keys.ts';
+import { createApiKey, revokeApiKey, rotateApiKey, suspendApiKey, unsuspendApiKey } from '../credentials/api-keys.ts';
+import { setAlertPolicy } from '../limits/alerts.ts';
 import { createScope, listScopes, presentScope, retireScope, updateScope } from '../credentials/scopes.ts';
 import { createApi, listApis, presentApi, updateApi } from '../credentials/apis.ts';
 import { approveRequest, denyRequest, listRequests, REQUEST_STATUSES, type RequestStatus } from '../credentials/requests.ts';
@@ -302,6 +303,28 @@ const COMMANDS: Record<string, Command> = {
     options: { grace: { type: 'string' } },
     positionals: 1,
     run: (deps, v, [id], actor) => rotateApiKey(deps, id!, { graceMs: duration(v, 'grace', '24h') }, actor),
+  },
+  'key suspend': {
+    usage: 'key suspend ID --reason R',
+    options: { reason: { type: 'string' } },
+    positionals: 1,
+    run: (deps, v, [id], actor) => suspendApiKey(deps, id!, required(v, 'reason'), actor),
+  },
+  'key unsuspend': {
+    usage: 'key unsuspend ID --reason R',
+    options: { reason: { type: 'string' } },
+    positionals: 1,
+    run: (deps, v, [id], actor) => unsuspendApiKey(deps, id!, required(v, 'reason'), actor),
+  },
+  'team alert-policy': {
+    usage: 'team alert-policy TEAM_ID --auto-suspend on|off',
+    options: { 'auto-suspend': { type: 'string' } },
+    positionals: 1,
+    run(deps, v, [id], actor) {
+      const value = required(v, 'auto-suspend');
+      if (value !== 'on' && value !== 'off') throw new UsageError('--auto-suspend must be on or off');
+      return setAlertPolicy(deps, actor, id!, value === 'on');
+    },
   },
   'key revoke': {
     usage: 'key revoke ID [--reason R]',

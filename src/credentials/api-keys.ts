@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { resolveOwnerTeam } from '../accounts/owners.ts';
-import { OWNER_SUSPENDED_SQL, teamGroup } from '../accounts/suspension.ts';
+import { OWNER_SUSPENDED_SQL, parseReason, teamGroup } from '../accounts/suspension.ts';
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor } from '../actor.ts';
 import type { Deps } from '../context.ts';
@@ -94,7 +94,7 @@ export async function createApiKey(deps: Deps, input: z.input<typeof createApiKe
 }
 
 
-async function lockKey(tx: Tx, id: string): Promise<ApiKey> {
+export async function lockKey(tx: Tx, id: string): Promise<ApiKey> {
   if (!KEY_ID.test(id)) throw new NotFound('api key');
   const rows = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM api_key WHERE id = ${id} FOR UPDATE`;
   if (rows.length === 0) throw new NotFound('api key');
@@ -167,6 +167,34 @@ export async function revokeApiKey(deps: Deps, id: string, options: { reason?: s
   });
 }
 
+/**
+ * Suspends one key, reversibly (unlike revocation): its checks answer SUSPENDED on every node
+ * within a second until unsuspendApiKey. Used by an alert under the team's auto-suspend policy
+ * (limits/alerts.ts) and by operators. Suspending a suspended key changes nothing.
+ */
+export async function suspendApiKey(deps: Pick<Deps, 'prisma' | 'cache' | 'now'>, id: string, reason: string, actor: Actor): Promise<{ id: string; suspended: boolean }> {
+  return setKeySuspension(deps, id, reason, actor, true);
+}
+
+export async function unsuspendApiKey(deps: Pick<Deps, 'prisma' | 'cache' | 'now'>, id: string, reason: string, actor: Actor): Promise<{ id: string; suspended: boolean }> {
+  return setKeySuspension(deps, id, reason, actor, false);
+}
+
+async function setKeySuspension(deps: Pick<Deps, 'prisma' | 'cache' | 'now'>, id: string, reason: string, actor: Actor, suspend: boolean) {
+  const why = parseReason(reason);
+  const now = deps.now();
+  return changeCredentials(deps, async (tx, invalidate) => {
+    const key = await lockKey(tx, id);
+    if (suspend && key.revokedAt) throw new Conflict('api key is revoked');
+    if ((key.suspendedAt !== null) !== suspend) {
+      await tx.apiKey.update({ where: { id }, data: { suspendedAt: suspend ? now : null } });
+      await appendAuditEvents(tx, [actorEvent(actor, suspend ? 'api_key.suspended' : 'api_key.unsuspended', 'api_key', id, { reason: why, teamId: key.teamId })], now);
+      await invalidate(`key:${id}`);
+    }
+    return { id, suspended: suspend };
+  });
+}
+
 /** The cached view of a key that verification reads. */
 export interface ApiKeyRecord {
   id: string;
@@ -177,7 +205,7 @@ export interface ApiKeyRecord {
   createdAt: Date;
   expiresAt: Date | null;
   revokedAt: Date | null;
-  /** Its team (or the team's person) is suspended: read with the key, never written to it. */
+  /** The key itself (suspendApiKey) or its team (or the team's person) is suspended. */
   suspended: boolean;
   /** Its plan's limits with its own overrides, resolved when loaded; null when none apply. */
   limits: Limits | null;
@@ -186,15 +214,16 @@ export interface ApiKeyRecord {
 export type ApiKeyVerification =
   | { result: 'VALID'; key: ApiKeyRecord }
   | { result: 'MALFORMED' }
-  | { result: 'NOT_FOUND' | 'INVALID_SECRET'; keyId: string }
-  // The record too: whoever reports it must first ask whether the caller may see it.
-  | { result: 'REVOKED' | 'EXPIRED' | 'SUSPENDED'; keyId: string; key: ApiKeyRecord };
+  | { result: 'NOT_FOUND'; keyId: string }
+  // The record too: whoever reports or counts a failure must first ask whether the caller may
+  // see the key, or a stranger could make another team's key fail (and alert) by its public id.
+  | { result: 'INVALID_SECRET' | 'REVOKED' | 'EXPIRED' | 'SUSPENDED'; keyId: string; key: ApiKeyRecord };
 
 // One round trip with the owner's state (accounts/suspension.ts), written for the primary key.
 // One read for everything a check needs: the key, its owner's suspension and its plan's limits.
 const KEY_RECORD_SQL = `
   SELECT k.id, k.team_id::text AS "teamId", k.scopes, k.audiences, k.digest, k.created_at AS "createdAt",
-         k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt", ${OWNER_SUSPENDED_SQL} AS suspended,
+         k.expires_at AS "expiresAt", k.revoked_at AS "revokedAt", (k.suspended_at IS NOT NULL OR ${OWNER_SUSPENDED_SQL}) AS suspended,
          k.rate_limit AS "rateLimit", k.rate_window_seconds AS "rateWindowSeconds", k.quota_limit AS "quotaLimit", k.quota_period AS "quotaPeriod",
          p.rate_limit AS "planRateLimit", p.rate_window_seconds AS "planRateWindowSeconds", p.quota_limit AS "planQuotaLimit", p.quota_period AS "planQuotaPeriod"
     FROM api_key k LEFT JOIN team t ON t.id = k.team_id LEFT JOIN account a ON a.id = t.personal_account_id LEFT JOIN plan p ON p.id = k.plan_id
@@ -234,7 +263,7 @@ export function verifyCachedApiKey(deps: Pick<Deps, 'cache' | 'keyring' | 'now'>
 
 function checkApiKey(deps: Pick<Deps, 'keyring' | 'now'>, keyId: string, key: ApiKeyRecord | null, presented: string): ApiKeyVerification {
   if (!key) return { result: 'NOT_FOUND', keyId };
-  if (!deps.keyring.matches(presented, key.digest)) return { result: 'INVALID_SECRET', keyId };
+  if (!deps.keyring.matches(presented, key.digest)) return { result: 'INVALID_SECRET', keyId, key };
   if (key.revokedAt) return { result: 'REVOKED', keyId, key };
   // Expiry, including the end of a rotation's grace window, is checked on every use: no cron.
   if (key.expiresAt && key.expiresAt <= deps.now()) return { result: 'EXPIRED', keyId, key };

@@ -195,10 +195,21 @@ export function cachedClient(deps: Pick<Deps, 'cache'>, id: string): ClientRecor
   return CLIENT_ID.test(id) ? deps.cache.peek<ClientRecord>(`client:${id}`) : null;
 }
 
-/** Constant-time check of a presented secret against the current and (within grace) previous digest. */
-export function clientSecretMatches(deps: Pick<Deps, 'keyring' | 'now'>, client: ClientRecord, presented: string): boolean {
-  const previousLive = client.previousSecretExpiresAt !== null && client.previousSecretExpiresAt > deps.now();
-  return deps.keyring.matches(presented, client.secretDigest, previousLive ? client.previousSecretDigest : null);
+/**
+ * Constant-time check of a presented secret against the current and (within grace) previous
+ * digest. A match of the previous secret is noted with usage (an alert and a reminder may follow:
+ * the application has not switched to its new secret yet).
+ */
+export function clientSecretMatches(deps: Pick<Deps, 'keyring' | 'now' | 'usage'>, client: ClientRecord, presented: string): boolean {
+  return clientSecretMatch(deps, client, presented) !== null;
+}
+
+/** clientSecretMatches, telling which secret matched. */
+export function clientSecretMatch(deps: Pick<Deps, 'keyring' | 'now' | 'usage'>, client: ClientRecord, presented: string): 'current' | 'previous' | null {
+  if (client.previousSecretExpiresAt === null || client.previousSecretExpiresAt <= deps.now()) return deps.keyring.matches(presented, client.secretDigest) ? 'current' : null;
+  const matched = deps.keyring.matchIndex(presented, client.secretDigest, client.previousSecretDigest);
+  if (matched === 1) deps.usage.previousSecretUsed(client.id);
+  return matched === 0 ? 'current' : matched === 1 ? 'previous' : null;
 }
 
 async function lockClient(tx: Tx, id: string): Promise<OAuthClient> {
@@ -243,6 +254,8 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
         secretDigest: deps.keyring.digest(secret),
         previousSecretDigest: graceful ? client.secretDigest : null,
         previousSecretExpiresAt: graceful ? previousExpiresAt : null,
+        // A use of the secret rotated out before is not a use of this one (limits/reminders.ts).
+        previousSecretUsedAt: null,
         secretVersion: { increment: 1 },
         ...(dropped.length > 0 ? { scopes: kept } : {}),
       },

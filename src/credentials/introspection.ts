@@ -48,15 +48,15 @@ export async function introspect(deps: Deps, verifier: TokenVerifier, caller: Cl
  * without waiting for anything (the endpoint's hot path); undefined when the full path must
  * run: a cache miss, or a failed check, which is audited.
  */
-export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string): Introspection | undefined {
+export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string, ip: string | undefined): Introspection | undefined {
   const verdict = verifyCachedApiKey(deps, token);
   // Malformed is junk: counted on the full path, which knows the request's address.
   if (verdict?.result !== 'VALID') return undefined;
   const { key } = verdict;
-  if (!tokenPolicy.introspect(caller, key) || !countsTowardLimits(deps, key)) return apiKeyAnswer(deps, caller, key) as Introspection;
+  if (!tokenPolicy.introspect(caller, key) || !countsTowardLimits(deps, key)) return apiKeyAnswer(deps, caller, key, ip) as Introspection;
   // Shared counters that must ask Redis first: the full path does, counting the use there.
   const limited = deps.limits.checkLocally('introspect', `k:${key.id}`, key.limits!, 1, deps.now().getTime());
-  return limited && limitedAnswer(deps, key, limited);
+  return limited && limitedAnswer(deps, key, limited, ip);
 }
 
 /** Introspection counts toward a key's plan only when LATCHKEY_INTROSPECTION_LIMITS says so. */
@@ -65,29 +65,36 @@ const countsTowardLimits = (deps: Deps, key: ApiKeyRecord) => deps.config.LATCHK
 async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string, request: RequestInfo): Promise<Introspection> {
   const verdict = await verifyApiKey(deps, token);
   if (verdict.result === 'MALFORMED') return junkChecked(deps, caller, request, 'api_key', 'MALFORMED');
+  if (verdict.result === 'NOT_FOUND') return junkChecked(deps, caller, request, 'api_key', 'NOT_FOUND');
+  // Another audience's key is unknown to this caller: not counted, audited or throttled
+  // against the key, so that nobody can make a stranger's key fail (or alert) by its public id.
+  if (!tokenPolicy.introspect(caller, verdict.key)) return junkChecked(deps, caller, request, 'api_key', 'NOT_FOUND');
   if (verdict.result !== 'VALID') return checkFailed(deps, caller, request, 'api_key', verdict.keyId, verdict.result);
-  return apiKeyAnswer(deps, caller, verdict.key);
+  return apiKeyAnswer(deps, caller, verdict.key, request.ip);
 }
 
-/** Synchronous unless the key's plan must ask Redis (see countsTowardLimits and limits/limiter.ts). */
-function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord): Introspection | Promise<Introspection> {
+/**
+ * Synchronous unless the key's plan must ask Redis (see countsTowardLimits and limits/limiter.ts).
+ * `ip`: the resource server's peer address, for the networks a key is used from (limits/alerts.ts).
+ */
+function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord, ip: string | undefined): Introspection | Promise<Introspection> {
   if (!tokenPolicy.introspect(caller, key)) return INACTIVE;
   if (countsTowardLimits(deps, key)) {
     const limited = deps.limits.check('introspect', `k:${key.id}`, key.limits!, 1, deps.now().getTime(), deps.config.LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE);
-    return limited instanceof Promise ? limited.then((verdict) => limitedAnswer(deps, key, verdict)) : limitedAnswer(deps, key, limited);
+    return limited instanceof Promise ? limited.then((verdict) => limitedAnswer(deps, key, verdict, ip)) : limitedAnswer(deps, key, limited, ip);
   }
-  return activeKey(deps, key);
+  return activeKey(deps, key, ip);
 }
 
 // RFC 7662 has no "over its limit": such a key is simply not active for now.
-function limitedAnswer(deps: Deps, key: ApiKeyRecord, verdict: LimitVerdict): Introspection {
-  if (!verdict.refused) return activeKey(deps, key);
+function limitedAnswer(deps: Deps, key: ApiKeyRecord, verdict: LimitVerdict, ip: string | undefined): Introspection {
+  if (!verdict.refused) return activeKey(deps, key, ip);
   deps.usage.record('api_key', key.id, false);
   return INACTIVE;
 }
 
-function activeKey(deps: Deps, key: ApiKeyRecord): Introspection {
-  deps.usage.touch(key.id);
+function activeKey(deps: Deps, key: ApiKeyRecord, ip: string | undefined): Introspection {
+  deps.usage.touch(key.id, ip);
   return {
     active: true,
     token_type: 'api_key',

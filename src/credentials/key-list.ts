@@ -15,7 +15,7 @@ export interface KeyListPage {
 // (api-keys.ts) written in SQL: not revoked, not past its expiry. Uses api_key_team_id_idx.
 const KEY_LIST_SQL = `
   WITH team_keys AS (
-    SELECT id, name, team_id, scopes, audiences, created_at, last_used_at, expires_at, revoked_at, revoked_reason, replaced_by_id,
+    SELECT id, name, team_id, scopes, audiences, created_at, last_used_at, expires_at, revoked_at, revoked_reason, replaced_by_id, suspended_at,
            revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) AS live
       FROM api_key WHERE team_id = $1
   ), counts AS (
@@ -37,6 +37,7 @@ interface Row {
   revoked_at: Date | null;
   revoked_reason: string | null;
   replaced_by_id: string | null;
+  suspended_at: Date | null;
 }
 
 export async function listTeamKeys(
@@ -58,6 +59,7 @@ export async function listTeamKeys(
       expiresAt: row.expires_at,
       revokedAt: row.revoked_at,
       revokedReason: row.revoked_reason,
+      suspendedAt: row.suspended_at,
       replacedById: row.replaced_by_id,
     }),
   );

@@ -60,41 +60,43 @@ const describeKey = (key: ApiKeyRecord) => ({
  * key's record is cached and its limits can be decided on this node: always with counters in
  * memory, and with Redis between batches far from the limit (limits/limiter.ts); a promise otherwise.
  * Outcomes are counted (usage, metrics), not audited one row each: a gateway passes on every
- * junk key that reaches it (issue 9 §1.3).
+ * junk key that reaches it (issue 9 §1.3). `ip`: the gateway's peer address, for the networks a
+ * key is used from (limits/alerts.ts).
  */
-export function verifyKeyFor(deps: Deps, caller: ClientRecord, input: VerifyKeyInput): KeyVerification | Promise<KeyVerification> {
+export function verifyKeyFor(deps: Deps, caller: ClientRecord, input: VerifyKeyInput, ip?: string): KeyVerification | Promise<KeyVerification> {
   const cached = verifyCachedApiKey(deps, input.key);
-  if (cached !== undefined) return decide(deps, caller, input, cached);
-  return verifyApiKey(deps, input.key).then((verdict) => decide(deps, caller, input, verdict));
+  if (cached !== undefined) return decide(deps, caller, input, cached, ip);
+  return verifyApiKey(deps, input.key).then((verdict) => decide(deps, caller, input, verdict, ip));
 }
 
-function decide(deps: Deps, caller: ClientRecord, input: VerifyKeyInput, verdict: ApiKeyVerification): KeyVerification | Promise<KeyVerification> {
-  if (verdict.result === 'MALFORMED') return NOT_FOUND;
-  if (!('key' in verdict)) {
-    if (verdict.result === 'INVALID_SECRET') deps.usage.record('api_key', verdict.keyId, false);
+function decide(deps: Deps, caller: ClientRecord, input: VerifyKeyInput, verdict: ApiKeyVerification, ip: string | undefined): KeyVerification | Promise<KeyVerification> {
+  if (verdict.result === 'MALFORMED' || verdict.result === 'NOT_FOUND') return NOT_FOUND;
+  const { key } = verdict;
+  // Not meant for this caller: none of its business whether the key exists (RFC 7662 §4 in
+  // spirit), and nothing counted against the key: a stranger must not make it fail or alert.
+  if (!tokenPolicy.introspect(caller, key)) return NOT_FOUND;
+  if (verdict.result === 'INVALID_SECRET') {
+    deps.usage.record('api_key', key.id, false, ip);
     return NOT_FOUND;
   }
-  const { key } = verdict;
-  // Not meant for this caller: none of its business whether the key exists (RFC 7662 §4 in spirit).
-  if (!tokenPolicy.introspect(caller, key)) return NOT_FOUND;
   if (verdict.result !== 'VALID') {
-    deps.usage.record('api_key', key.id, false, input.cost);
+    deps.usage.record('api_key', key.id, false, ip, input.cost);
     return { valid: false, code: VERDICT_CODES[verdict.result], ...describeKey(key) };
   }
   if (input.scopes && !input.scopes.every((scope) => key.scopes.includes(scope))) {
-    deps.usage.record('api_key', key.id, false, input.cost);
+    deps.usage.record('api_key', key.id, false, ip, input.cost);
     return { valid: false, code: 'INSUFFICIENT_SCOPE', ...describeKey(key) };
   }
   if (!key.limits) {
-    deps.usage.touch(key.id, input.cost);
+    deps.usage.touch(key.id, ip, input.cost);
     return { valid: true, code: 'VALID', ...describeKey(key) };
   }
   const limited = deps.limits.check('verify', `k:${key.id}`, key.limits, input.cost, deps.now().getTime(), deps.config.LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE);
-  return limited instanceof Promise ? limited.then((l) => withLimits(deps, key, input, l)) : withLimits(deps, key, input, limited);
+  return limited instanceof Promise ? limited.then((l) => withLimits(deps, key, input, l, ip)) : withLimits(deps, key, input, limited, ip);
 }
 
-function withLimits(deps: Deps, key: ApiKeyRecord, input: VerifyKeyInput, limited: LimitVerdict): KeyVerification {
-  deps.usage.record('api_key', key.id, limited.refused === null, input.cost);
+function withLimits(deps: Deps, key: ApiKeyRecord, input: VerifyKeyInput, limited: LimitVerdict, ip: string | undefined): KeyVerification {
+  deps.usage.record('api_key', key.id, limited.refused === null, ip, input.cost);
   return {
     valid: limited.refused === null,
     code: limited.refused ?? 'VALID',

@@ -7,7 +7,7 @@ import { apiKeyStatus } from './api-keys.ts';
  * Plain data only: never a digest, never a secret.
  */
 
-export type ApiKeyStatusLabel = 'active' | 'rotating out' | 'revoked' | 'expired';
+export type ApiKeyStatusLabel = 'active' | 'rotating out' | 'suspended' | 'revoked' | 'expired';
 
 export interface ApiKeyView {
   id: string;
@@ -27,7 +27,7 @@ export interface ApiKeyView {
   /** Set once rotated: the successor's id. */
   replacedById: string | null;
   status: ApiKeyStatusLabel;
-  /** Still accepted (active, or rotating out inside its grace window). */
+  /** Not revoked nor expired (active, rotating out inside its grace window, or suspended). */
   live: boolean;
   /** While rotating out: when the old key stops working. */
   graceEndsAt: Date | null;
@@ -37,7 +37,7 @@ export type ApiKeyFields = Pick<
   ApiKey,
   'id' | 'name' | 'teamId' | 'scopes' | 'audiences' | 'createdAt' | 'lastUsedAt' | 'expiresAt' | 'revokedAt' | 'replacedById'
 > &
-  Partial<Pick<ApiKey, 'revokedReason'>>;
+  Partial<Pick<ApiKey, 'revokedReason' | 'suspendedAt'>>;
 
 /** The columns presentApiKey reads: select these and nothing else (the digest stays in the database). */
 export const API_KEY_VIEW_SELECT = {
@@ -52,6 +52,7 @@ export const API_KEY_VIEW_SELECT = {
   revokedAt: true,
   revokedReason: true,
   replacedById: true,
+  suspendedAt: true,
 } as const;
 
 const maskKeyId = (id: string) => `lk_${id.slice(0, 4)}…_••••`;
@@ -59,7 +60,8 @@ const maskKeyId = (id: string) => `lk_${id.slice(0, 4)}…_••••`;
 export function presentApiKey(key: ApiKeyFields, now: Date): ApiKeyView {
   const raw = apiKeyStatus(key, now);
   // A rotated key keeps working until the grace window chosen at rotation ends (its expiresAt).
-  const status: ApiKeyStatusLabel = raw === 'expiring' ? 'rotating out' : raw;
+  // A suspended key (limits/alerts.ts) is refused until unsuspended, but can still be rotated or revoked.
+  const status: ApiKeyStatusLabel = key.suspendedAt && (raw === 'active' || raw === 'expiring') ? 'suspended' : raw === 'expiring' ? 'rotating out' : raw;
   return {
     id: key.id,
     prefix: `lk_${key.id}`,
@@ -75,8 +77,8 @@ export function presentApiKey(key: ApiKeyFields, now: Date): ApiKeyView {
     revokedReason: key.revokedReason ?? null,
     replacedById: key.replacedById,
     status,
-    live: status === 'active' || status === 'rotating out',
-    graceEndsAt: status === 'rotating out' ? key.expiresAt : null,
+    live: raw === 'active' || raw === 'expiring',
+    graceEndsAt: raw === 'expiring' ? key.expiresAt : null,
   };
 }
 

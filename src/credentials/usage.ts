@@ -1,51 +1,132 @@
 import type { Deps } from '../context.ts';
+import { networkOf } from '../limits/networks.ts';
 
 export type CredentialType = 'api_key' | 'client';
 
-/** Rows per flush statement: five bind parameters whatever the size (arrays), but a bounded statement. */
+/** Rows per flush statement: a few bind parameters whatever the size (arrays), but a bounded statement. */
 const FLUSH_CHUNK = 5_000;
 const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+/** A network unseen for this long is new again (issue 9 §1.6). */
+const NETWORK_MEMORY_MS = 30 * DAY_MS;
+/** A (credential, network) pair written within this long is not written again by this node. */
+const NETWORK_REFRESH_MS = HOUR_MS;
+const NETWORK_WRITTEN_MAX = 100_000;
 
 interface Counts {
   succeeded: number;
   failed: number;
+  /** The last peer address seen in this batch: an unchanged address costs one comparison. */
+  lastIp: string | undefined;
+  networks: Set<string> | undefined;
+}
+
+/** What a flush saw that an alert may be about (limits/alerts.ts decides). */
+export interface UsageFindings {
+  /** Used from a network not seen for that credential in 30 days, while it has been used from others. */
+  newNetworks: { type: CredentialType; id: string; network: string }[];
+  /** A rotated-out key, or an application's previous secret, used inside its grace window. */
+  rotatedUses: { type: CredentialType; id: string; graceEndsAt: Date }[];
+  /** Failed checks of one credential reached the burst threshold within the burst window. */
+  bursts: { type: CredentialType; id: string; failed: number; windowStart: Date }[];
+}
+
+export interface BurstRule {
+  failed: number;
+  windowMs: number;
 }
 
 /**
- * Usage of credentials without a database write per request (issue 7 §2.9): checks are
- * counted in memory per (type, id) and written every few seconds as daily rollups
- * (`usage_daily`), with "last used" for keys and applications, in a few statements. A crash
- * loses at most one interval of counts, never a credential change.
+ * Usage of credentials without a database write per request (issue 7 §2.9, issue 9 §1.5):
+ * checks are counted in memory per (type, id) and written every few seconds as hourly and
+ * daily rollups (`usage_hourly`, `usage_daily`) in one statement, with "last used" for keys
+ * and applications and the networks they were used from. A crash loses at most one interval
+ * of counts, never a credential change.
  *
- * The hot path allocates only on a credential's first use in a batch (one small object).
- * A batch is dated by the UTC day on which it began: at midnight at most one interval lands
- * on the neighbouring day.
+ * The hot path allocates only on a credential's first use in a batch (one small object) and
+ * on a peer address it has not seen in this batch (its network). A batch is dated by the UTC
+ * hour in which it began: at an hour's end at most one interval lands in the neighbouring hour.
  */
 export class Usage {
   #keys = new Map<string, Counts>();
   #clients = new Map<string, Counts>();
+  /** Applications whose previous (rotated-out) secret authenticated in this batch. */
+  #previousSecrets = new Set<string>();
   #batchStartedAt: Date | null = null;
   #timer: NodeJS.Timeout | undefined;
+  /** Failed checks per credential, per minute, over the burst window (failures only: not the hot path). */
+  #failures = new Map<string, { minute: number; count: number }[]>();
+  #bursts: UsageFindings['bursts'] = [];
+  /** (type, id, network) → when this node last wrote it: keeps network writes to new pairs. */
+  #networksWritten = new Map<string, number>();
   /** Statements written so far (tests prove there is no write per request). */
   statements = 0;
+  /** Told what each flush found (alerts): awaited, so that a flush is done when its alerts are. */
+  onFindings: ((findings: UsageFindings) => Promise<void>) | undefined;
+  /** Failed checks of one credential within a window that make a burst (config: LATCHKEY_ALERT_BURST). */
+  burst: BurstRule | undefined;
 
   constructor(private readonly deps: Pick<Deps, 'prisma' | 'now' | 'log'>) {}
 
-  /** A successful API-key check (introspection, verification); `uses` is a verification's cost. */
-  touch(keyId: string, uses = 1): void {
-    this.record('api_key', keyId, true, uses);
+  /**
+   * A successful API-key check (introspection, verification): `ip` is the caller's peer
+   * address (the networks a key is used from), `uses` a verification's cost.
+   */
+  touch(keyId: string, ip?: string, uses = 1): void {
+    this.record('api_key', keyId, true, ip, uses);
   }
 
-  record(type: CredentialType, id: string, ok: boolean, uses = 1): void {
+  record(type: CredentialType, id: string, ok: boolean, ip?: string, uses = 1): void {
     const map = type === 'api_key' ? this.#keys : this.#clients;
     let counts = map.get(id);
     if (counts === undefined) {
       if (this.#batchStartedAt === null) this.#batchStartedAt = this.deps.now();
-      counts = { succeeded: 0, failed: 0 };
+      counts = { succeeded: 0, failed: 0, lastIp: undefined, networks: undefined };
       map.set(id, counts);
     }
-    if (ok) counts.succeeded += uses;
-    else counts.failed += uses;
+    if (ok) {
+      counts.succeeded += uses;
+      if (ip !== undefined && ip !== counts.lastIp) {
+        counts.lastIp = ip;
+        const network = networkOf(ip);
+        if (network !== undefined) (counts.networks ??= new Set()).add(network);
+      }
+    } else {
+      counts.failed += uses;
+      if (this.burst) this.#countFailure(type, id, this.burst);
+    }
+  }
+
+  /** An application authenticated with its previous secret, inside the rotation's grace window. */
+  previousSecretUsed(clientId: string): void {
+    if (this.#batchStartedAt === null) this.#batchStartedAt = this.deps.now();
+    this.#previousSecrets.add(clientId);
+  }
+
+  /**
+   * Counts failures per minute over the burst window; one finding when the count reaches the
+   * threshold, dated by the window slot it falls in (alerts dedupe on that slot). Counted per
+   * node: with several nodes behind a balancer each sees its share of a burst.
+   */
+  #countFailure(type: CredentialType, id: string, rule: BurstRule): void {
+    const now = this.deps.now().getTime();
+    const minute = Math.floor(now / 60_000);
+    const oldest = minute - Math.ceil(rule.windowMs / 60_000) + 1;
+    const key = `${type}:${id}`;
+    const buckets = (this.#failures.get(key) ?? []).filter((b) => b.minute >= oldest);
+    const last = buckets.at(-1);
+    if (last?.minute === minute) last.count += 1;
+    else buckets.push({ minute, count: 1 });
+    this.#failures.set(key, buckets);
+    const total = buckets.reduce((sum, b) => sum + b.count, 0);
+    if (total === rule.failed) {
+      const windowStart = new Date(Math.floor(now / rule.windowMs) * rule.windowMs);
+      this.#bursts.push({ type, id, failed: total, windowStart });
+    }
+    // Forget credentials whose failures have aged out, so the map stays small.
+    if (this.#failures.size > 10_000) {
+      for (const [k, b] of this.#failures) if ((b.at(-1)?.minute ?? 0) < oldest) this.#failures.delete(k);
+    }
   }
 
   start(intervalMs = 5_000): void {
@@ -54,40 +135,120 @@ export class Usage {
   }
 
   async flush(): Promise<void> {
-    if (this.#batchStartedAt === null) return;
-    const day = utcDay(this.#batchStartedAt);
-    const keys = this.#keys;
-    const clients = this.#clients;
-    this.#keys = new Map();
-    this.#clients = new Map();
-    this.#batchStartedAt = null;
-    const now = this.deps.now();
-    await Promise.all([this.#write('api_key', keys, day, now), this.#write('client', clients, day, now)]).catch((err) =>
-      this.deps.log.warn({ err }, 'could not record credential usage'),
-    );
+    const bursts = this.#bursts;
+    this.#bursts = [];
+    const findings: UsageFindings = { newNetworks: [], rotatedUses: [], bursts };
+    if (this.#batchStartedAt !== null) {
+      const startedAt = this.#batchStartedAt;
+      const keys = this.#keys;
+      const clients = this.#clients;
+      const previousSecrets = this.#previousSecrets;
+      this.#keys = new Map();
+      this.#clients = new Map();
+      this.#previousSecrets = new Set();
+      this.#batchStartedAt = null;
+      const now = this.deps.now();
+      await Promise.all([
+        this.#write('api_key', keys, startedAt, now, findings),
+        this.#write('client', clients, startedAt, now, findings),
+        this.#writePreviousSecrets(previousSecrets, now, findings),
+      ]).catch((err) => this.deps.log.warn({ err }, 'could not record credential usage'));
+    }
+    if (this.onFindings && (findings.newNetworks.length || findings.rotatedUses.length || findings.bursts.length)) {
+      await this.onFindings(findings).catch((err) => this.deps.log.warn({ err }, 'could not raise usage alerts'));
+    }
   }
 
-  async #write(type: CredentialType, batch: Map<string, Counts>, day: string, now: Date): Promise<void> {
+  async #write(type: CredentialType, batch: Map<string, Counts>, startedAt: Date, now: Date, findings: UsageFindings): Promise<void> {
     if (batch.size === 0) return;
+    const day = utcDay(startedAt);
+    const hour = utcHour(startedAt);
     const entries = [...batch];
     for (let start = 0; start < entries.length; start += FLUSH_CHUNK) {
       const chunk = entries.slice(start, start + FLUSH_CHUNK);
       const ids = chunk.map(([id]) => id);
       const succeeded = chunk.map(([, c]) => c.succeeded);
       const failed = chunk.map(([, c]) => c.failed);
+      // Both rollups in one statement: the data-modifying CTE writes the day, the outer insert the hour.
       this.statements += 1;
       await this.deps.prisma.$executeRaw`
-        INSERT INTO usage_daily (credential_type, credential_id, day, succeeded, failed)
-        SELECT ${type}, u.id, ${day}::date, u.succeeded, u.failed
-        FROM unnest(${ids}::text[], ${succeeded}::int[], ${failed}::int[]) AS u(id, succeeded, failed)
-        ON CONFLICT (credential_type, credential_id, day) DO UPDATE
-        SET succeeded = usage_daily.succeeded + EXCLUDED.succeeded, failed = usage_daily.failed + EXCLUDED.failed`;
+        WITH u AS (SELECT * FROM unnest(${ids}::text[], ${succeeded}::int[], ${failed}::int[]) AS u(id, succeeded, failed)),
+        daily AS (
+          INSERT INTO usage_daily (credential_type, credential_id, day, succeeded, failed)
+          SELECT ${type}, u.id, ${day}::date, u.succeeded, u.failed FROM u
+          ON CONFLICT (credential_type, credential_id, day) DO UPDATE
+          SET succeeded = usage_daily.succeeded + EXCLUDED.succeeded, failed = usage_daily.failed + EXCLUDED.failed)
+        INSERT INTO usage_hourly (credential_type, credential_id, hour, succeeded, failed)
+        SELECT ${type}, u.id, ${hour}, u.succeeded, u.failed FROM u
+        ON CONFLICT (credential_type, credential_id, hour) DO UPDATE
+        SET succeeded = usage_hourly.succeeded + EXCLUDED.succeeded, failed = usage_hourly.failed + EXCLUDED.failed`;
       const used = chunk.filter(([, c]) => c.succeeded > 0).map(([id]) => id);
-      if (used.length === 0) continue;
-      this.statements += 1;
-      if (type === 'api_key') await this.deps.prisma.apiKey.updateMany({ where: { id: { in: used } }, data: { lastUsedAt: now } });
-      else await this.deps.prisma.oAuthClient.updateMany({ where: { id: { in: used } }, data: { lastUsedAt: now } });
+      if (used.length > 0) {
+        this.statements += 1;
+        if (type === 'api_key') {
+          // A used key that has a successor is rotating out: worth an alert (limits/alerts.ts).
+          const rotated = await this.deps.prisma.$queryRaw<{ id: string; expires_at: Date }[]>`
+            WITH touched AS (UPDATE api_key SET last_used_at = ${now} WHERE id = ANY(${used}::text[]) RETURNING id, replaced_by_id, expires_at)
+            SELECT id, expires_at FROM touched WHERE replaced_by_id IS NOT NULL AND expires_at > ${now}`;
+          for (const row of rotated) findings.rotatedUses.push({ type, id: row.id, graceEndsAt: row.expires_at });
+        } else {
+          await this.deps.prisma.oAuthClient.updateMany({ where: { id: { in: used } }, data: { lastUsedAt: now } });
+        }
+      }
+      await this.#writeNetworks(type, chunk, now, findings);
     }
+  }
+
+  /**
+   * Upserts the networks seen; reports those new to a credential that was used from other
+   * networks in the last 30 days (a credential's very first network is not news). Every CTE
+   * reads the table as it was before the statement, so `fresh` and `known` see no row it writes.
+   */
+  async #writeNetworks(type: CredentialType, chunk: [string, Counts][], now: Date, findings: UsageFindings): Promise<void> {
+    const ids: string[] = [];
+    const networks: string[] = [];
+    const at = now.getTime();
+    for (const [id, counts] of chunk) {
+      for (const network of counts.networks ?? []) {
+        const pair = `${type} ${id} ${network}`;
+        const written = this.#networksWritten.get(pair);
+        if (written !== undefined && at - written < NETWORK_REFRESH_MS && written <= at) continue;
+        if (this.#networksWritten.size >= NETWORK_WRITTEN_MAX) this.#networksWritten.clear();
+        this.#networksWritten.set(pair, at);
+        ids.push(id);
+        networks.push(network);
+      }
+    }
+    if (ids.length === 0) return;
+    const since = new Date(at - NETWORK_MEMORY_MS);
+    this.statements += 1;
+    const fresh = await this.deps.prisma.$queryRaw<{ id: string; network: string }[]>`
+      WITH input AS (SELECT * FROM unnest(${ids}::text[], ${networks}::text[]) AS i(id, network)),
+      fresh AS (
+        SELECT i.id, i.network FROM input i WHERE NOT EXISTS (
+          SELECT 1 FROM credential_network n
+          WHERE n.credential_type = ${type} AND n.credential_id = i.id AND n.network = i.network AND n.last_seen > ${since})),
+      known AS (
+        SELECT DISTINCT n.credential_id AS id FROM credential_network n
+        WHERE n.credential_type = ${type} AND n.credential_id IN (SELECT id FROM input) AND n.last_seen > ${since}),
+      seen AS (
+        INSERT INTO credential_network (credential_type, credential_id, network, first_seen, last_seen)
+        SELECT ${type}, i.id, i.network, ${now}, ${now} FROM input i
+        ON CONFLICT (credential_type, credential_id, network) DO UPDATE
+        SET last_seen = GREATEST(credential_network.last_seen, EXCLUDED.last_seen),
+            first_seen = CASE WHEN credential_network.last_seen <= ${since} THEN EXCLUDED.first_seen ELSE credential_network.first_seen END)
+      SELECT f.id, f.network FROM fresh f WHERE f.id IN (SELECT id FROM known)`;
+    for (const row of fresh) findings.newNetworks.push({ type, id: row.id, network: row.network });
+  }
+
+  async #writePreviousSecrets(clientIds: Set<string>, now: Date, findings: UsageFindings): Promise<void> {
+    if (clientIds.size === 0) return;
+    this.statements += 1;
+    const rows = await this.deps.prisma.$queryRaw<{ id: string; previous_secret_expires_at: Date }[]>`
+      UPDATE oauth_client SET previous_secret_used_at = ${now}
+      WHERE id = ANY(${[...clientIds]}::text[]) AND previous_secret_expires_at > ${now}
+      RETURNING id, previous_secret_expires_at`;
+    for (const row of rows) findings.rotatedUses.push({ type: 'client', id: row.id, graceEndsAt: row.previous_secret_expires_at });
   }
 
   async stop(): Promise<void> {
@@ -95,6 +256,9 @@ export class Usage {
     await this.flush();
   }
 }
+
+/** The start of the UTC hour `at` falls in. */
+export const utcHour = (at: Date): Date => new Date(Math.floor(at.getTime() / HOUR_MS) * HOUR_MS);
 
 export const utcDay = (at: Date): string => at.toISOString().slice(0, 10);
 

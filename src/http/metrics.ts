@@ -58,6 +58,12 @@ export function createMetrics(limits?: Pick<Limiter, 'rejections' | 'redisStatus
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  const alerts = new Counter({
+    name: 'latchkey_alerts_raised_total',
+    help: 'Anomaly alerts raised by this node, by kind (spike, burst, new_network, rotated_secret)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
   // Label children are looked up once per (route, status), not hashed again on every request.
   const children = new Map<string, { counter: { inc(): void }; histogram: { observe(value: number): void } }>();
   return {
@@ -72,6 +78,9 @@ export function createMetrics(limits?: Pick<Limiter, 'rejections' | 'redisStatus
       let child = verificationChildren.get(code);
       if (!child) verificationChildren.set(code, (child = verifications.labels(code)));
       child.inc();
+    },
+    alert(kind: string): void {
+      alerts.labels(kind).inc();
     },
     observe(route: string, status: number, seconds: number): void {
       const key = `${route} ${status}`;

@@ -42,14 +42,14 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
    * The hot path: undefined whenever the full path has to decide. Only an API key can be
    * answered here, so nothing else is authenticated twice.
    */
-  function answerFromCache(req: IncomingMessage, path: string, params: Map<string, string>): Introspection | undefined {
+  function answerFromCache(req: IncomingMessage, path: string, params: Map<string, string>, ip: string | undefined): Introspection | undefined {
     const token = params.get('token');
     if (path !== INTROSPECTION_PATH || !token || !looksLikeApiKey(token)) return undefined;
     const caller = authenticateCachedClient(deps, req.socket, req.headers.authorization, params);
     if (!caller) return undefined;
     const wait = deps.guard.admitClient(caller.id);
     if (wait) throw new TooManyRequests(wait);
-    return introspectCachedApiKey(deps, caller, token);
+    return introspectCachedApiKey(deps, caller, token, ip);
   }
 
   return (req: IncomingMessage, res: ServerResponse, path: string): void => {
@@ -84,7 +84,7 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
     readForm(req, (error, params) => {
       if (error) return fail(error);
       try {
-        const cached = answerFromCache(req, path, params!);
+        const cached = answerFromCache(req, path, params!, ip);
         if (cached) return send(200, jsonHeaders, JSON.stringify(cached));
       } catch (thrown) {
         return fail(thrown);

@@ -11,6 +11,8 @@ export interface Keyring {
   digest(secret: string): Uint8Array<ArrayBuffer>;
   /** Constant-time comparison of a presented secret against stored digests. */
   matches(secret: string, ...digests: (Uint8Array | null | undefined)[]): boolean;
+  /** The same comparison, telling which digest matched (its index; -1 for none): every digest is compared. */
+  matchIndex(secret: string, ...digests: (Uint8Array | null | undefined)[]): number;
   encrypt(plaintext: string): string;
   decrypt(ciphertext: string): string;
   cookieKeys: string[];
@@ -58,17 +60,20 @@ export function createKeyring(masterSecret: string): Keyring {
   const encryptionKey = derive(masterSecret, 'at-rest-encryption-v1');
   const hmac = hmacSha256(derive(masterSecret, 'credential-digest-v1'));
   const presented = Buffer.alloc(32);
+  const matchIndex = (secret: string, digests: (Uint8Array | null | undefined)[]) => {
+    // Comparing fixed-length digests: the presented secret's length leaks nothing.
+    presented.write(hmac(secret), 'latin1');
+    let index = -1;
+    for (let i = 0; i < digests.length; i++) {
+      const stored = digests[i];
+      if (stored && stored.length === presented.length && timingSafeEqual(presented, stored)) index = i;
+    }
+    return index;
+  };
   return {
     digest: (secret) => new Uint8Array(Buffer.from(hmac(secret), 'latin1')),
-    matches(secret, ...digests) {
-      // Comparing fixed-length digests: the presented secret's length leaks nothing.
-      presented.write(hmac(secret), 'latin1');
-      let ok = false;
-      for (const stored of digests) {
-        if (stored && stored.length === presented.length && timingSafeEqual(presented, stored)) ok = true;
-      }
-      return ok;
-    },
+    matches: (secret, ...digests) => matchIndex(secret, digests) !== -1,
+    matchIndex: (secret, ...digests) => matchIndex(secret, digests),
     encrypt(plaintext) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', encryptionKey, iv);

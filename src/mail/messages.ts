@@ -78,6 +78,24 @@ export function requestDecidedMessage({
   return compose(to, `Latchkey: your ${kind} request “${name}” was ${outcome}`, blocks);
 }
 
+/** An anomaly alert about one credential (limits/alerts.ts): what happened, the figures, what to do. */
+export function alertMessage({ to, subject, lines, link }: { to: string; subject: string; lines: string[]; link: string }): MailMessage {
+  return compose(to, `Latchkey alert: ${subject}`, [
+    ...lines.map((paragraph) => ({ paragraph })),
+    { action: 'Review the activity', url: link },
+    { paragraph: 'You receive this as an owner of the team or an administrator of Latchkey. One message is sent per alert, not per request.' },
+  ]);
+}
+
+/** An expiry or rotation reminder (limits/reminders.ts). */
+export function reminderMessage({ to, subject, lines, link }: { to: string; subject: string; lines: string[]; link: string }): MailMessage {
+  return compose(to, `Latchkey: ${subject}`, [
+    ...lines.map((paragraph) => ({ paragraph })),
+    { action: 'Open in Latchkey', url: link },
+    { paragraph: 'You receive this as an owner of the team. Each reminder is sent once.' },
+  ]);
+}
+
 /** HTML-escapes text for element content and quoted attribute values. */
 export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -2,7 +2,7 @@ import { hash, timingSafeEqual } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { RequestInfo } from '../actor.ts';
 import type { Deps } from '../context.ts';
-import { cachedClient, clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
+import { cachedClient, clientSecretMatch, clientSecretMatches, findClient, type AuthMethod, type ClientRecord } from '../credentials/clients.ts';
 import { InvalidClient, InvalidRequest, TooManyRequests } from '../lib/errors.ts';
 import { jwksFetch } from './jwks-uri.ts';
 
@@ -99,7 +99,11 @@ export async function authenticateClient(
   }
   const client = await findClient(deps, presented.clientId);
   const ok = client !== null && client.status === 'active' && client.authMethod === presented.method && (await verify(deps, client, presented, allowedAudiences, algorithms));
-  if (!ok) refuseClient(deps, request, presented.clientId, presented.method);
+  if (!ok) {
+    // A real application's failed authentications count toward its usage (and a burst alert).
+    if (client !== null) deps.usage.record('client', client.id, false);
+    refuseClient(deps, request, presented.clientId, presented.method);
+  }
   const wait = deps.guard.admitClient(client.id);
   if (wait) throw new TooManyRequests(wait);
   return client;
@@ -136,12 +140,12 @@ export function authenticateCachedClient(deps: Deps, connection: object, authori
   if (presented.method === 'private_key_jwt') return undefined;
   const client = cachedClient(deps, presented.clientId);
   if (!client || client.status !== 'active' || client.authMethod !== presented.method) return undefined;
-  if (!clientSecretMatches(deps, client, presented.secret ?? '')) return undefined;
+  const matched = clientSecretMatch(deps, client, presented.secret ?? '');
+  if (!matched) return undefined;
   if (presented.method === 'client_secret_basic') {
-    // Which digest matched is not known here: while a previous secret is live, the memory
-    // lasts only until its grace ends.
+    // While a previous secret is live, the memory lasts only until its grace ends.
     const graceEnds = client.previousSecretExpiresAt && client.previousSecretExpiresAt > deps.now() ? client.previousSecretExpiresAt : null;
-    verifiedOnConnection.set(connection, { header: Buffer.from(authorization!, 'latin1'), client, graceEnds });
+    verifiedOnConnection.set(connection, { header: Buffer.from(authorization!, 'latin1'), client, graceEnds, previous: matched === 'previous' });
   }
   return client;
 }
@@ -154,13 +158,16 @@ export function authenticateCachedClient(deps: Deps, connection: object, authori
  * The header is compared in constant time, since a proxy may carry many callers on one
  * connection; it lives no longer than the connection that carried it.
  */
-const verifiedOnConnection = new WeakMap<object, { header: Buffer; client: ClientRecord; graceEnds: Date | null }>();
+const verifiedOnConnection = new WeakMap<object, { header: Buffer; client: ClientRecord; graceEnds: Date | null; previous: boolean }>();
 
 function rememberedBasic(deps: Deps, connection: object, authorization: string): ClientRecord | undefined {
   const memo = verifiedOnConnection.get(connection);
   if (!memo || cachedClient(deps, memo.client.id) !== memo.client || (memo.graceEnds && memo.graceEnds <= deps.now())) return undefined;
   const presented = Buffer.from(authorization, 'latin1');
-  return presented.length === memo.header.length && timingSafeEqual(presented, memo.header) ? memo.client : undefined;
+  if (presented.length !== memo.header.length || !timingSafeEqual(presented, memo.header)) return undefined;
+  // Still the previous secret: usage notes it, as clientSecretMatch would.
+  if (memo.previous) deps.usage.previousSecretUsed(memo.client.id);
+  return memo.client;
 }
 
 /** No credentials in the body: the Authorization header is the request's only method. */

@@ -40,9 +40,10 @@ describe('usage rollups', () => {
     assert.equal(row?.succeeded, N);
     assert.equal(row?.failed, 0);
     assert.equal(utcDay(row!.day), utcDay(new Date()));
-    // One upsert and one "last used" update for 25 checks (the timer may have split the batch once).
+    // One upsert (daily and hourly) and one "last used" update for 25 checks (the timer may have
+    // split the batch once), and the caller's network the first time it is seen.
     const written = server.deps.usage.statements - statementsBefore;
-    assert.ok(written >= 2 && written <= 4, `statements written: ${written}`);
+    assert.ok(written >= 2 && written <= 5, `statements written: ${written}`);
     assert.ok((await server.deps.prisma.apiKey.findUniqueOrThrow({ where: { id: issued.id } })).lastUsedAt);
 
     // Failures: a revoked key's checks are counted as failed, and added to the same day's row.
@@ -75,6 +76,37 @@ describe('usage rollups', () => {
     const series = await teamUsageSeries(server.deps, team.id);
     assert.equal(series.length, 30);
     assert.deepEqual(series.at(-1), { day: utcDay(new Date()), succeeded: 3, failed: 0 });
+  });
+
+  it('rolls usage up per hour and per day, a batch dated by the hour it began in', async () => {
+    const realNow = server.deps.now;
+    const hour = Date.UTC(2027, 0, 15, 10);
+    let clock = new Date(hour + 59 * 60_000);
+    server.deps.now = () => clock;
+    try {
+      await server.deps.usage.flush();
+      const statementsBefore = server.deps.usage.statements;
+      for (let i = 0; i < 4; i++) server.deps.usage.record('api_key', 'hourly-key', true);
+      server.deps.usage.record('api_key', 'hourly-key', false);
+      await server.deps.usage.flush();
+      clock = new Date(hour + 61 * 60_000);
+      for (let i = 0; i < 6; i++) server.deps.usage.record('api_key', 'hourly-key', true);
+      await server.deps.usage.flush();
+      // Both rollups in one statement per batch, plus "last used".
+      assert.ok(server.deps.usage.statements - statementsBefore <= 4);
+      const hours = await server.deps.prisma.usageHourly.findMany({ where: { credentialId: 'hourly-key' }, orderBy: { hour: 'asc' } });
+      assert.deepEqual(
+        hours.map((h) => [h.hour.toISOString(), h.succeeded, h.failed]),
+        [
+          ['2027-01-15T10:00:00.000Z', 4, 1],
+          ['2027-01-15T11:00:00.000Z', 6, 0],
+        ],
+      );
+      const day = await server.deps.prisma.usageDaily.findFirst({ where: { credentialId: 'hourly-key' } });
+      assert.deepEqual([utcDay(day!.day), day!.succeeded, day!.failed], ['2027-01-15', 10, 1]);
+    } finally {
+      server.deps.now = realNow;
+    }
   });
 
   it('gives a zero-filled series for an unused credential', async () => {

@@ -13,7 +13,18 @@ export interface ActivityEventView {
   subject: string;
 }
 
-export function ActivityPage(props: { chrome: Chrome; now: Date; teamName: string; usage: UsageChartPoint[]; events: ActivityEventView[] }) {
+export interface ActivityAlertView {
+  seq: string;
+  at: Date;
+  /** The kind in plain words ("Traffic spike"). */
+  what: string;
+  /** "API key lk_…" or "Application lkc_…". */
+  credential: string;
+  /** The figures, in a sentence. */
+  detail: string;
+}
+
+export function ActivityPage(props: { chrome: Chrome; now: Date; teamName: string; usage: UsageChartPoint[]; alerts: ActivityAlertView[]; events: ActivityEventView[] }) {
   const { chrome, now, events } = props;
   return (
     <Layout chrome={chrome} title="Activity">
@@ -21,6 +32,39 @@ export function ActivityPage(props: { chrome: Chrome; now: Date; teamName: strin
       <section class="panel" aria-labelledby="usage-heading">
         <h2 id="usage-heading">Checks of the team’s credentials</h2>
         <UsageChart series={props.usage} title="API keys and applications" />
+      </section>
+      <section aria-labelledby="alerts-heading">
+        <h2 id="alerts-heading">Recent alerts</h2>
+        {props.alerts.length === 0 ? (
+          <EmptyState title="No alerts">
+            <p>Spikes, bursts of failed checks, use from a new network and use of a rotated-out secret appear here, and are mailed to the team’s owners.</p>
+          </EmptyState>
+        ) : (
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">When</th>
+                  <th scope="col">Alert</th>
+                  <th scope="col">Credential</th>
+                  <th scope="col">Details</th>
+                </tr>
+              </thead>
+              <tbody>
+                {props.alerts.map((alert) => (
+                  <tr>
+                    <td>
+                      <Time at={alert.at} now={now} />
+                    </td>
+                    <td>{alert.what}</td>
+                    <td>{alert.credential}</td>
+                    <td>{alert.detail}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
       </section>
       <section aria-labelledby="events-heading">
         <h2 id="events-heading">Recent events</h2>

@@ -1,4 +1,4 @@
-import { ActivityPage, type ActivityEventView } from '../../../views/portal/activity.tsx';
+import { ActivityPage, type ActivityAlertView, type ActivityEventView } from '../../../views/portal/activity.tsx';
 import type { Deps } from '../../context.ts';
 import { teamUsageSeries } from '../../credentials/usage.ts';
 import type { PageRoutes } from '../pages.ts';
@@ -68,10 +68,65 @@ async function teamEvents(deps: Deps, teamId: string): Promise<EventRow[]> {
     ) AS recent ORDER BY seq DESC LIMIT ${LIMIT}`;
 }
 
+const ALERTS_SHOWN = 10;
+
+interface AlertRow {
+  seq: bigint;
+  at: Date;
+  type: string;
+  subject_type: string;
+  subject_id: string;
+  data: Record<string, unknown> | null;
+}
+
+/** The team's recent anomaly alerts (limits/alerts.ts): `alert.*` events on its keys and applications. */
+async function teamAlerts(deps: Deps, teamId: string): Promise<ActivityAlertView[]> {
+  const rows = await deps.prisma.$queryRaw<AlertRow[]>`
+    SELECT * FROM (
+      (SELECT seq, at, type, subject_type, subject_id, data FROM audit_event
+        WHERE subject_type = 'api_key' AND subject_id IN (SELECT id FROM api_key WHERE team_id = ${teamId}::uuid) AND type LIKE 'alert.%'
+        ORDER BY seq DESC LIMIT ${ALERTS_SHOWN})
+      UNION ALL
+      (SELECT seq, at, type, subject_type, subject_id, data FROM audit_event
+        WHERE subject_type = 'client' AND subject_id IN (SELECT id FROM oauth_client WHERE team_id = ${teamId}::uuid) AND type LIKE 'alert.%'
+        ORDER BY seq DESC LIMIT ${ALERTS_SHOWN})
+    ) AS alerts ORDER BY seq DESC LIMIT ${ALERTS_SHOWN}`;
+  return rows.map((row) => ({
+    seq: String(row.seq),
+    at: row.at,
+    what: ALERT_NAMES[row.type] ?? row.type,
+    credential: row.subject_type === 'api_key' ? `API key lk_${row.subject_id}` : `Application ${row.subject_id}`,
+    detail: alertDetail(row.type, row.data ?? {}),
+  }));
+}
+
+const ALERT_NAMES: Record<string, string> = {
+  'alert.spike': 'Traffic spike',
+  'alert.burst': 'Burst of failed checks',
+  'alert.new_network': 'New network',
+  'alert.rotated_secret': 'Rotated-out secret used',
+};
+
+function alertDetail(type: string, data: Record<string, unknown>): string {
+  const suspended = data.suspended === true ? ' The key was suspended (team policy).' : '';
+  switch (type) {
+    case 'alert.spike':
+      return `${data.uses} checks in the hour from ${data.hour}; hourly mean before: ${data.hourlyMean}.${suspended}`;
+    case 'alert.burst':
+      return `${data.failed} failed checks within ${Math.round(Number(data.windowMs) / 60_000)} minutes.${suspended}`;
+    case 'alert.new_network':
+      return `Used from ${data.network}, not seen in 30 days.${suspended}`;
+    case 'alert.rotated_secret':
+      return `Still used; it stops working at ${data.graceEndsAt}.${suspended}`;
+    default:
+      return suspended.trim();
+  }
+}
+
 export const activityRoutes: PageRoutes = (router, deps) => {
   router.get('/activity', signedIn, async (ctx) => {
     const team = teamOf(ctx);
-    const [usage, rows] = await Promise.all([teamUsageSeries(deps, team.id), teamEvents(deps, team.id)]);
+    const [usage, rows, alerts] = await Promise.all([teamUsageSeries(deps, team.id), teamEvents(deps, team.id), teamAlerts(deps, team.id)]);
     const accountIds = [...new Set(rows.filter((r) => r.actor_type === 'account' && r.actor_id).map((r) => r.actor_id!))].filter((id) => /^[0-9a-f-]{36}$/i.test(id));
     const accounts = accountIds.length ? await deps.prisma.account.findMany({ where: { id: { in: accountIds } }, select: { id: true, email: true } }) : [];
     const emails = new Map(accounts.map((a) => [a.id, a.email]));
@@ -97,6 +152,6 @@ export const activityRoutes: PageRoutes = (router, deps) => {
             ? (emails.get(row.subject_id ?? '') ?? 'Account')
             : `${SUBJECTS[row.subject_type ?? ''] ?? row.subject_type ?? ''} ${row.subject_id ?? ''}`.trim(),
     }));
-    renderPage(ctx, <ActivityPage chrome={chrome(ctx, 'activity')} now={deps.now()} teamName={team.name} usage={usage} events={events} />);
+    renderPage(ctx, <ActivityPage chrome={chrome(ctx, 'activity')} now={deps.now()} teamName={team.name} usage={usage} alerts={alerts} events={events} />);
   });
 };
