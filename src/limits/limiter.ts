@@ -5,7 +5,8 @@
  * waits for Redis when this node can decide it. Each node mirrors every window it counts
  * (shared-counters.ts): the total Redis last answered, plus what it sent and what it counted
  * since, which together are a lower bound of the true total. Uses accepted here are sent in
- * batches, one INCRBY per window every 100 ms, whose answer brings back every node's count.
+ * batches every 100 ms (an INCRBY per window, all in one script call), whose answers bring
+ * back every node's count.
  * A check asks Redis, and waits, when the window has not been read yet on this node (its first
  * use), within the last 10% of the limit (NEAR_LIMIT_SHARE), or when this node already holds
  * 0.5% of the limit (BATCH_SHARE) accepted and not yet acknowledged; a limit under 200 is so
@@ -13,7 +14,8 @@
  * limit is over it everywhere). So each node over-accepts a window by at most its unacknowledged
  * batch, 0.5% of the limit, and rarely that: N nodes stay within N × 0.5% of the limit, the 5%
  * of issue 9 up to ten nodes. `remaining` answered locally can be a little high (other nodes'
- * uses since the last batch are not in it); answers from Redis are exact.
+ * uses since the last batch are not in it); answers from Redis are exact. While Redis fails,
+ * nothing is decided locally: every check is answered by its failure policy, as before.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
