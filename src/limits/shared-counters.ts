@@ -34,9 +34,24 @@ export interface Tally {
   pending: number;
   /** The (injectable) clock at the last use: the Redis key expires relative to it. */
   lastNow: number;
+  /** Sends so far, and the latest whose total `global` holds (a retried script can answer late). */
+  sent: number;
+  applied: number;
 }
 
 export const estimate = (tally: Tally): number => tally.global + tally.inFlight + tally.pending;
+
+/**
+ * Redis's total after a send. Replies on one connection come in the order sent, so a total
+ * includes every earlier send; only a script retried after NOSCRIPT (a restarted Redis)
+ * answers late, and its older total must not replace a newer one.
+ */
+function settle(tally: Tally, sequence: number, total: number): void {
+  if (sequence < tally.applied) return;
+  tally.applied = sequence;
+  tally.global = total;
+  tally.known = true;
+}
 
 /**
  * Counters shared by every node through Redis (rate-limiter-flexible's atomic INCRBY with a
@@ -88,7 +103,7 @@ export class SharedCounters {
   async add(key: string, cost: number, resetAt: number, now: number): Promise<number> {
     let tally = this.#tallies.get(key);
     if (!tally) {
-      tally = { key, resetAt, known: false, global: 0, inFlight: 0, pending: 0, lastNow: now };
+      tally = { key, resetAt, known: false, global: 0, inFlight: 0, pending: 0, lastNow: now, sent: 0, applied: 0 };
       this.#tallies.set(key, tally);
     }
     const delta = tally.pending + cost;
@@ -119,6 +134,7 @@ export class SharedCounters {
 
   async #send(tally: Tally, delta: number): Promise<number> {
     tally.inFlight += delta;
+    const sequence = ++tally.sent;
     // The key expires a second after its window ends (clock skew between nodes).
     const customDuration = Math.max(1, Math.ceil((tally.resetAt - tally.lastNow) / 1000) + 1);
     let total: number;
@@ -131,9 +147,7 @@ export class SharedCounters {
       throw err;
     }
     tally.inFlight -= delta;
-    // Replies on one connection come back in the order sent: this total includes every earlier send.
-    tally.global = total;
-    tally.known = true;
+    settle(tally, sequence, total);
     this.#onAnswer(undefined);
     return total;
   }
@@ -145,8 +159,10 @@ export class SharedCounters {
    */
   async #sendMany(batch: { tally: Tally; delta: number }[]): Promise<void> {
     const args: (string | number)[] = [];
+    const sequences: number[] = [];
     for (const { tally, delta } of batch) {
       tally.inFlight += delta;
+      sequences.push(++tally.sent);
       args.push(delta, Math.max(1, Math.ceil((tally.resetAt - tally.lastNow) / 1000) + 1));
     }
     let totals: number[];
@@ -161,8 +177,7 @@ export class SharedCounters {
     }
     batch.forEach(({ tally, delta }, i) => {
       tally.inFlight -= delta;
-      tally.global = totals[i]!;
-      tally.known = true;
+      settle(tally, sequences[i]!, totals[i]!);
     });
     this.#onAnswer(undefined);
   }
