@@ -137,6 +137,8 @@ function countersConnection(url: string, log: Logger): { redis: Redis; state: ()
 export async function closeDeps(deps: Deps): Promise<void> {
   await deps.mailer.close();
   await deps.cache.stop();
+  // Uses counted locally and not yet sent would be lost to the other nodes.
+  await deps.limits.flush();
   // A CLI process opens deps too: its throttle connection must not keep it alive.
   throttleConnections.get(deps)?.disconnect();
   await deps.db.close();

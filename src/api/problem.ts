@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from 'pino';
-import { isDatabaseUnavailable, toLatchkeyError } from '../lib/errors.ts';
+import { isDatabaseUnavailable, toLatchkeyError, TooManyRequests } from '../lib/errors.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 
@@ -29,6 +29,7 @@ export function problemAnswer(thrown: unknown, log: Logger, requestId: string): 
   // RFC 9110 §11.6.1: a 401 names the scheme it wants.
   if (error.status === 401) headers['WWW-Authenticate'] = 'Basic realm="latchkey", error="invalid_client"';
   if (error.code === 'method_not_allowed') headers.Allow = 'POST';
+  if (error instanceof TooManyRequests) headers['Retry-After'] = String(error.retryAfterSeconds);
   return {
     status: error.status,
     headers,

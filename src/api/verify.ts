@@ -7,7 +7,7 @@ import { MAX_BODY, readBody } from '../http/form-body.ts';
 import type { Metrics } from '../http/metrics.ts';
 import { NO_STORE } from '../http/oauth-errors.ts';
 import { clientIp } from '../http/token-endpoints.ts';
-import { InvalidRequest, LatchkeyError, PayloadTooLarge, UnsupportedMediaType } from '../lib/errors.ts';
+import { InvalidRequest, LatchkeyError, PayloadTooLarge, TooManyRequests, UnsupportedMediaType } from '../lib/errors.ts';
 import { authenticateCachedClient, authenticateClient } from '../oauth/client-auth.ts';
 import { CLIENT_ASSERTION_ALGS } from '../oauth/provider.ts';
 import { PROBLEM_TYPE, problemAnswer } from './problem.ts';
@@ -52,6 +52,13 @@ export function keyVerificationEndpoint(deps: Deps, metrics: Metrics) {
       send(problem.status, [...problemHeaders, ...Object.entries(problem.headers).flat()], JSON.stringify(problem.body));
     };
 
+    // Self-protection first, as at /introspect: a flooding or failing peer costs a map lookup.
+    const ip = clientIp(req, deps.config.LATCHKEY_TRUST_PROXY);
+    const wait = deps.guard.admitPeer(ip);
+    if (wait) {
+      deps.junk.count({ type: 'request.throttled', actorType: 'anonymous', ip, data: { endpoint: VERIFY_PATH } }, requestId);
+      return fail(new TooManyRequests(wait));
+    }
     if (req.method !== 'POST') return fail(new LatchkeyError('method_not_allowed', 'use POST'));
     try {
       checkJsonRequest(req);
@@ -66,11 +73,16 @@ export function keyVerificationEndpoint(deps: Deps, metrics: Metrics) {
         body = parseJsonObject(text!);
         params = clientAuthParams(body);
         const cached = authenticateCachedClient(deps, req.socket, req.headers.authorization, params);
-        if (cached) return decide(cached, body);
+        if (cached) {
+          // authenticateClient counts the full path's callers; a cached one is counted here.
+          const wait = deps.guard.admitClient(cached.id);
+          if (wait) throw new TooManyRequests(wait);
+          return decide(cached, body);
+        }
       } catch (thrown) {
         return fail(thrown);
       }
-      const request = { requestId, ip: clientIp(req, deps.config.LATCHKEY_TRUST_PROXY), authorization: req.headers.authorization, endpoint: VERIFY_PATH };
+      const request = { requestId, ip, authorization: req.headers.authorization, endpoint: VERIFY_PATH };
       authenticateClient(deps, request, params, [issuer, `${issuer}${VERIFY_PATH}`, `${issuer}/token`], CLIENT_ASSERTION_ALGS)
         .then((caller) => decide(caller, body))
         .catch(fail);
@@ -79,7 +91,7 @@ export function keyVerificationEndpoint(deps: Deps, metrics: Metrics) {
     function decide(caller: ClientRecord, body: Record<string, unknown>): void {
       // Validated only once the caller is known: an anonymous caller learns nothing but 401.
       const input = verifyKeyInput.parse(body);
-      const verification = verifyKeyFor(deps, caller, input, clientIp(req, deps.config.LATCHKEY_TRUST_PROXY));
+      const verification = verifyKeyFor(deps, caller, input, ip);
       if (verification instanceof Promise) verification.then(answer, fail);
       else answer(verification);
     }

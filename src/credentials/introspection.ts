@@ -51,8 +51,12 @@ export async function introspect(deps: Deps, verifier: TokenVerifier, caller: Cl
 export function introspectCachedApiKey(deps: Deps, caller: ClientRecord, token: string, ip: string | undefined): Introspection | undefined {
   const verdict = verifyCachedApiKey(deps, token);
   // Malformed is junk: counted on the full path, which knows the request's address.
-  if (verdict?.result !== 'VALID' || (countsTowardLimits(deps, verdict.key) && deps.limits.shared)) return undefined;
-  return apiKeyAnswer(deps, caller, verdict.key, ip) as Introspection;
+  if (verdict?.result !== 'VALID') return undefined;
+  const { key } = verdict;
+  if (!tokenPolicy.introspect(caller, key) || !countsTowardLimits(deps, key)) return apiKeyAnswer(deps, caller, key, ip) as Introspection;
+  // Shared counters that must ask Redis first: the full path does, counting the use there.
+  const limited = deps.limits.checkLocally('introspect', `k:${key.lineageId}`, key.limits!, 1, deps.now().getTime());
+  return limited && limitedAnswer(deps, key, limited, ip);
 }
 
 /** Introspection counts toward a key's plan only when LATCHKEY_INTROSPECTION_LIMITS says so. */
@@ -70,18 +74,23 @@ async function introspectApiKey(deps: Deps, caller: ClientRecord, token: string,
 }
 
 /**
- * Synchronous unless the key's plan is counted in Redis (see countsTowardLimits). `ip`: the
- * resource server's peer address, for the networks a key is used from (limits/alerts.ts).
+ * Synchronous unless the key's plan must ask Redis (see countsTowardLimits and limits/limiter.ts).
+ * `ip`: the resource server's peer address, for the networks a key is used from (limits/alerts.ts).
  */
 function apiKeyAnswer(deps: Deps, caller: ClientRecord, key: ApiKeyRecord, ip: string | undefined): Introspection | Promise<Introspection> {
   if (!tokenPolicy.introspect(caller, key)) return INACTIVE;
   if (countsTowardLimits(deps, key)) {
     const limited = deps.limits.check('introspect', `k:${key.lineageId}`, key.limits!, 1, deps.now().getTime(), deps.config.LATCHKEY_VERIFY_LIMITS_ON_REDIS_FAILURE);
-    // RFC 7662 has no "over its limit": such a key is simply not active for now.
-    const answer = (verdict: LimitVerdict) => (verdict.refused ? (deps.usage.record('api_key', key.id, false), INACTIVE) : activeKey(deps, key, ip));
-    return limited instanceof Promise ? limited.then(answer) : answer(limited);
+    return limited instanceof Promise ? limited.then((verdict) => limitedAnswer(deps, key, verdict, ip)) : limitedAnswer(deps, key, limited, ip);
   }
   return activeKey(deps, key, ip);
+}
+
+// RFC 7662 has no "over its limit": such a key is simply not active for now.
+function limitedAnswer(deps: Deps, key: ApiKeyRecord, verdict: LimitVerdict, ip: string | undefined): Introspection {
+  if (!verdict.refused) return activeKey(deps, key, ip);
+  deps.usage.record('api_key', key.id, false);
+  return INACTIVE;
 }
 
 function activeKey(deps: Deps, key: ApiKeyRecord, ip: string | undefined): Introspection {

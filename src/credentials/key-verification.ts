@@ -57,7 +57,8 @@ const describeKey = (key: ApiKeyRecord) => ({
 /**
  * Verifies a key for an authenticated caller (a gateway): identity, audience, state, scopes,
  * then the plan's limits, counting `cost` uses. Answered without waiting on anything when the
- * key's record is cached and the counters are in memory (the hot path); a promise otherwise.
+ * key's record is cached and its limits can be decided on this node: always with counters in
+ * memory, and with Redis between batches far from the limit (limits/limiter.ts); a promise otherwise.
  * Outcomes are counted (usage, metrics), not audited one row each: a gateway passes on every
  * junk key that reaches it (issue 9 §1.3). `ip`: the gateway's peer address, for the networks a
  * key is used from (limits/alerts.ts).

@@ -10,7 +10,7 @@ import { Limiter } from '../../src/limits/limiter.ts';
 import { testDatabase, type TestDatabase } from '../helpers/database.ts';
 import { cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
-import { authAs, postForm } from '../helpers/oauth.ts';
+import { authAs, introspectAs, postForm } from '../helpers/oauth.ts';
 import { spawnServer, type ServerProcess } from '../helpers/processes.ts';
 import { redisSkip, TEST_REDIS_URL } from '../helpers/redis.ts';
 import { discover, eventually, freePort, rememberSecret, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -167,6 +167,36 @@ describe('a Redis outage: verify fails closed, token issuance open, and /readyz,
     await eventually(() => verifyAs(server.url, gateway, { key }), (answer) => answer.body.code === 'VALID', 15_000, 'verify did not recover');
     assert.equal((await readyz()).body.redis, 'ok');
     assert.match(server.logs(), /Redis reachable again: plan limits are shared/);
+  });
+});
+
+describe('introspection counting toward plans (LATCHKEY_INTROSPECTION_LIMITS=true) with Redis counters', { skip: await redisSkip() }, () => {
+  let server: TestServer;
+  let gateway: CreatedClient;
+  let key: string;
+  const LIMIT = 300;
+
+  before(async () => {
+    server = await startTestServer({ env: { REDIS_URL: TEST_REDIS_URL, LATCHKEY_INTROSPECTION_LIMITS: 'true', LATCHKEY_SECRET: `introspection-limits-${randomBytes(12).toString('hex')}` } });
+    const scope = await createScope(server);
+    await cliJson(server, ['plan', 'create', 'introspected', '--rate', `${LIMIT}/30d`]);
+    gateway = await createClient(server, { scopes: [scope], audiences: [API] });
+    key = (await cliJson<{ key: string }>(server, ['key', 'create', '--name', 'k', '--scopes', scope, '--audience', API, '--plan', 'introspected'])).key;
+    rememberSecret(key);
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  it(`the key is active for exactly its ${LIMIT} uses, then inactive, and verification counts on the same window`, async () => {
+    const { introspection_endpoint } = await discover(server);
+    const active: boolean[] = [];
+    for (let i = 0; i < LIMIT + 5; i++) active.push((await introspectAs(introspection_endpoint, gateway, key)).body.active);
+    assert.equal(active.filter(Boolean).length, LIMIT);
+    assert.deepEqual(active.slice(LIMIT), [false, false, false, false, false]);
+    const answer = await verifyAs(server.url, gateway, { key });
+    assert.equal(answer.body.code, 'RATE_LIMITED');
+    assert.equal(answer.body.ratelimit.remaining, 0);
   });
 });
 
