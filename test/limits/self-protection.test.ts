@@ -6,6 +6,7 @@ import { cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
 import { basicAuth, FORM } from '../helpers/oauth.ts';
 import { discover, rememberSecret, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
+import { verifyAs } from '../helpers/verify.ts';
 
 // Issue 9 §1.3: the credential endpoints protect themselves, and junk is summarised in the
 // audit log instead of written one row per request.
@@ -203,6 +204,12 @@ describe('request limits per peer and per client (LATCHKEY_LIMIT_REQUESTS)', () 
     assert.equal(token.body.error, 'too_many_requests');
     assert.equal(token.headers.pragma, 'no-cache');
     assert.ok(Number(token.headers['retry-after']) >= 1);
+    // And at /v1/keys/verify, as problem details.
+    const verified = await verifyAs(server.url, first, { key });
+    assert.equal(verified.status, 429, verified.text);
+    assert.equal(verified.body.error, 'too_many_requests');
+    assert.match(verified.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    assert.ok(Number(verified.headers.get('retry-after')) >= 1);
     // The same client from another address: over its own per-client limit.
     assert.equal((await post(meta.introspection_endpoint, { token: key }, auth(first), '127.0.0.2')).status, 429);
     // Another client from another address: unaffected.
