@@ -1,3 +1,5 @@
+import { isDatabaseUnavailable } from '../lib/errors.ts';
+import { databaseUnreachable } from '../lib/failure-log.ts';
 import type { Deps } from '../context.ts';
 
 export type CredentialType = 'api_key' | 'client';
@@ -63,7 +65,8 @@ export class Usage {
     this.#batchStartedAt = null;
     const now = this.deps.now();
     await Promise.all([this.#write('api_key', keys, day, now), this.#write('client', clients, day, now)]).catch((err) =>
-      this.deps.log.warn({ err }, 'could not record credential usage'),
+      // Every 5 s while the database is down: said once per outage (lib/failure-log.ts).
+      isDatabaseUnavailable(err) ? databaseUnreachable(this.deps.log, err) : this.deps.log.warn({ err }, 'could not record credential usage'),
     );
   }
 

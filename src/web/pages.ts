@@ -7,6 +7,7 @@ import { ErrorPage } from '../../views/layout.tsx';
 import { findSession } from '../accounts/sessions.ts';
 import type { Deps } from '../context.ts';
 import { isDatabaseUnavailable, LatchkeyError } from '../lib/errors.ts';
+import { databaseUnreachable } from '../lib/failure-log.ts';
 import { readPageForm } from './form.ts';
 import type { PageContext } from './page-state.ts';
 import { chrome, renderPage, takeFlash } from './render.ts';
@@ -66,11 +67,13 @@ function pageErrors(deps: Deps): Middleware {
         if (thrown.detail) deps.log.info({ code: thrown.code, detail: thrown.detail, requestId: ctx.state.requestId }, 'page request rejected');
         return renderErrorPage(ctx, thrown.status, thrown.code === 'not_found' ? undefined : thrown.status < 500 ? thrown.description : undefined);
       }
-      deps.log.error({ err: thrown, requestId: ctx.state.requestId }, 'page failed');
       if (isDatabaseUnavailable(thrown)) {
+        // Logged once per outage, not per page view (lib/failure-log.ts).
+        databaseUnreachable(deps.log, thrown);
         ctx.set('Retry-After', '30');
         return renderErrorPage(ctx, 503);
       }
+      deps.log.error({ err: thrown, requestId: ctx.state.requestId }, 'page failed');
       renderErrorPage(ctx, 500);
     }
   };
