@@ -52,7 +52,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await ensureSigningKey(deps);
     const admin = await ensureFirstAdmin(deps);
     if (admin) options.onFirstAdmin?.(admin);
-    metrics = createMetrics(deps.limits);
+    metrics = createMetrics({ limits: deps.limits, cache: deps.cache, db: deps.db, log });
+    deps.metrics = metrics;
+    deps.audit.onBatch = (size, seconds) => metrics.auditBatch(size, seconds);
     common = commonMiddleware(deps, metrics);
     const keys = await loadSigningKeys(deps);
     oauth = createOAuthProvider(deps, keys, await listScopeNames(deps), common);

@@ -327,6 +327,7 @@ function isNoClientAuthentication(ctx: KoaContextWithOIDC, error: unknown): bool
 async function auditIssuedOrWithhold(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
   try {
     await auditTokenIssued(deps, ctx);
+    deps.metrics?.tokenIssued();
     if (ctx.oidc.client) deps.usage.record('client', ctx.oidc.client.clientId, true);
   } catch (error) {
     // The database out of reach: a 503 to retry (logged once per outage by the mapping).
