@@ -121,6 +121,10 @@ describe('a database outage under load', { skip: ownPostgresSkip }, () => {
     const recoveredAt = Date.now();
     await sleep(1_000);
     await stop();
+    // The listener subscribed again: the node caches (and so answers from its cache) again.
+    const hits = async () => Number(/^latchkey_credential_cache_hits_total (\S+)$/m.exec(await (await fetch(`${node.url}/metrics`)).text())?.[1]);
+    const hitsBefore = await hits();
+    await eventually(async () => (await request('introspect live'), hits()), (count) => count > hitsBefore, 10_000, 'the cache is not used again after the outage');
 
     assert.equal(down.status, 503, '/readyz fails while the database is down');
     assert.equal(down.retryAfter, '5');
