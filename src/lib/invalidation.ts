@@ -34,6 +34,10 @@ type Entry = { value: object | null; group: string | null };
  * dropped when the bus announces a change; while the listener is down nothing is cached, so no node serves a stale
  * answer for longer than the reconnect takes. The TTL is a last line of defence, not the
  * mechanism.
+ * During a database outage (issue 9 §1.9) the same rule decides: on the Postgres bus the
+ * listener is on the database, so the cache is emptied within a second and every check is a
+ * 503; on the Redis bus the listener still hears every change, and none can commit while the
+ * database is away, so the cache stays as fresh as it ever is and goes on answering.
  */
 export class CredentialCache {
   #entries: LRUCache<string, Entry>;

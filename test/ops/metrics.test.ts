@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
@@ -116,5 +117,24 @@ describe('/metrics', () => {
     assert.ok(moved('latchkey_audit_batch_size_sum') >= 1);
     assert.equal(moved('latchkey_alerts_raised_total{kind="spike"}'), 1);
     assert.ok(moved('latchkey_http_requests_total{route="token",status="200"}') >= 1);
+  });
+
+  test('the Grafana dashboard (docs/) is valid JSON and queries only series that exist', async () => {
+    const dashboard = JSON.parse(await readFile(new URL('../../docs/grafana-dashboard.json', import.meta.url), 'utf8')) as {
+      templating: { list: { name: string; type: string; query: unknown }[] };
+      panels: { type: string; datasource?: { uid: string }; targets?: { expr: string }[] }[];
+    };
+    assert.ok(dashboard.templating.list.some((v) => v.name === 'datasource' && v.type === 'datasource' && v.query === 'prometheus'), 'a Prometheus datasource variable');
+    const text = await scrape();
+    const queried = new Set<string>();
+    for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) {
+      assert.equal(panel.datasource?.uid, '${datasource}');
+      for (const target of panel.targets ?? []) for (const name of target.expr.match(/\blatchkey_[a-z_]+/g) ?? []) queried.add(name.replace(/_(bucket|sum|count)$/, ''));
+    }
+    assert.ok(queried.size >= 15, `${queried.size} series`);
+    for (const name of queried) {
+      if (name.startsWith('latchkey_db_pool_') && server.database.kind !== 'postgres') continue;
+      assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), `${name} is on /metrics`);
+    }
   });
 });
