@@ -19,7 +19,7 @@ import { verifyAs } from '../helpers/verify.ts';
 // chain verifies); the log says so once per transition, not once per request.
 const API = 'https://api.example.test';
 
-type Kind = 'token' | 'introspect live' | 'introspect revoked' | 'verify live' | 'verify revoked';
+type Kind = 'token' | 'introspect live' | 'introspect revoked' | 'verify live' | 'verify revoked' | 'revoke';
 interface Sample {
   kind: Kind;
   sentAt: number;
@@ -76,7 +76,10 @@ async function request(kind: Kind): Promise<Sample> {
   const answer =
     kind === 'token'
       ? await postForm(`${node.url}/token`, { grant_type: 'client_credentials' }, authAs(gateway))
-      : kind.startsWith('introspect')
+      : kind === 'revoke'
+        ? // RFC 7009 §2.2: an unknown token is a 200 too; still, the caller must be authenticated.
+          await postForm(`${node.url}/revoke`, { token: 'an-unknown-token' }, authAs(gateway))
+        : kind.startsWith('introspect')
         ? await introspectAs(`${node.url}/introspect`, gateway, kind.endsWith('live') ? live : revoked)
         : await verifyAs(node.url, gateway, { key: kind.endsWith('live') ? live : revoked });
   return { kind, sentAt, status: answer.status, retryAfter: answer.headers.get('retry-after'), contentType: answer.headers.get('content-type') ?? '', body: answer.body, text: answer.text };
@@ -85,7 +88,7 @@ async function request(kind: Kind): Promise<Sample> {
 /** One loop per kind, back to back (a short pause after a refusal), until stopped. */
 function load(samples: Sample[]): () => Promise<void> {
   let running = true;
-  const kinds: Kind[] = ['token', 'introspect live', 'introspect revoked', 'verify live', 'verify revoked'];
+  const kinds: Kind[] = ['token', 'introspect live', 'introspect revoked', 'verify live', 'verify revoked', 'revoke'];
   const loops = kinds.map(async (kind) => {
     while (running) {
       const sample = await request(kind);
@@ -132,7 +135,7 @@ describe('a database outage under load', { skip: ownPostgresSkip }, () => {
     assert.equal((await readyz()).status, 200, '/readyz recovers');
 
     const byKind = (kind: Kind) => samples.filter((s) => s.kind === kind);
-    for (const kind of ['token', 'introspect live', 'verify live'] as Kind[]) {
+    for (const kind of ['token', 'introspect live', 'verify live', 'revoke'] as Kind[]) {
       assert.ok(byKind(kind).some((s) => s.status === 200 && s.sentAt < crashedAt), `${kind} answered before the outage`);
       assert.ok(byKind(kind).some((s) => s.status === 200 && s.sentAt > restartedAt), `${kind} answered after the outage`);
     }
@@ -159,7 +162,7 @@ describe('a database outage under load', { skip: ownPostgresSkip }, () => {
     // Once the outage is noticed (the listener within a second), nothing is answered from a
     // cache that can no longer hear revocations: everything sent is a 503 until the restart.
     const outage = samples.filter((s) => s.sentAt > crashedAt + 1_500 && s.sentAt < restartingAt);
-    for (const kind of ['token', 'introspect live', 'introspect revoked', 'verify live', 'verify revoked'] as Kind[]) {
+    for (const kind of ['token', 'introspect live', 'introspect revoked', 'verify live', 'verify revoked', 'revoke'] as Kind[]) {
       const during = outage.filter((s) => s.kind === kind);
       assert.ok(during.length > 0, `${kind} was tried during the outage`);
       assert.deepEqual([...new Set(during.map((s) => s.status))], [503], `${kind} during the outage`);
