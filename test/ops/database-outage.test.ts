@@ -9,7 +9,7 @@ import { createClient, createScope, type CreatedClient } from '../helpers/factor
 import { introspectAs, postForm, authAs } from '../helpers/oauth.ts';
 import { ownPostgres, ownPostgresSkip, type OwnPostgres } from '../helpers/postgres.ts';
 import { spawnServer, type ServerProcess } from '../helpers/processes.ts';
-import { eventually, rememberSecret, TEST_SECRET } from '../helpers/server.ts';
+import { assertNoSecretsIn, eventually, rememberSecret, TEST_SECRET } from '../helpers/server.ts';
 import { verifyAs } from '../helpers/verify.ts';
 
 // Issue 9 §1.9 / §2 Outage: a Postgres of the test's own is stopped (immediate shutdown, as a
@@ -191,5 +191,6 @@ describe('a database outage under load', { skip: ownPostgresSkip }, () => {
     assert.equal(lines.filter((l) => l.msg === 'database reachable again').length, 1, node.output());
     assert.deepEqual(lines.filter((l) => l.level >= 50 && !l.msg.startsWith('database unreachable')), [], 'no error lines besides the outage');
     assert.ok(lines.length < 15, `a handful of lines for ${refused} refusals: ${node.output()}`);
+    assertNoSecretsIn(node.output().split('\n').filter((line) => line.startsWith('{')).join('\n'));
   });
 });
