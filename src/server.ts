@@ -17,6 +17,7 @@ import { sweepExpired } from './oauth/adapter.ts';
 import { createOAuthProvider, type OAuthProvider } from './oauth/provider.ts';
 import { startSigningKeySchedule, type SigningKeySchedule } from './signing/key-schedule.ts';
 import { ensureSigningKey, loadSigningKeys } from './signing/signing-keys.ts';
+import { warnUnlessOutage } from './lib/failure-log.ts';
 
 export interface RunningServer {
   url: string;
@@ -90,7 +91,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     for (const name of names) oauth.scopes.add(name);
   };
   deps.cache.subscribe((key) => {
-    if (key === 'scopes' || key === null) refreshScopes().catch((err) => log.warn({ err }, 'could not refresh the scope catalog'));
+    if (key === 'scopes' || key === null) refreshScopes().catch((err) => warnUnlessOutage(log, err, 'could not refresh the scope catalog'));
   });
   const { commands } = options;
   const stopControl = deps.db.kind === 'pglite' && commands ? await startControlSocket(deps, commands) : async () => {};
@@ -105,7 +106,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     throw error;
   }
   const sweep = () =>
-    Promise.all([sweepExpired(deps), recordExpirations(deps)]).catch((err) => log.warn({ err }, 'expiry sweep failed'));
+    Promise.all([sweepExpired(deps), recordExpirations(deps)]).catch((err) => warnUnlessOutage(log, err, 'expiry sweep failed'));
   const sweeper = setInterval(() => void sweep(), 60_000);
   sweeper.unref();
   const stopCheckpoints = startAuditCheckpoints(deps);

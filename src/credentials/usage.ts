@@ -1,5 +1,4 @@
-import { isDatabaseUnavailable } from '../lib/errors.ts';
-import { databaseUnreachable } from '../lib/failure-log.ts';
+import { warnUnlessOutage } from '../lib/failure-log.ts';
 import type { Deps } from '../context.ts';
 
 export type CredentialType = 'api_key' | 'client';
@@ -66,7 +65,7 @@ export class Usage {
     const now = this.deps.now();
     await Promise.all([this.#write('api_key', keys, day, now), this.#write('client', clients, day, now)]).catch((err) =>
       // Every 5 s while the database is down: said once per outage (lib/failure-log.ts).
-      isDatabaseUnavailable(err) ? databaseUnreachable(this.deps.log, err) : this.deps.log.warn({ err }, 'could not record credential usage'),
+      warnUnlessOutage(this.deps.log, err, 'could not record credential usage'),
     );
   }
 

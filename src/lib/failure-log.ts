@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { TemporarilyUnavailable, type LatchkeyError } from './errors.ts';
+import { isDatabaseUnavailable, TemporarilyUnavailable, type LatchkeyError } from './errors.ts';
 
 // While the database is down every request that needs it fails the same way: one line when
 // the outage is first met, then one reminder a minute with the count, then one on recovery.
@@ -67,4 +67,13 @@ export function logFailure(log: Logger, thrown: unknown, mapped: LatchkeyError, 
   if (mapped !== thrown && mapped instanceof TemporarilyUnavailable) databaseUnreachable(log, thrown);
   else if (mapped !== thrown && mapped.code === 'server_error') log.error({ err: thrown, requestId }, 'request failed');
   else if (mapped.detail) log.info({ code: mapped.code, detail: mapped.detail, requestId }, 'request rejected');
+}
+
+/**
+ * A background job (sweeps, checkpoints, key schedule, usage roll-up) failed: a warning,
+ * unless the database is out of reach, which the outage lines above already say once.
+ */
+export function warnUnlessOutage(log: Logger, error: unknown, message: string): void {
+  if (isDatabaseUnavailable(error)) databaseUnreachable(log, error);
+  else log.warn({ err: error }, message);
 }

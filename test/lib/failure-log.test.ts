@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../src/deps.ts';
-import { databaseDown, databaseReachable, databaseUnreachable } from '../../src/lib/failure-log.ts';
+import { databaseDown, databaseReachable, databaseUnreachable, warnUnlessOutage } from '../../src/lib/failure-log.ts';
 
 function logger() {
   const lines: { level: number; msg: string; refused?: number }[] = [];
@@ -45,5 +45,18 @@ describe('the outage log (issue 9 §1.8: no log flood while the database is down
     assert.equal(databaseDown(b.log), false);
     databaseReachable(b.log);
     assert.equal(b.lines.length, 0, 'nothing to say for a node that was never down');
+  });
+
+  it('background jobs: a warning for a real failure, the outage lines for an unreachable database', () => {
+    const { log, lines } = logger();
+    warnUnlessOutage(log, new Error('boom'), 'expiry sweep failed');
+    for (let i = 0; i < 50; i++) warnUnlessOutage(log, refused, 'expiry sweep failed');
+    assert.deepEqual(
+      lines.map((l) => [l.level, l.msg]),
+      [
+        [40, 'expiry sweep failed'],
+        [50, 'database unreachable: credential endpoints and pages answer 503 until it is back'],
+      ],
+    );
   });
 });
