@@ -6,7 +6,8 @@ import { keyVerificationEndpoint, VERIFY_PATH } from './api/verify.ts';
 import type { Deps } from './context.ts';
 import type { Metrics } from './http/metrics.ts';
 import { oauthErrors, respondWithError } from './http/oauth-errors.ts';
-import { NotFound } from './lib/errors.ts';
+import { isDatabaseUnavailable, NotFound } from './lib/errors.ts';
+import { databaseReachable, databaseUnreachable } from './lib/failure-log.ts';
 import { TOKEN_ENDPOINT_PATHS, tokenEndpoints } from './http/token-endpoints.ts';
 import { PROTOCOL_PATHS, type OAuthProvider } from './oauth/provider.ts';
 import { assetRoutes } from './web/assets.ts';
@@ -29,10 +30,14 @@ function operationsRouter(deps: Deps, metrics: Metrics): Router {
     const detail = redis === 'absent' ? {} : { redis };
     try {
       await deps.db.query('SELECT 1');
+      databaseReachable(deps.log);
       ctx.body = { status: 'ok', database: 'ok', ...detail };
     } catch (error) {
-      deps.log.warn({ err: error }, 'readiness check failed');
+      // Probes come every few seconds: logged once per outage, not per probe.
+      if (isDatabaseUnavailable(error)) databaseUnreachable(deps.log, error);
+      else deps.log.warn({ err: error }, 'readiness check failed');
       ctx.status = 503;
+      ctx.set('Retry-After', '5');
       ctx.body = { status: 'unavailable', database: 'unreachable', ...detail };
     }
   });

@@ -5,6 +5,7 @@ import type { Config } from './config.ts';
 import type { Usage } from './credentials/usage.ts';
 import type { Database, Prisma } from './db/database.ts';
 import type { CredentialCache } from './lib/invalidation.ts';
+import type { Metrics } from './http/metrics.ts';
 import type { Keyring } from './lib/keyring.ts';
 import type { Alerts } from './limits/alerts.ts';
 import type { EndpointGuard } from './limits/endpoint-guard.ts';
@@ -34,6 +35,8 @@ export interface Deps {
   /** Plans' rates and quotas (verify, token endpoint): in memory, or shared through Redis when REDIS_URL is set. */
   limits: Limiter;
   log: Logger;
+  /** The server's Prometheus metrics (http/metrics.ts); absent in the CLI. */
+  metrics?: Metrics;
   /** Injected so that expiry and rotation are testable without sleeping. */
   now: () => Date;
 }

@@ -8,6 +8,7 @@ import { Usage } from './credentials/usage.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { errorForLog } from './lib/errors.ts';
+import { databaseReachable } from './lib/failure-log.ts';
 import { CredentialCache } from './lib/invalidation.ts';
 import { postgresBus, redisBus } from './lib/invalidation-bus.ts';
 import { createKeyring, resolveMasterSecret } from './lib/keyring.ts';
@@ -61,6 +62,9 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
     await db.close();
     throw error;
   }
+  // A node recovers by itself: the pool opens new connections once the database is back (and
+  // the listener reconnects, lib/invalidation.ts); the first one ends the outage in the log.
+  db.pool?.on('connect', () => databaseReachable(log));
   const keyring = createKeyring(secret);
   const counters = config.REDIS_URL ? countersConnection(config.REDIS_URL, log) : undefined;
   const deps: Deps = {

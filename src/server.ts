@@ -17,6 +17,7 @@ import { sweepExpired } from './oauth/adapter.ts';
 import { createOAuthProvider, type OAuthProvider } from './oauth/provider.ts';
 import { startSigningKeySchedule, type SigningKeySchedule } from './signing/key-schedule.ts';
 import { ensureSigningKey, loadSigningKeys } from './signing/signing-keys.ts';
+import { warnUnlessOutage } from './lib/failure-log.ts';
 
 export interface RunningServer {
   url: string;
@@ -52,7 +53,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await ensureSigningKey(deps);
     const admin = await ensureFirstAdmin(deps);
     if (admin) options.onFirstAdmin?.(admin);
-    metrics = createMetrics(deps.limits);
+    metrics = createMetrics({ limits: deps.limits, cache: deps.cache, db: deps.db, log });
+    deps.metrics = metrics;
+    deps.audit.onBatch = (size, seconds) => metrics.auditBatch(size, seconds);
     common = commonMiddleware(deps, metrics);
     const keys = await loadSigningKeys(deps);
     oauth = createOAuthProvider(deps, keys, await listScopeNames(deps), common);
@@ -90,7 +93,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     for (const name of names) oauth.scopes.add(name);
   };
   deps.cache.subscribe((key) => {
-    if (key === 'scopes' || key === null) refreshScopes().catch((err) => log.warn({ err }, 'could not refresh the scope catalog'));
+    if (key === 'scopes' || key === null) refreshScopes().catch((err) => warnUnlessOutage(log, err, 'could not refresh the scope catalog'));
   });
   const { commands } = options;
   const stopControl = deps.db.kind === 'pglite' && commands ? await startControlSocket(deps, commands) : async () => {};
@@ -105,7 +108,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     throw error;
   }
   const sweep = () =>
-    Promise.all([sweepExpired(deps), recordExpirations(deps)]).catch((err) => log.warn({ err }, 'expiry sweep failed'));
+    Promise.all([sweepExpired(deps), recordExpirations(deps)]).catch((err) => warnUnlessOutage(log, err, 'expiry sweep failed'));
   const sweeper = setInterval(() => void sweep(), 60_000);
   sweeper.unref();
   const stopCheckpoints = startAuditCheckpoints(deps);

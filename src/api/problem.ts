@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Logger } from 'pino';
-import { isDatabaseUnavailable, toLatchkeyError, TooManyRequests } from '../lib/errors.ts';
+import { TemporarilyUnavailable, toLatchkeyError, TooManyRequests } from '../lib/errors.ts';
+import { logFailure } from '../lib/failure-log.ts';
 
 export const PROBLEM_TYPE = 'application/problem+json';
 
@@ -16,16 +17,11 @@ export interface ProblemAnswer {
  * OAuth endpoints). The private detail only reaches the log.
  */
 export function problemAnswer(thrown: unknown, log: Logger, requestId: string): ProblemAnswer {
-  // DESIGN §2 HTTP: the database out of reach is a 503 to retry, never a 500.
-  if (isDatabaseUnavailable(thrown)) {
-    log.warn({ err: thrown, requestId }, 'database unreachable');
-    const detail = 'the credential store cannot be reached right now; retry shortly';
-    return { status: 503, headers: { 'Retry-After': '5' }, body: { type: 'about:blank', title: STATUS_CODES[503]!, status: 503, detail, error: 'temporarily_unavailable' } };
-  }
   const error = toLatchkeyError(thrown);
-  if (error !== thrown && error.code === 'server_error') log.error({ err: thrown, requestId }, 'request failed');
-  else if (error.detail) log.info({ code: error.code, detail: error.detail, requestId }, 'request rejected');
+  logFailure(log, thrown, error, requestId);
   const headers: Record<string, string> = {};
+  // DESIGN §2 HTTP: the database out of reach is a 503 to retry, never a 500.
+  if (error instanceof TemporarilyUnavailable) headers['Retry-After'] = String(error.retryAfterSeconds);
   // RFC 9110 §11.6.1: a 401 names the scheme it wants.
   if (error.status === 401) headers['WWW-Authenticate'] = 'Basic realm="latchkey", error="invalid_client"';
   if (error.code === 'method_not_allowed') headers.Allow = 'POST';

@@ -17,6 +17,8 @@ export class AuditWriter {
   #queue: Pending[] = [];
   #flushing = false;
   #idle: (() => void)[] = [];
+  /** Told each committed batch's size and commit time (the server points it at /metrics). */
+  onBatch: (size: number, seconds: number) => void = () => {};
 
   constructor(
     private readonly db: Pick<Database, 'query'>,
@@ -46,7 +48,9 @@ export class AuditWriter {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.maxBatch);
       try {
+        const started = process.hrtime.bigint();
         await appendAuditEventsNow(this.db, batch.map((pending) => pending.event), this.now());
+        this.onBatch(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
         for (const pending of batch) pending.resolve();
       } catch (error) {
         for (const pending of batch) pending.reject(error);

@@ -4,6 +4,7 @@ import { InvalidRequest } from '../lib/errors.ts';
 import { auditCheckpointMessage } from '../mail/messages.ts';
 import { signWithCurrentKey } from '../signing/signing-keys.ts';
 import { verifyAuditChain, type AuditAnchor, type AuditVerification } from './audit-log.ts';
+import { warnUnlessOutage } from '../lib/failure-log.ts';
 
 /**
  * Signed checkpoints of the audit chain (issue 8 §1.3). The chain alone cannot show its newest
@@ -204,7 +205,7 @@ export function startAuditCheckpoints(deps: Pick<Deps, 'prisma' | 'keyring' | 'c
     if (running) return;
     running = true;
     checkpointTick(deps)
-      .catch((err) => deps.log.warn({ err }, 'audit checkpoint failed'))
+      .catch((err) => warnUnlessOutage(deps.log, err, 'audit checkpoint failed'))
       .finally(() => (running = false));
   }, CHECKPOINT_TICK_MS);
   timer.unref();

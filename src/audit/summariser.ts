@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { isDatabaseUnavailable } from '../lib/errors.ts';
+import { databaseUnreachable } from '../lib/failure-log.ts';
 import type { AuditWriter } from './audit-writer.ts';
 import type { AuditEventInput } from './audit-log.ts';
 
@@ -100,7 +102,9 @@ export class AuditSummariser {
     try {
       await Promise.all(events.map((event) => this.audit.record(event)));
     } catch (err) {
-      this.log.error({ err, events: events.length }, 'could not write the junk-request summary to the audit log');
+      // During a database outage, said once for the whole outage (lib/failure-log.ts).
+      if (isDatabaseUnavailable(err)) databaseUnreachable(this.log, err);
+      else this.log.error({ err, events: events.length }, 'could not write the junk-request summary to the audit log');
     }
   }
 }

@@ -1,3 +1,4 @@
+import { warnUnlessOutage } from '../lib/failure-log.ts';
 import type { Deps } from '../context.ts';
 import { networkOf } from '../limits/networks.ts';
 
@@ -152,7 +153,10 @@ export class Usage {
         this.#write('api_key', keys, startedAt, now, findings),
         this.#write('client', clients, startedAt, now, findings),
         this.#writePreviousSecrets(previousSecrets, now, findings),
-      ]).catch((err) => this.deps.log.warn({ err }, 'could not record credential usage'));
+      ]).catch((err) =>
+        // Every 5 s while the database is down: said once per outage (lib/failure-log.ts).
+        warnUnlessOutage(this.deps.log, err, 'could not record credential usage'),
+      );
     }
     if (this.onFindings && (findings.newNetworks.length || findings.rotatedUses.length || findings.bursts.length)) {
       await this.onFindings(findings).catch((err) => this.deps.log.warn({ err }, 'could not raise usage alerts'));

@@ -34,6 +34,11 @@ export interface Database {
    * listener reconnects by itself and then reports `onState(true)`).
    */
   listen(channel: string, onMessage: (payload: string) => void, onState?: (up: boolean) => void): Promise<() => Promise<void>>;
+  /**
+   * Postgres only: the connection pool, for its use (metrics read the counts when scraped) and
+   * its `connect` event (a new connection after an outage means the database is back).
+   */
+  pool?: Pick<pg.Pool, 'totalCount' | 'idleCount' | 'waitingCount' | 'on'>;
   /** The embedded database's data-directory lock, held until close(). */
   lock?: DataDirLock;
   close(): Promise<void>;
@@ -77,6 +82,7 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
   return {
     kind: 'postgres',
     prisma,
+    pool,
     // A named statement is parsed once per connection.
     query: async (sql, params) => (typeof sql === 'string' ? await pool.query(sql, params) : await pool.query(sql)).rows,
     async withSession(fn) {

@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
-import { toLatchkeyError, TooManyRequests } from '../lib/errors.ts';
+import { TemporarilyUnavailable, toLatchkeyError, TooManyRequests } from '../lib/errors.ts';
+import { logFailure } from '../lib/failure-log.ts';
 
 /** Token-ish answers must never be cached (RFC 6749 §5.1, RFC 7662 §2.2). */
 export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;
@@ -17,17 +18,14 @@ export interface ErrorAnswer {
  */
 export function errorAnswer(thrown: unknown, authorization: string | undefined, log: Logger, requestId: string): ErrorAnswer {
   const error = toLatchkeyError(thrown);
-  // Unexpected failures are logged here; a server_error raised on purpose was logged by its
-  // raiser, and a validation error (invalid_request) is the caller's, logged with its detail.
-  if (error !== thrown && error.code === 'server_error') log.error({ err: thrown, requestId }, 'request failed');
-  else if (error.detail) log.info({ code: error.code, detail: error.detail, requestId }, 'request rejected');
+  logFailure(log, thrown, error, requestId);
   const headers: Record<string, string> = { ...NO_STORE };
   if (error.code === 'invalid_client' && /^basic /i.test(authorization ?? '')) {
     // RFC 6749 §5.2: a failed Basic authentication answers with the scheme it expects.
     headers['WWW-Authenticate'] = 'Basic realm="latchkey", error="invalid_client"';
   }
   if (error.code === 'method_not_allowed') headers.Allow = 'POST';
-  if (error instanceof TooManyRequests) headers['Retry-After'] = String(error.retryAfterSeconds);
+  if (error instanceof TooManyRequests || error instanceof TemporarilyUnavailable) headers['Retry-After'] = String(error.retryAfterSeconds);
   return { status: error.status, headers, body: { error: error.code, error_description: error.description } };
 }
 

@@ -60,6 +60,10 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
       res.end(body);
       requestFinished(deps, metrics, { requestId, method: req.method ?? '', route: path === INTROSPECTION_PATH ? 'introspect' : 'revoke', status, started });
     };
+    const introspected = (result: Introspection) => {
+      metrics.introspected(result.active);
+      send(200, jsonHeaders, JSON.stringify(result));
+    };
     const fail = (thrown: unknown) => {
       const error = errorAnswer(thrown, req.headers.authorization, deps.log, requestId);
       if (res.headersSent) return void res.destroy();
@@ -85,12 +89,12 @@ export function tokenEndpoints(deps: Deps, oauth: OAuthProvider, metrics: Metric
       if (error) return fail(error);
       try {
         const cached = answerFromCache(req, path, params!, ip);
-        if (cached) return send(200, jsonHeaders, JSON.stringify(cached));
+        if (cached) return introspected(cached);
       } catch (thrown) {
         return fail(thrown);
       }
       answer(req, path, params!, { requestId, ip })
-        .then((result) => (result === null ? send(200, noContentHeaders, '') : send(200, jsonHeaders, JSON.stringify(result))))
+        .then((result) => (result === null ? send(200, noContentHeaders, '') : introspected(result)))
         .catch(fail);
     });
   };

@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   conflict: 409,
   too_many_requests: 429,
   server_error: 500,
+  temporarily_unavailable: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -71,6 +72,15 @@ export class TooManyRequests extends LatchkeyError {
     super('too_many_requests', description, undefined, 429);
   }
 }
+/**
+ * The database is out of reach (isDatabaseUnavailable): 503 with Retry-After, never a 500
+ * (DESIGN §2 HTTP). `temporarily_unavailable` is RFC 6749 §4.1.2.1's code for it.
+ */
+export class TemporarilyUnavailable extends LatchkeyError {
+  constructor(readonly retryAfterSeconds = 5) {
+    super('temporarily_unavailable', 'the credential store cannot be reached right now; retry shortly', undefined, 503);
+  }
+}
 export class Conflict extends LatchkeyError {
   constructor(description: string) {
     super('conflict', description);
@@ -80,11 +90,13 @@ export class Conflict extends LatchkeyError {
 /**
  * Anything that is not a LatchkeyError becomes a server_error (the error itself is logged, see
  * errorForLog); except a validation error (zod), which is the caller's: invalid_request, 400
- * (issue 7 §1: never a 500 for bad input).
+ * (issue 7 §1: never a 500 for bad input), and the database out of reach, which is
+ * temporarily_unavailable, 503 (issue 9 §1.9). Every surface maps errors through here.
  */
 export function toLatchkeyError(error: unknown): LatchkeyError {
   if (error instanceof LatchkeyError) return error;
   if (error instanceof ZodError) return invalidParameters(error);
+  if (isDatabaseUnavailable(error)) return new TemporarilyUnavailable();
   return new LatchkeyError('server_error', 'internal server error');
 }
 
@@ -183,16 +195,29 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 // its message is the only mark it leaves (node-postgres lib/client.js, pg-pool index.js).
 const UNAVAILABLE_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
 
+// Prisma's codes for the same (P1001 not reachable, P1002/P1008 timed out, P1017 connection
+// closed, P2024 no pool connection in time, P2037 too many connections), and its driver
+// adapters' kinds, which Prisma keeps in `meta.driverAdapterError.cause` rather than as a `cause`.
+const UNAVAILABLE_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2037']);
+const UNAVAILABLE_ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
+
 /**
  * The database could not be reached (as opposed to refusing a query): pages and credential
- * endpoints answer 503 with Retry-After, never 500 (DESIGN §2 HTTP). Follows `cause` chains,
- * since Prisma and its adapters wrap driver errors.
+ * endpoints answer 503 with Retry-After, never 500 (DESIGN §2 HTTP). Follows `cause` chains
+ * (and Prisma's `meta.driverAdapterError`), since Prisma and its adapters wrap driver errors.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
-    const { code, message } = current as { code?: unknown; message?: unknown };
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 6; current = next(current), depth++) {
+    const { code, message, kind, name } = current as { code?: unknown; message?: unknown; kind?: unknown; name?: unknown };
     if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
+    if (typeof code === 'string' && UNAVAILABLE_PRISMA_CODES.has(code) && typeof name === 'string' && name.startsWith('PrismaClient')) return true;
+    if (typeof kind === 'string' && UNAVAILABLE_ADAPTER_KINDS.has(kind)) return true;
     if (typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message)) return true;
   }
   return false;
+}
+
+function next(error: object): unknown {
+  const { cause, meta } = error as { cause?: unknown; meta?: { driverAdapterError?: unknown } };
+  return cause ?? (meta && typeof meta === 'object' ? meta.driverAdapterError : undefined);
 }

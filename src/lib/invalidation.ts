@@ -34,6 +34,10 @@ type Entry = { value: object | null; group: string | null };
  * dropped when the bus announces a change; while the listener is down nothing is cached, so no node serves a stale
  * answer for longer than the reconnect takes. The TTL is a last line of defence, not the
  * mechanism.
+ * During a database outage (issue 9 §1.9) the same rule decides: on the Postgres bus the
+ * listener is on the database, so the cache is emptied within a second and every check is a
+ * 503; on the Redis bus the listener still hears every change, and none can commit while the
+ * database is away, so the cache stays as fresh as it ever is and goes on answering.
  */
 export class CredentialCache {
   #entries: LRUCache<string, Entry>;
@@ -50,6 +54,9 @@ export class CredentialCache {
    * removed when an entry leaves the cache for any reason, so groups stay bounded by `max`.
    */
   #groups = new Map<string, Set<string>>();
+  /** Lookups answered from the cache and lookups that had to load (read by /metrics when scraped). */
+  hits = 0;
+  misses = 0;
 
   constructor(
     readonly bus: InvalidationBus,
@@ -100,13 +107,20 @@ export class CredentialCache {
 
   /** Cached value (possibly a cached miss), or undefined when the caller must load. */
   peek<T extends object>(key: string): T | null | undefined {
-    return this.#entries.get(key)?.value as T | null | undefined;
+    const entry = this.#entries.get(key);
+    // A miss here falls back to get(), which counts it.
+    if (entry) this.hits++;
+    return entry?.value as T | null | undefined;
   }
 
   /** `groupOf` names the key whose invalidation must drop this entry too (see #groups). */
   async get<T extends object>(key: string, load: () => Promise<T | null>, groupOf?: (value: T) => string | null): Promise<T | null> {
     const hit = this.#entries.get(key);
-    if (hit) return hit.value as T | null;
+    if (hit) {
+      this.hits++;
+      return hit.value as T | null;
+    }
+    this.misses++;
     const epoch = this.#epoch;
     const value = await load();
     if (this.#listening && epoch === this.#epoch) {

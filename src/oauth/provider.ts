@@ -5,7 +5,7 @@ import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'o
 import type { Deps } from '../context.ts';
 import { AUTH_METHODS, clientSecretMatches, findClient } from '../credentials/clients.ts';
 import { respondWithError } from '../http/oauth-errors.ts';
-import { InvalidClient, InvalidRequest, LatchkeyError, PayloadTooLarge, TooManyRequests } from '../lib/errors.ts';
+import { InvalidClient, InvalidRequest, isDatabaseUnavailable, LatchkeyError, PayloadTooLarge, TooManyRequests } from '../lib/errors.ts';
 import { assertionLifetimeOk, claimedClientId } from './client-auth.ts';
 import { jwksFetch } from './jwks-uri.ts';
 import { createTokenVerifier, type TokenVerifier } from '../credentials/token-verifier.ts';
@@ -226,17 +226,25 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
   });
   // oidc-provider renders its errors itself; the error object reaches us only through the
   // route's event, emitted before the response leaves (lib/shared/error_handler.js).
-  const tokenErrors = new WeakMap<object, unknown>();
-  provider.on('grant.error', (ctx, error) => tokenErrors.set(ctx, error));
+  const routeErrors = new WeakMap<object, unknown>();
+  provider.on('grant.error', (ctx, error) => routeErrors.set(ctx, error));
+  provider.on('server_error', (ctx, error) => {
+    routeErrors.set(ctx, error);
+    // The database out of reach is answered 503 below, and logged once per outage there.
+    if (!isDatabaseUnavailable(error)) deps.log.error({ err: error, requestId: ctx.state.requestId }, 'oidc-provider server_error');
+  });
   provider.use(async (ctx, next) => {
     await next();
     const oidcCtx = ctx as KoaContextWithOIDC;
     const route = oidcCtx.oidc?.route;
+    // An adapter (or anything behind it) that could not reach the database made oidc-provider
+    // answer 500 server_error: it is a 503 with Retry-After (DESIGN §2 HTTP), on every route.
+    if (ctx.status === 500 && isDatabaseUnavailable(routeErrors.get(ctx))) return respondWithError(ctx, routeErrors.get(ctx), deps.log);
     if (route === 'token' && ctx.status === 200) await auditIssuedOrWithhold(deps, oidcCtx);
     else if (route === 'token') {
       const refusal = overLimit.get(ctx);
       if (refusal) return respondWithError(ctx, refusal, deps.log);
-      if (isNoClientAuthentication(oidcCtx, tokenErrors.get(ctx))) respondWithError(ctx, new InvalidClient('no client authentication provided'), deps.log);
+      if (isNoClientAuthentication(oidcCtx, routeErrors.get(ctx))) respondWithError(ctx, new InvalidClient('no client authentication provided'), deps.log);
       auditTokenFailure(deps, oidcCtx);
       if ((ctx.body as { error?: string } | undefined)?.error === 'invalid_client') {
         const refused = deps.guard.failed(ctx.ip, claimedClientId(ctx.get('authorization') || undefined, new Map(Object.entries(oidcCtx.oidc.params ?? {}))));
@@ -255,7 +263,6 @@ function buildInstance(deps: Deps, keys: SigningKeySet, scopes: Set<string>, out
     }
   });
 
-  provider.on('server_error', (_ctx, error) => deps.log.error({ err: error }, 'oidc-provider server_error'));
   const verifier = createTokenVerifier(deps, { keys: keys.published.map(publicPart) }, provider);
   return { provider, verifier, callback: provider.callback() };
 }
@@ -345,8 +352,11 @@ function isNoClientAuthentication(ctx: KoaContextWithOIDC, error: unknown): bool
 async function auditIssuedOrWithhold(deps: Deps, ctx: KoaContextWithOIDC): Promise<void> {
   try {
     await auditTokenIssued(deps, ctx);
+    deps.metrics?.tokenIssued();
     if (ctx.oidc.client) deps.usage.record('client', ctx.oidc.client.clientId, true, ctx.ip);
   } catch (error) {
+    // The database out of reach: a 503 to retry (logged once per outage by the mapping).
+    if (isDatabaseUnavailable(error)) return respondWithError(ctx, error, deps.log);
     deps.log.error({ err: error, requestId: ctx.state.requestId }, 'could not audit an issued token; withholding it');
     respondWithError(ctx, new LatchkeyError('server_error', 'the token could not be issued'), deps.log);
   }

@@ -1,5 +1,6 @@
 import type { Deps } from '../context.ts';
 import { advanceSigningKeys, loadSigningKeys, SIGNING_KEYS_CHANGED, type SigningKeySet } from './signing-keys.ts';
+import { warnUnlessOutage } from '../lib/failure-log.ts';
 
 /** The longest a node sleeps between looks at its keys: a missed announcement heals within this. */
 const MAX_SLEEP_MS = 30_000;
@@ -46,7 +47,7 @@ export function startSigningKeySchedule(deps: Deps, loaded: SigningKeySet, onCha
       }
       sleep(nextDueAt ? nextDueAt.getTime() - deps.now().getTime() : MAX_SLEEP_MS);
     } catch (err) {
-      deps.log.warn({ err }, 'could not advance or reload the signing keys; retrying');
+      warnUnlessOutage(deps.log, err, 'could not advance or reload the signing keys; retrying');
       sleep(RETRY_MS);
     }
   };

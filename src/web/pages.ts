@@ -6,7 +6,8 @@ import { ZodError } from 'zod';
 import { ErrorPage } from '../../views/layout.tsx';
 import { findSession } from '../accounts/sessions.ts';
 import type { Deps } from '../context.ts';
-import { isDatabaseUnavailable, LatchkeyError } from '../lib/errors.ts';
+import { isDatabaseUnavailable, LatchkeyError, TemporarilyUnavailable } from '../lib/errors.ts';
+import { databaseUnreachable } from '../lib/failure-log.ts';
 import { readPageForm } from './form.ts';
 import type { PageContext } from './page-state.ts';
 import { chrome, renderPage, takeFlash } from './render.ts';
@@ -62,15 +63,18 @@ function pageErrors(deps: Deps): Middleware {
     } catch (thrown) {
       ctx.state.csrf ??= '';
       if (thrown instanceof ZodError) return renderErrorPage(ctx, 400);
+      if (thrown instanceof TemporarilyUnavailable || isDatabaseUnavailable(thrown)) {
+        // Logged once per outage, not per page view (lib/failure-log.ts).
+        if (!(thrown instanceof TemporarilyUnavailable)) databaseUnreachable(deps.log, thrown);
+        // People, not programs: half a minute rather than the APIs' few seconds.
+        ctx.set('Retry-After', '30');
+        return renderErrorPage(ctx, 503);
+      }
       if (thrown instanceof LatchkeyError && thrown.code !== 'server_error') {
         if (thrown.detail) deps.log.info({ code: thrown.code, detail: thrown.detail, requestId: ctx.state.requestId }, 'page request rejected');
         return renderErrorPage(ctx, thrown.status, thrown.code === 'not_found' ? undefined : thrown.status < 500 ? thrown.description : undefined);
       }
       deps.log.error({ err: thrown, requestId: ctx.state.requestId }, 'page failed');
-      if (isDatabaseUnavailable(thrown)) {
-        ctx.set('Retry-After', '30');
-        return renderErrorPage(ctx, 503);
-      }
       renderErrorPage(ctx, 500);
     }
   };
