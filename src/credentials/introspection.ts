@@ -1,7 +1,6 @@
 import { actorEvent, appendAuditEvents } from '../audit/audit-log.ts';
 import type { Actor, RequestInfo } from '../actor.ts';
 import type { Deps } from '../context.ts';
-import { TooManyRequests } from '../lib/errors.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
 import { PRESENTED_API_KEY, tokenPolicy } from '../policies/tokens.ts';
 import { looksLikeApiKey } from './api-key-format.ts';
@@ -152,15 +151,14 @@ async function introspectJwt(deps: Deps, verifier: TokenVerifier, caller: Client
  * whose signature held) is audited (`api_key.check_failed`, `access_token.check_failed`) with
  * its id, never the credential itself, and answers inactive. An id that names nothing is junk
  * anyone can make up: summarised, one event per caller and window (issue 9 §1.3). Failures
- * for one credential past the limit are refused (429) with back-off.
+ * of one credential past the limit are summarised too (still answered inactive).
  */
 async function checkFailed(deps: Deps, caller: ClientRecord, request: RequestInfo, kind: 'api_key' | 'access_token', id: string | null, result: string): Promise<Introspection> {
   if (result === 'NOT_FOUND') return junkChecked(deps, caller, request, kind, result);
   if (kind === 'api_key' && id !== null) deps.usage.record('api_key', id, false);
-  const wait = id === null ? 0 : deps.guard.failedCheck(`${kind}:${id}`);
-  if (wait) {
-    deps.junk.count({ type: `${kind}.check_failed`, actorType: 'client', actorId: caller.id, subjectType: kind, ip: request.ip, data: { result: 'THROTTLED' } }, request.requestId);
-    throw new TooManyRequests(wait);
+  if (id !== null && deps.guard.failedCheck(`${kind}:${id}`)) {
+    deps.junk.count({ type: `${kind}.check_failed`, actorType: 'client', actorId: caller.id, subjectType: kind, subjectId: id, ip: request.ip, data: { result } }, request.requestId);
+    return INACTIVE;
   }
   await deps.audit.record(actorEvent({ type: 'client', id: caller.id, ...request }, `${kind}.check_failed`, kind, id, { result }));
   return INACTIVE;

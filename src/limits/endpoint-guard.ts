@@ -121,13 +121,14 @@ export class EndpointGuard {
   }
 
   /**
-   * A failed check of one credential (a key id with a wrong secret, revoked or expired): past
-   * the limit, checks of that credential that fail are refused (429) until the back-off ends.
-   * A check that succeeds is never refused, so failures cannot lock the owner out.
+   * A failed check of one credential (a key id with a wrong secret, revoked or expired): true
+   * once its failures are past the limit, until the back-off ends. The check is not refused
+   * for it (a resource server that keeps presenting a revoked key must keep hearing "inactive",
+   * and a 256-bit secret needs no guard against guessing): its failures are then summarised
+   * rather than audited one row each.
    */
-  failedCheck(credentialId: string): number {
-    const wait = this.#fail(`k:${credentialId.slice(0, MAX_ID)}`, this.#now());
-    return wait === 0 ? 0 : this.#refuse('failures', wait);
+  failedCheck(credentialId: string): boolean {
+    return this.#fail(`k:${credentialId.slice(0, MAX_ID)}`, this.#now()) !== 0;
   }
 
   #refuse(reason: RefusalReason, waitMs: number): number {
