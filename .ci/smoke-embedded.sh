@@ -123,6 +123,11 @@ for _ in $(seq 1 40); do
 done
 [ -n "$eml" ] || fail "no .eml file in $LATCHKEY_DATA_DIR/mail/ after sign-up"
 grep -qi "^To: .*$email" "$eml" || fail "$eml is not addressed to $email"
+# The server writes its log in batches, flushed at least every 250 ms.
+for _ in $(seq 1 20); do
+  grep -q "$(basename "$eml")" "$log" && break
+  sleep 0.25
+done
 grep -q "$(basename "$eml")" "$log" || fail "the server log does not name the mail file $(basename "$eml")"
 grep -q 'verify-email?token=' "$log" && fail "the server log holds the verification link"
 # Quoted-printable: join soft line breaks (=CRLF), then =3D back to =.
