@@ -1,6 +1,6 @@
 import type { ApplicationView } from '../../src/credentials/presenters.ts';
 import type { ApplicationListTab } from '../../src/credentials/application-list.ts';
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
+import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, FieldFrame, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
 import { graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
@@ -132,27 +132,22 @@ export function NewApplicationPage(props: { chrome: Chrome; catalog: ScopeCatalo
             { value: 'private_key_jwt', label: 'Private key JWT', description: 'Signed assertions checked against your public keys (private_key_jwt): no shared secret.', checked: values.authMethod === 'private_key_jwt' },
           ]}
         />
-        <div class={errors.jwks ? 'field field-invalid' : 'field'}>
-          <label for="field-jwks">Public keys (JWKS)</label>
-          <p class="hint" id="field-jwks-hint">
-            For Private key JWT only: paste a JSON Web Key Set, <code>{'{"keys": [...]}'}</code>, with public keys only.
-          </p>
-          <textarea
-            id="field-jwks"
-            name="jwks"
-            rows={6}
-            spellcheck={false}
-            aria-invalid={errors.jwks ? 'true' : undefined}
-            aria-describedby={errors.jwks ? 'field-jwks-hint field-jwks-error' : 'field-jwks-hint'}
-          >
-            {values.jwks}
-          </textarea>
-          {errors.jwks ? (
-            <p class="field-error" id="field-jwks-error">
-              {errors.jwks}
-            </p>
-          ) : null}
-        </div>
+        <FieldFrame
+          id="field-jwks"
+          label="Public keys (JWKS)"
+          hint={
+            <>
+              For Private key JWT only: paste a JSON Web Key Set, <code>{'{"keys": [...]}'}</code>, with public keys only.
+            </>
+          }
+          error={errors.jwks}
+        >
+          {(described) => (
+            <textarea id="field-jwks" name="jwks" rows={6} spellcheck={false} aria-invalid={errors.jwks ? 'true' : undefined} aria-describedby={described}>
+              {values.jwks}
+            </textarea>
+          )}
+        </FieldFrame>
         <div class="form-actions">
           <Button>Create application</Button>
           <a href="/portal/applications">Cancel</a>
