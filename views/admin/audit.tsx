@@ -1,5 +1,5 @@
 import type { AuditEventView } from '../../src/audit/audit-query.ts';
-import { Button, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader } from '../components.tsx';
+import { Button, DataTable, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { SubjectLink } from './dashboard.tsx';
 import { Instant, SelectField } from './fields.tsx';
@@ -154,49 +154,36 @@ export function AuditPage(props: {
         </EmptyState>
       ) : (
         <>
-          <div class="table-wrap" role="region" aria-label="Audit events" tabIndex={0}>
-            <table class="audit-table" aria-label="Audit events">
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Event</th>
-                  <th scope="col">Actor</th>
-                  <th scope="col">Subject</th>
-                  <th scope="col">Details</th>
-                </tr>
-              </thead>
-              <tbody>
-                {events.map((e) => (
-                  <tr>
-                    <td class="nowrap">
-                      <Instant at={e.at} />
-                      <span class="muted small block">#{e.seq}</span>
-                    </td>
-                    <td>
-                      <code>{e.type}</code>
-                      <span class="block">
-                        <Outcome outcome={e.outcome} />
-                      </span>
-                    </td>
-                    <td class="audit-who">
-                      <Actor event={e} />
-                    </td>
-                    <td class="audit-who">
-                      <Subject type={e.subjectType} id={e.subjectId} />
-                    </td>
-                    <td class="small audit-data">
-                      {summary(e.data) || <span class="muted">—</span>}
-                      {e.requestId ? (
-                        <span class="muted block">
-                          request <code>{e.requestId}</code>
-                        </span>
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable head={['Time', 'Event', 'Actor', 'Subject', 'Details']} class="audit-table" region="Audit events">
+            {events.map((e) => (
+              <tr>
+                <td class="nowrap">
+                  <Instant at={e.at} />
+                  <span class="muted small block">#{e.seq}</span>
+                </td>
+                <td>
+                  <code>{e.type}</code>
+                  <span class="block">
+                    <Outcome outcome={e.outcome} />
+                  </span>
+                </td>
+                <td class="audit-who">
+                  <Actor event={e} />
+                </td>
+                <td class="audit-who">
+                  <Subject type={e.subjectType} id={e.subjectId} />
+                </td>
+                <td class="small audit-data">
+                  {summary(e.data) || <span class="muted">—</span>}
+                  {e.requestId ? (
+                    <span class="muted block">
+                      request <code>{e.requestId}</code>
+                    </span>
+                  ) : null}
+                </td>
+              </tr>
+            ))}
+          </DataTable>
         </>
       )}
       {props.paged || props.older ? (

@@ -1,6 +1,6 @@
 import type { ApiView } from '../../src/credentials/apis.ts';
 import type { ScopeView } from '../../src/credentials/scopes.ts';
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, PageHeader, Time, type Choice } from '../components.tsx';
+import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, Form, PageHeader, Time, type Choice } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { AdminLayout } from './layout.tsx';
 
@@ -58,36 +58,23 @@ export function CatalogPage(props: {
           <p>Until there is one, keys and applications grant no scope. {props.canAct ? 'Create the first one below.' : null}</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table class="table" aria-labelledby="scopes-heading">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Description</th>
-                <th scope="col">API</th>
-                <th scope="col">Approval</th>
-                <th scope="col">Status</th>
-              </tr>
-            </thead>
-            <tbody>
-              {scopes.map((scope) => (
-                <tr>
-                  <td>
-                    <a href={scopeHref(scope.name)}>
-                      <code>{scope.name}</code>
-                    </a>
-                  </td>
-                  <td>{scope.description}</td>
-                  <td>{scope.api ? <a href={apiHref(scope.api)}>{scope.api.name}</a> : <span class="muted">global</span>}</td>
-                  <td>{scope.requiresApproval ? 'required' : <span class="muted">no</span>}</td>
-                  <td>
-                    <ScopeStatus scope={scope} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Description', 'API', 'Approval', 'Status']} class="table" labelledBy="scopes-heading">
+          {scopes.map((scope) => (
+            <tr>
+              <td>
+                <a href={scopeHref(scope.name)}>
+                  <code>{scope.name}</code>
+                </a>
+              </td>
+              <td>{scope.description}</td>
+              <td>{scope.api ? <a href={apiHref(scope.api)}>{scope.api.name}</a> : <span class="muted">global</span>}</td>
+              <td>{scope.requiresApproval ? 'required' : <span class="muted">no</span>}</td>
+              <td>
+                <ScopeStatus scope={scope} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {props.canAct ? (
         <section class="panel" aria-labelledby="new-scope-heading">
@@ -109,32 +96,20 @@ export function CatalogPage(props: {
           <p>Without APIs, developers type the audiences of their credentials themselves. An API groups scopes under its audience.</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table class="table" aria-labelledby="apis-heading">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Audience</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Description</th>
-              </tr>
-            </thead>
-            <tbody>
-              {apis.map((api) => (
-                <tr>
-                  <td>
-                    <a href={apiHref(api)}>{api.name}</a>
-                  </td>
-                  <td>
-                    <code>{api.audience}</code>
-                  </td>
-                  <td>{api.scopes.length === 0 ? <span class="muted">none</span> : api.scopes.map((s, i) => <>{i > 0 ? ' ' : null}<code class="scope">{s.name}</code></>)}</td>
-                  <td>{api.description || <span class="muted">—</span>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Audience', 'Scopes', 'Description']} class="table" labelledBy="apis-heading">
+          {apis.map((api) => (
+            <tr>
+              <td>
+                <a href={apiHref(api)}>{api.name}</a>
+              </td>
+              <td>
+                <code>{api.audience}</code>
+              </td>
+              <td>{api.scopes.length === 0 ? <span class="muted">none</span> : api.scopes.map((s, i) => <>{i > 0 ? ' ' : null}<code class="scope">{s.name}</code></>)}</td>
+              <td>{api.description || <span class="muted">—</span>}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {props.canAct ? (
         <section class="panel" aria-labelledby="new-api-heading">

@@ -1,7 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import type { ApiKeyView, ApplicationView } from '../../src/credentials/presenters.ts';
 import type { CredentialLimitsView } from '../../src/limits/plans.ts';
-import { Badge, Button, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Badge, Button, DataTable, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
 import { Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
 import { UsageChart, UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
@@ -44,43 +44,31 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
       {props.events.length === 0 ? (
         <p class="muted">No audit events yet.</p>
       ) : (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Event</th>
-                <th scope="col">By</th>
-                <th scope="col">Details</th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.events.map((e) => (
-                <tr>
-                  <td class="nowrap">
-                    <Time at={e.at} now={props.now} />
-                  </td>
-                  <td>
-                    <code>{e.type}</code>
-                  </td>
-                  <td>
-                    {e.actorType === 'account' && e.actorId ? (
-                      <a href={`/admin/developers/${e.actorId}`}>{e.actorEmail ?? e.actorId}</a>
-                    ) : e.actorType === 'client' && e.actorId ? (
-                      <SubjectLink type="client" id={e.actorId} />
-                    ) : (
-                      <span>{e.actorType}</span>
-                    )}
-                  </td>
-                  <td class="small">
-                    {dataText(e.data)}
-                    {e.requestId ? <span class="muted">{dataText(e.data) ? ' · ' : ''}request {e.requestId}</span> : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['When', 'Event', 'By', 'Details']}>
+          {props.events.map((e) => (
+            <tr>
+              <td class="nowrap">
+                <Time at={e.at} now={props.now} />
+              </td>
+              <td>
+                <code>{e.type}</code>
+              </td>
+              <td>
+                {e.actorType === 'account' && e.actorId ? (
+                  <a href={`/admin/developers/${e.actorId}`}>{e.actorEmail ?? e.actorId}</a>
+                ) : e.actorType === 'client' && e.actorId ? (
+                  <SubjectLink type="client" id={e.actorId} />
+                ) : (
+                  <span>{e.actorType}</span>
+                )}
+              </td>
+              <td class="small">
+                {dataText(e.data)}
+                {e.requestId ? <span class="muted">{dataText(e.data) ? ' · ' : ''}request {e.requestId}</span> : null}
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {props.subject ? (
         <p class="small">
@@ -317,33 +305,22 @@ export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: Dev
         {teams.length === 0 ? (
           <p class="muted">Not a member of any team.</p>
         ) : (
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Team</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
-              <tbody>
-                {teams.map((t) => (
-                  <tr>
-                    <td>
-                      <a href={`/admin/teams/${t.id}`}>{t.name}</a>
-                      {t.personal ? <span class="muted small"> (personal)</span> : null}
-                    </td>
-                    <td>
-                      <Badge status={t.role} />
-                    </td>
-                    <td>
-                      <Badge status={t.status} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable head={['Team', 'Role', 'Status']}>
+            {teams.map((t) => (
+              <tr>
+                <td>
+                  <a href={`/admin/teams/${t.id}`}>{t.name}</a>
+                  {t.personal ? <span class="muted small"> (personal)</span> : null}
+                </td>
+                <td>
+                  <Badge status={t.role} />
+                </td>
+                <td>
+                  <Badge status={t.status} />
+                </td>
+              </tr>
+            ))}
+          </DataTable>
         )}
       </section>
       {props.canAct ? (
@@ -401,80 +378,57 @@ export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdmi
       </div>
       <section class="panel" aria-labelledby="members-heading">
         <h2 id="members-heading">Members</h2>
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Email</th>
-                <th scope="col">Role</th>
-                <th scope="col">Status</th>
-              </tr>
-            </thead>
-            <tbody>
-              {members.map((m) => (
-                <tr>
-                  <td>
-                    <a href={`/admin/developers/${m.id}`}>{m.email}</a>
-                  </td>
-                  <td>
-                    <Badge status={m.role} />
-                  </td>
-                  <td>
-                    <Badge status={m.status} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Email', 'Role', 'Status']}>
+          {members.map((m) => (
+            <tr>
+              <td>
+                <a href={`/admin/developers/${m.id}`}>{m.email}</a>
+              </td>
+              <td>
+                <Badge status={m.role} />
+              </td>
+              <td>
+                <Badge status={m.status} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       </section>
       <section class="panel" aria-labelledby="credentials-heading">
         <h2 id="credentials-heading">Credentials</h2>
         {keys.length === 0 && applications.length === 0 ? (
           <EmptyState title="No keys or applications" />
         ) : (
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Id</th>
-                  <th scope="col">Name</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
-              <tbody>
-                {keys.map((k) => (
-                  <tr>
-                    <td>API key</td>
-                    <td>
-                      <a href={`/admin/keys/${k.id}`}>
-                        <code>lk_{k.id}</code>
-                      </a>
-                    </td>
-                    <td>{k.name}</td>
-                    <td>
-                      <Badge status={k.status} />
-                    </td>
-                  </tr>
-                ))}
-                {applications.map((c) => (
-                  <tr>
-                    <td>Application</td>
-                    <td>
-                      <a href={`/admin/applications/${c.id}`}>
-                        <code>{c.id}</code>
-                      </a>
-                    </td>
-                    <td>{c.name}</td>
-                    <td>
-                      <Badge status={c.status} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable head={['Kind', 'Id', 'Name', 'Status']}>
+            {keys.map((k) => (
+              <tr>
+                <td>API key</td>
+                <td>
+                  <a href={`/admin/keys/${k.id}`}>
+                    <code>lk_{k.id}</code>
+                  </a>
+                </td>
+                <td>{k.name}</td>
+                <td>
+                  <Badge status={k.status} />
+                </td>
+              </tr>
+            ))}
+            {applications.map((c) => (
+              <tr>
+                <td>Application</td>
+                <td>
+                  <a href={`/admin/applications/${c.id}`}>
+                    <code>{c.id}</code>
+                  </a>
+                </td>
+                <td>{c.name}</td>
+                <td>
+                  <Badge status={c.status} />
+                </td>
+              </tr>
+            ))}
+          </DataTable>
         )}
       </section>
       {props.canAct ? (

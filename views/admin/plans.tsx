@@ -1,5 +1,5 @@
 import type { CredentialLimitsView, PlanView } from '../../src/limits/plans.ts';
-import { Button, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader } from '../components.tsx';
+import { Button, DataTable, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { SelectField } from './fields.tsx';
 import { AdminLayout } from './layout.tsx';
@@ -39,32 +39,19 @@ export function PlansPage(props: { chrome: Chrome; plans: (PlanView & { keys: nu
           <p>Without a plan, keys and applications are limited only by Latchkey's own protection. {props.canAct ? 'Create the first one below, then give it to a key or an application on its page.' : null}</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap" role="region" aria-label="Plans" tabIndex={0}>
-          <table aria-label="Plans">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Rate limit</th>
-                <th scope="col">Quota</th>
-                <th scope="col">Keys</th>
-                <th scope="col">Applications</th>
-              </tr>
-            </thead>
-            <tbody>
-              {plans.map((plan) => (
-                <tr>
-                  <td>
-                    <code>{plan.name}</code>
-                  </td>
-                  <td>{plan.rate}</td>
-                  <td>{plan.quota ?? <span class="muted">none</span>}</td>
-                  <td>{plan.keys}</td>
-                  <td>{plan.applications}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Rate limit', 'Quota', 'Keys', 'Applications']} region="Plans">
+          {plans.map((plan) => (
+            <tr>
+              <td>
+                <code>{plan.name}</code>
+              </td>
+              <td>{plan.rate}</td>
+              <td>{plan.quota ?? <span class="muted">none</span>}</td>
+              <td>{plan.keys}</td>
+              <td>{plan.applications}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {props.canAct ? (
         <section class="panel" aria-labelledby="new-plan-heading">

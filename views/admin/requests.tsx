@@ -1,4 +1,4 @@
-import { Badge, Button, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Badge, Button, DataTable, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
 import { Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
 import { AdminLayout } from './layout.tsx';
@@ -30,40 +30,26 @@ export function AdminRequestsPage(props: { chrome: Chrome; now: Date; requests: 
           <p class="muted">Requests appear here when a developer asks for a scope marked “requires approval”.</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Team</th>
-                <th scope="col">Requested by</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Requested</th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.requests.map((r) => (
-                <tr>
-                  <td>
-                    <a href={`/admin/requests/${r.id}`}>{r.name}</a>
-                  </td>
-                  <td>{KIND_LABEL[r.kind] ?? r.kind}</td>
-                  <td>
-                    <a href={`/admin/teams/${r.team.id}`}>{r.team.name}</a>
-                  </td>
-                  <td>{r.requestedBy ? <a href={`/admin/developers/${r.requestedBy.id}`}>{r.requestedBy.email}</a> : <span class="muted">gone</span>}</td>
-                  <td>
-                    <Scopes scopes={r.scopes} />
-                  </td>
-                  <td>
-                    <Time at={r.createdAt} now={props.now} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Kind', 'Team', 'Requested by', 'Scopes', 'Requested']}>
+          {props.requests.map((r) => (
+            <tr>
+              <td>
+                <a href={`/admin/requests/${r.id}`}>{r.name}</a>
+              </td>
+              <td>{KIND_LABEL[r.kind] ?? r.kind}</td>
+              <td>
+                <a href={`/admin/teams/${r.team.id}`}>{r.team.name}</a>
+              </td>
+              <td>{r.requestedBy ? <a href={`/admin/developers/${r.requestedBy.id}`}>{r.requestedBy.email}</a> : <span class="muted">gone</span>}</td>
+              <td>
+                <Scopes scopes={r.scopes} />
+              </td>
+              <td>
+                <Time at={r.createdAt} now={props.now} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </AdminLayout>
   );

@@ -1,6 +1,6 @@
 import type { ApplicationView } from '../../src/credentials/presenters.ts';
 import type { ApplicationListTab } from '../../src/credentials/application-list.ts';
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, FieldFrame, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
+import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, FieldFrame, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
 import { graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
@@ -45,46 +45,31 @@ export function ApplicationsListPage(props: ApplicationsListProps) {
           </p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table class="table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Client id</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Authentication</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Status</th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.applications.map((app) => (
-                <tr>
-                  <td>
-                    <a href={`/portal/applications/${app.id}`}>{app.name}</a>
-                  </td>
-                  <td>
-                    <code>{app.id}</code>
-                  </td>
-                  <td>
-                    <Scopes scopes={app.scopes} />
-                  </td>
-                  <td>{app.authMethodLabel}</td>
-                  <td>
-                    <Time at={app.createdAt} now={props.now} />
-                  </td>
-                  <td>
-                    <Time at={app.lastUsedAt} now={props.now} />
-                  </td>
-                  <td>
-                    <Badge status={app.status} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Client id', 'Scopes', 'Authentication', 'Created', 'Last used', 'Status']} class="table">
+          {props.applications.map((app) => (
+            <tr>
+              <td>
+                <a href={`/portal/applications/${app.id}`}>{app.name}</a>
+              </td>
+              <td>
+                <code>{app.id}</code>
+              </td>
+              <td>
+                <Scopes scopes={app.scopes} />
+              </td>
+              <td>{app.authMethodLabel}</td>
+              <td>
+                <Time at={app.createdAt} now={props.now} />
+              </td>
+              <td>
+                <Time at={app.lastUsedAt} now={props.now} />
+              </td>
+              <td>
+                <Badge status={app.status} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       <Pager
         page={props.page}

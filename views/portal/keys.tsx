@@ -1,5 +1,5 @@
 import type { ApiKeyView } from '../../src/credentials/presenters.ts';
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
+import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import type { KeyListTab } from '../../src/credentials/key-list.ts';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
@@ -42,48 +42,33 @@ export function KeysListPage(props: KeysListProps) {
           </p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table class="table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Key</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Status</th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.keys.map((key) => (
-                <tr>
-                  <td>
-                    <a href={`/portal/keys/${key.id}`}>{key.name}</a>
-                  </td>
-                  <td>
-                    <code title={key.prefix}>{key.masked}</code>
-                  </td>
-                  <td>
-                    <Scopes scopes={key.scopes} />
-                  </td>
-                  <td>
-                    <Time at={key.createdAt} now={props.now} />
-                  </td>
-                  <td>
-                    <Time at={key.lastUsedAt} now={props.now} />
-                  </td>
-                  <td>
-                    <Time at={key.expiresAt} now={props.now} never="no expiry" />
-                  </td>
-                  <td>
-                    <Badge status={key.status} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Key', 'Scopes', 'Created', 'Last used', 'Expires', 'Status']} class="table">
+          {props.keys.map((key) => (
+            <tr>
+              <td>
+                <a href={`/portal/keys/${key.id}`}>{key.name}</a>
+              </td>
+              <td>
+                <code title={key.prefix}>{key.masked}</code>
+              </td>
+              <td>
+                <Scopes scopes={key.scopes} />
+              </td>
+              <td>
+                <Time at={key.createdAt} now={props.now} />
+              </td>
+              <td>
+                <Time at={key.lastUsedAt} now={props.now} />
+              </td>
+              <td>
+                <Time at={key.expiresAt} now={props.now} never="no expiry" />
+              </td>
+              <td>
+                <Badge status={key.status} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       <Pager
         page={props.page}

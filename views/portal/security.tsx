@@ -1,4 +1,4 @@
-import { Button, ErrorSummary, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Button, DataTable, ErrorSummary, Field, Form, PageHeader, Time } from '../components.tsx';
 import { CardLayout, Layout, type Chrome } from '../layout.tsx';
 
 const CODE_HINT = 'The 6-digit code from your authenticator app, or one of your recovery codes.';
@@ -198,42 +198,29 @@ export function SessionsPage(props: { chrome: Chrome; now: Date; sessions: Sessi
   return (
     <Layout chrome={props.chrome} title="Sessions">
       <PageHeader title="Sessions" description="Where you are signed in. End any session you do not recognise, then change your password." />
-      <div class="table-wrap">
-        <table class="table">
-          <thead>
-            <tr>
-              <th scope="col">Signed in</th>
-              <th scope="col">Last seen</th>
-              <th scope="col">IP address</th>
-              <th scope="col">Browser</th>
-              <th scope="col">Action</th>
-            </tr>
-          </thead>
-          <tbody>
-            {props.sessions.map((session) => (
-              <tr>
-                <td>
-                  <Time at={session.createdAt} now={props.now} />
-                </td>
-                <td>
-                  <Time at={session.lastSeenAt} now={props.now} />
-                </td>
-                <td>{session.ip ?? <span class="muted">unknown</span>}</td>
-                <td title={session.browser}>{session.browser.length > 60 ? `${session.browser.slice(0, 60)}…` : session.browser || <span class="muted">unknown</span>}</td>
-                <td>
-                  {session.current ? (
-                    <strong>This session</strong>
-                  ) : (
-                    <Form action={`/portal/sessions/${session.id}/end`} csrf={props.chrome.csrf}>
-                      <Button variant="danger">End</Button>
-                    </Form>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable head={['Signed in', 'Last seen', 'IP address', 'Browser', 'Action']} class="table">
+        {props.sessions.map((session) => (
+          <tr>
+            <td>
+              <Time at={session.createdAt} now={props.now} />
+            </td>
+            <td>
+              <Time at={session.lastSeenAt} now={props.now} />
+            </td>
+            <td>{session.ip ?? <span class="muted">unknown</span>}</td>
+            <td title={session.browser}>{session.browser.length > 60 ? `${session.browser.slice(0, 60)}…` : session.browser || <span class="muted">unknown</span>}</td>
+            <td>
+              {session.current ? (
+                <strong>This session</strong>
+              ) : (
+                <Form action={`/portal/sessions/${session.id}/end`} csrf={props.chrome.csrf}>
+                  <Button variant="danger">End</Button>
+                </Form>
+              )}
+            </td>
+          </tr>
+        ))}
+      </DataTable>
       {others > 0 ? (
         <Form action="/portal/sessions/end-others" csrf={props.chrome.csrf} class="form-actions">
           <Button variant="danger">End all other sessions</Button>
