@@ -2,7 +2,7 @@ import type { ComponentChildren } from 'preact';
 import type { ApiKeyView, ApplicationView } from '../../src/credentials/presenters.ts';
 import type { CredentialLimitsView } from '../../src/limits/plans.ts';
 import { Badge, Button, DataTable, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
-import { Scopes } from '../credential-fields.tsx';
+import { Audiences, KeyFacts, Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
 import { UsageChart, UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
 import { SubjectLink } from './dashboard.tsx';
@@ -106,12 +106,27 @@ function ActionFields(props: { id: string; state?: { reason: string; error: stri
 
 const ROLE_LABEL: Record<string, string> = { developer: 'Developer account', admin: 'Admin account', auditor: 'Auditor account' };
 
-function Facts(props: { children: ComponentChildren }) {
-  return <dl class="details">{props.children}</dl>;
+/** The facts at the top of a detail page. */
+export function FactsPanel(props: { children: ComponentChildren }) {
+  return (
+    <div class="panel">
+      <dl class="details">{props.children}</dl>
+    </div>
+  );
 }
 
-function TeamLink(props: { team: { id: string; name: string } | null }) {
-  return props.team ? <a href={`/admin/teams/${props.team.id}`}>{props.team.name}</a> : <span class="muted">none (made by an operator)</span>;
+/** The team a credential belongs to, and its status when that stops the credential. */
+function TeamFact(props: { team: { id: string; name: string; status: string } | null }) {
+  const { team } = props;
+  return (
+    <>
+      <dt>Team</dt>
+      <dd>
+        {team ? <a href={`/admin/teams/${team.id}`}>{team.name}</a> : <span class="muted">none (made by an operator)</span>}
+        {team && team.status !== 'active' ? <> <Badge status={team.status} /></> : null}
+      </dd>
+    </>
+  );
 }
 
 export interface KeyAdminView {
@@ -129,50 +144,7 @@ export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminV
     <AdminLayout chrome={props.chrome} title={`Key ${key.prefix}`}>
       <PageHeader title={key.name} description={<>API key <code>{key.prefix}</code></>} />
       <div class="panel">
-        <Facts>
-          <dt>Status</dt>
-          <dd>
-            <Badge status={key.status} />
-            {key.graceEndsAt ? (
-              <span>
-                {' '}
-                until <Time at={key.graceEndsAt} now={now} />
-              </span>
-            ) : null}
-          </dd>
-          <dt>Key id</dt>
-          <dd>
-            <code>{key.prefix}</code>
-          </dd>
-          <dt>Team</dt>
-          <dd>
-            <TeamLink team={team} />
-            {team && team.status !== 'active' ? <> <Badge status={team.status} /></> : null}
-          </dd>
-          <dt>Scopes</dt>
-          <dd>
-            <Scopes scopes={key.scopes} />
-          </dd>
-          <dt>Audiences</dt>
-          <dd>{key.audiences.length ? key.audiences.join(', ') : <span class="muted">any</span>}</dd>
-          <dt>Created</dt>
-          <dd>
-            <Time at={key.createdAt} now={now} />
-          </dd>
-          <dt>Expires</dt>
-          <dd>
-            <Time at={key.expiresAt} now={now} never="no expiry" />
-          </dd>
-          {key.replacedById ? (
-            <>
-              <dt>Replaced by</dt>
-              <dd>
-                <a href={`/admin/keys/${key.replacedById}`}>
-                  <code>lk_{key.replacedById}</code>
-                </a>
-              </dd>
-            </>
-          ) : null}
+        <KeyFacts apiKey={key} now={now} pages="/admin/keys" team={<TeamFact team={team} />}>
           {key.revokedAt ? (
             <>
               <dt>Revoked</dt>
@@ -182,7 +154,7 @@ export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminV
               </dd>
             </>
           ) : null}
-        </Facts>
+        </KeyFacts>
       </div>
       <LimitsPanel limits={props.view.limits} what="key" changeHref={props.canAct ? `/admin/keys/${key.id}/plan` : null} />
       {props.canAct && key.live ? (
@@ -210,43 +182,39 @@ export function ApplicationAdminPage(props: { chrome: Chrome; now: Date; view: A
   return (
     <AdminLayout chrome={props.chrome} title={`Application ${app.name}`}>
       <PageHeader title={app.name} description={<>Application <code>{app.id}</code></>} />
-      <div class="panel">
-        <Facts>
-          <dt>Status</dt>
-          <dd>
-            <Badge status={app.status} />
-          </dd>
-          <dt>Client id</dt>
-          <dd>
-            <code>{app.id}</code>
-          </dd>
-          <dt>Team</dt>
-          <dd>
-            <TeamLink team={team} />
-            {team && team.status !== 'active' ? <> <Badge status={team.status} /></> : null}
-          </dd>
-          <dt>Authentication</dt>
-          <dd>{app.authMethodLabel}</dd>
-          <dt>Scopes</dt>
-          <dd>
-            <Scopes scopes={app.scopes} />
-          </dd>
-          <dt>Audiences</dt>
-          <dd>{app.audiences.length ? app.audiences.join(', ') : <span class="muted">any</span>}</dd>
-          <dt>Created</dt>
-          <dd>
-            <Time at={app.createdAt} now={now} />
-          </dd>
-          {app.revokedAt ? (
-            <>
-              <dt>Revoked</dt>
-              <dd>
-                <Time at={app.revokedAt} now={now} />
-              </dd>
-            </>
-          ) : null}
-        </Facts>
-      </div>
+      <FactsPanel>
+        <dt>Status</dt>
+        <dd>
+          <Badge status={app.status} />
+        </dd>
+        <dt>Client id</dt>
+        <dd>
+          <code>{app.id}</code>
+        </dd>
+        <TeamFact team={team} />
+        <dt>Authentication</dt>
+        <dd>{app.authMethodLabel}</dd>
+        <dt>Scopes</dt>
+        <dd>
+          <Scopes scopes={app.scopes} />
+        </dd>
+        <dt>Audiences</dt>
+        <dd>
+          <Audiences audiences={app.audiences} />
+        </dd>
+        <dt>Created</dt>
+        <dd>
+          <Time at={app.createdAt} now={now} />
+        </dd>
+        {app.revokedAt ? (
+          <>
+            <dt>Revoked</dt>
+            <dd>
+              <Time at={app.revokedAt} now={now} />
+            </dd>
+          </>
+        ) : null}
+      </FactsPanel>
       <LimitsPanel limits={props.view.limits} what="application" changeHref={props.canAct ? `/admin/applications/${app.id}/plan` : null} />
       {props.canAct && app.status !== 'revoked' ? (
         <ActionPanel csrf={props.chrome.csrf} id="revoke-tokens" title="Revoke all live tokens" action={`/admin/applications/${app.id}/revoke-tokens`} button="Revoke tokens" danger errors={props.errors}>
@@ -278,28 +246,26 @@ export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: Dev
   return (
     <AdminLayout chrome={props.chrome} title={account.email}>
       <PageHeader title={account.email} description={ROLE_LABEL[account.role] ?? 'Account'} />
-      <div class="panel">
-        <Facts>
-          <dt>Status</dt>
-          <dd>
-            <Badge status={account.status} />
-          </dd>
-          <dt>Role</dt>
-          <dd>{account.role}</dd>
-          <dt>Signed up</dt>
-          <dd>
-            <Time at={account.createdAt} now={now} />
-          </dd>
-          <dt>Email verified</dt>
-          <dd>
-            <Time at={account.emailVerifiedAt} now={now} never="not yet" />
-          </dd>
-          <dt>Two-factor</dt>
-          <dd>{account.mfaEnabledAt ? 'on' : 'off'}</dd>
-          <dt>Live sessions</dt>
-          <dd>{props.view.liveSessions}</dd>
-        </Facts>
-      </div>
+      <FactsPanel>
+        <dt>Status</dt>
+        <dd>
+          <Badge status={account.status} />
+        </dd>
+        <dt>Role</dt>
+        <dd>{account.role}</dd>
+        <dt>Signed up</dt>
+        <dd>
+          <Time at={account.createdAt} now={now} />
+        </dd>
+        <dt>Email verified</dt>
+        <dd>
+          <Time at={account.emailVerifiedAt} now={now} never="not yet" />
+        </dd>
+        <dt>Two-factor</dt>
+        <dd>{account.mfaEnabledAt ? 'on' : 'off'}</dd>
+        <dt>Live sessions</dt>
+        <dd>{props.view.liveSessions}</dd>
+      </FactsPanel>
       <section class="panel" aria-labelledby="teams-heading">
         <h2 id="teams-heading">Teams</h2>
         {teams.length === 0 ? (
@@ -362,20 +328,18 @@ export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdmi
   return (
     <AdminLayout chrome={props.chrome} title={`Team ${team.name}`}>
       <PageHeader title={team.name} description={team.personal ? 'Personal team' : 'Team'} />
-      <div class="panel">
-        <Facts>
-          <dt>Status</dt>
-          <dd>
-            <Badge status={team.status} />
-          </dd>
-          <dt>Created</dt>
-          <dd>
-            <Time at={team.createdAt} now={now} />
-          </dd>
-          <dt>Pending requests</dt>
-          <dd>{props.view.pendingRequests > 0 ? <a href="/admin/requests">{props.view.pendingRequests}</a> : 0}</dd>
-        </Facts>
-      </div>
+      <FactsPanel>
+        <dt>Status</dt>
+        <dd>
+          <Badge status={team.status} />
+        </dd>
+        <dt>Created</dt>
+        <dd>
+          <Time at={team.createdAt} now={now} />
+        </dd>
+        <dt>Pending requests</dt>
+        <dd>{props.view.pendingRequests > 0 ? <a href="/admin/requests">{props.view.pendingRequests}</a> : 0}</dd>
+      </FactsPanel>
       <section class="panel" aria-labelledby="members-heading">
         <h2 id="members-heading">Members</h2>
         <DataTable head={['Email', 'Role', 'Status']}>

@@ -1,6 +1,7 @@
 import { Badge, Button, DataTable, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
-import { Scopes } from '../credential-fields.tsx';
+import { Audiences, Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
+import { FactsPanel } from './details.tsx';
 import { AdminLayout } from './layout.tsx';
 
 /** A credential request as the admin screens show it. */
@@ -61,50 +62,50 @@ export function AdminRequestPage(props: { chrome: Chrome; now: Date; request: Ad
   return (
     <AdminLayout chrome={props.chrome} title={`Request ${r.name}`}>
       <PageHeader title={r.name} description={<>{KIND_LABEL[r.kind] ?? r.kind} request <code>{r.id}</code></>} />
-      <div class="panel">
-        <dl class="details">
-          <dt>Status</dt>
-          <dd>
-            <Badge status={r.status} />
-          </dd>
-          <dt>Team</dt>
-          <dd>
-            <a href={`/admin/teams/${r.team.id}`}>{r.team.name}</a>
-          </dd>
-          <dt>Requested by</dt>
-          <dd>{r.requestedBy ? <a href={`/admin/developers/${r.requestedBy.id}`}>{r.requestedBy.email}</a> : <span class="muted">an account that no longer exists</span>}</dd>
-          <dt>Scopes</dt>
-          <dd>
-            <Scopes scopes={r.scopes} />
-          </dd>
-          <dt>Audiences</dt>
-          <dd>{r.audiences.length ? r.audiences.join(', ') : <span class="muted">any</span>}</dd>
-          <dt>Requested</dt>
-          <dd>
-            <Time at={r.createdAt} now={props.now} />
-          </dd>
-          {r.decidedAt ? (
-            <>
-              <dt>Decided</dt>
-              <dd>
-                <Time at={r.decidedAt} now={props.now} />
-              </dd>
-              <dt>Note</dt>
-              <dd>{r.note ?? <span class="muted">none</span>}</dd>
-            </>
-          ) : null}
-          {credentialHref ? (
-            <>
-              <dt>Issued</dt>
-              <dd>
-                <a href={credentialHref}>
-                  <code>{r.kind === 'client' ? r.resultId : `lk_${r.resultId}`}</code>
-                </a>
-              </dd>
-            </>
-          ) : null}
-        </dl>
-      </div>
+      <FactsPanel>
+        <dt>Status</dt>
+        <dd>
+          <Badge status={r.status} />
+        </dd>
+        <dt>Team</dt>
+        <dd>
+          <a href={`/admin/teams/${r.team.id}`}>{r.team.name}</a>
+        </dd>
+        <dt>Requested by</dt>
+        <dd>{r.requestedBy ? <a href={`/admin/developers/${r.requestedBy.id}`}>{r.requestedBy.email}</a> : <span class="muted">an account that no longer exists</span>}</dd>
+        <dt>Scopes</dt>
+        <dd>
+          <Scopes scopes={r.scopes} />
+        </dd>
+        <dt>Audiences</dt>
+        <dd>
+          <Audiences audiences={r.audiences} />
+        </dd>
+        <dt>Requested</dt>
+        <dd>
+          <Time at={r.createdAt} now={props.now} />
+        </dd>
+        {r.decidedAt ? (
+          <>
+            <dt>Decided</dt>
+            <dd>
+              <Time at={r.decidedAt} now={props.now} />
+            </dd>
+            <dt>Note</dt>
+            <dd>{r.note ?? <span class="muted">none</span>}</dd>
+          </>
+        ) : null}
+        {credentialHref ? (
+          <>
+            <dt>Issued</dt>
+            <dd>
+              <a href={credentialHref}>
+                <code>{r.kind === 'client' ? r.resultId : `lk_${r.resultId}`}</code>
+              </a>
+            </dd>
+          </>
+        ) : null}
+      </FactsPanel>
       {props.canAct && r.status === 'pending' ? (
         <div class="decide">
           <section class="panel" aria-labelledby="approve-heading">

@@ -3,7 +3,7 @@ import type { ApplicationListTab } from '../../src/credentials/application-list.
 import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, FieldFrame, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
-import { graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
+import { Audiences, graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
 
 export interface ApplicationsListProps {
   chrome: Chrome;
@@ -208,7 +208,9 @@ export function ApplicationPage(props: { chrome: Chrome; now: Date; application:
           <RetiredScopesWarning retired={props.retiredScopes} kind="application" />
         </dd>
         <dt>Audiences</dt>
-        <dd>{app.audiences.join(', ')}</dd>
+        <dd>
+          <Audiences audiences={app.audiences} />
+        </dd>
         <dt>Authentication</dt>
         <dd>{app.authMethodLabel}</dd>
         {app.keyIds.length > 0 ? (

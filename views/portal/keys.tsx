@@ -3,7 +3,7 @@ import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, For
 import { Layout, type Chrome } from '../layout.tsx';
 import type { KeyListTab } from '../../src/credentials/key-list.ts';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
-import { expiryChoices, graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
+import { Audiences, expiryChoices, graceChoices, KeyFacts, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
 
 
 export interface KeysListProps {
@@ -146,7 +146,9 @@ export function KeyShownOncePage(props: { chrome: Chrome; now: Date; title: stri
           <Scopes scopes={key.scopes} />
         </dd>
         <dt>Audiences</dt>
-        <dd>{key.audiences.join(', ')}</dd>
+        <dd>
+          <Audiences audiences={key.audiences} />
+        </dd>
         <dt>Expires</dt>
         <dd>
           <Time at={key.expiresAt} now={props.now} never="no expiry" />
@@ -164,46 +166,7 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
   return (
     <Layout chrome={props.chrome} title={key.name}>
       <PageHeader title={key.name} description={<code>{key.prefix}</code>} />
-      <dl class="details">
-        <dt>Status</dt>
-        <dd>
-          <Badge status={key.status} />
-          {key.graceEndsAt ? (
-            <span>
-              {' '}
-              until <Time at={key.graceEndsAt} now={now} />
-            </span>
-          ) : null}
-        </dd>
-        <dt>Key id</dt>
-        <dd>
-          <code>{key.prefix}</code>
-        </dd>
-        <dt>Scopes</dt>
-        <dd>
-          <Scopes scopes={key.scopes} retired={props.retiredScopes} />
-          <RetiredScopesWarning retired={props.retiredScopes} kind="key" />
-        </dd>
-        <dt>Audiences</dt>
-        <dd>{key.audiences.join(', ')}</dd>
-        <dt>Created</dt>
-        <dd>
-          <Time at={key.createdAt} now={now} />
-        </dd>
-        <dt>Expires</dt>
-        <dd>
-          <Time at={key.expiresAt} now={now} never="no expiry" />
-        </dd>
-        {key.replacedById ? (
-          <>
-            <dt>Replaced by</dt>
-            <dd>
-              <a href={`/portal/keys/${key.replacedById}`}>
-                <code>lk_{key.replacedById}</code>
-              </a>
-            </dd>
-          </>
-        ) : null}
+      <KeyFacts apiKey={key} now={now} pages="/portal/keys" retired={props.retiredScopes}>
         {key.revokedAt ? (
           <>
             <dt>Revoked</dt>
@@ -213,7 +176,7 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
             </dd>
           </>
         ) : null}
-      </dl>
+      </KeyFacts>
       <UsagePanel series={props.usage} lastUsedAt={key.lastUsedAt} now={now} what="key" />
       {props.canChange && key.status === 'active' ? (
         <section class="panel" aria-labelledby="rotate-heading">
