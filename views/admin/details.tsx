@@ -99,9 +99,58 @@ export function ActionPanel(props: { csrf: string; id: string; title: string; ac
   );
 }
 
+/** Suspend, or Unsuspend once suspended: the same pair of actions on a developer's and a team's page. */
+function SuspendPanel(props: { csrf: string; page: string; suspended: boolean; errors?: ActionErrors; suspend: string; unsuspend: string }) {
+  return props.suspended ? (
+    <ActionPanel csrf={props.csrf} id="unsuspend" title="Unsuspend" action={`${props.page}/unsuspend`} button="Unsuspend" errors={props.errors}>
+      <p>{props.unsuspend}</p>
+    </ActionPanel>
+  ) : (
+    <ActionPanel csrf={props.csrf} id="suspend" title="Suspend" action={`${props.page}/suspend`} button="Suspend" danger errors={props.errors}>
+      <p>{props.suspend}</p>
+    </ActionPanel>
+  );
+}
+
 // Several actions share a page: each Reason field needs its own id, so the label names one input.
 function ActionFields(props: { id: string; state?: { reason: string; error: string } }) {
   return <Field id={`${props.id}-reason`} label="Reason" name="reason" value={props.state?.reason} error={props.state?.error} maxLength={500} required hint="Required; kept in the audit log with your name." />;
+}
+
+/** A team of a developer, or a member of a team: its link, then its role and status. */
+function MembershipRow(props: { href: string; label: string; note?: string | null; role: string; status: string }) {
+  return (
+    <tr>
+      <td>
+        <a href={props.href}>{props.label}</a>
+        {props.note ? <span class="muted small">{props.note}</span> : null}
+      </td>
+      <td>
+        <Badge status={props.role} />
+      </td>
+      <td>
+        <Badge status={props.status} />
+      </td>
+    </tr>
+  );
+}
+
+/** A key or an application of a team. */
+function CredentialRow(props: { kind: string; href: string; id: string; name: string; status: string }) {
+  return (
+    <tr>
+      <td>{props.kind}</td>
+      <td>
+        <a href={props.href}>
+          <code>{props.id}</code>
+        </a>
+      </td>
+      <td>{props.name}</td>
+      <td>
+        <Badge status={props.status} />
+      </td>
+    </tr>
+  );
 }
 
 const ROLE_LABEL: Record<string, string> = { developer: 'Developer account', admin: 'Admin account', auditor: 'Auditor account' };
@@ -273,32 +322,20 @@ export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: Dev
         ) : (
           <DataTable head={['Team', 'Role', 'Status']}>
             {teams.map((t) => (
-              <tr>
-                <td>
-                  <a href={`/admin/teams/${t.id}`}>{t.name}</a>
-                  {t.personal ? <span class="muted small"> (personal)</span> : null}
-                </td>
-                <td>
-                  <Badge status={t.role} />
-                </td>
-                <td>
-                  <Badge status={t.status} />
-                </td>
-              </tr>
+              <MembershipRow href={`/admin/teams/${t.id}`} label={t.name} note={t.personal ? ' (personal)' : null} role={t.role} status={t.status} />
             ))}
           </DataTable>
         )}
       </section>
       {props.canAct ? (
-        suspended ? (
-          <ActionPanel csrf={props.chrome.csrf} id="unsuspend" title="Unsuspend" action={`/admin/developers/${account.id}/unsuspend`} button="Unsuspend" errors={props.errors}>
-            <p>They can sign in again, and the credentials that were active before the suspension work again.</p>
-          </ActionPanel>
-        ) : (
-          <ActionPanel csrf={props.chrome.csrf} id="suspend" title="Suspend" action={`/admin/developers/${account.id}/suspend`} button="Suspend" danger errors={props.errors}>
-            <p>They are signed out and cannot sign in, and the credentials of their personal team stop working within a second. Unsuspending restores exactly what was active.</p>
-          </ActionPanel>
-        )
+        <SuspendPanel
+          csrf={props.chrome.csrf}
+          page={`/admin/developers/${account.id}`}
+          suspended={suspended}
+          errors={props.errors}
+          unsuspend="They can sign in again, and the credentials that were active before the suspension work again."
+          suspend="They are signed out and cannot sign in, and the credentials of their personal team stop working within a second. Unsuspending restores exactly what was active."
+        />
       ) : null}
       {props.canAct && props.view.liveSessions > 0 ? (
         <ActionPanel csrf={props.chrome.csrf} id="end-sessions" title="End sessions" action={`/admin/developers/${account.id}/end-sessions`} button="End sessions" danger errors={props.errors}>
@@ -344,17 +381,7 @@ export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdmi
         <h2 id="members-heading">Members</h2>
         <DataTable head={['Email', 'Role', 'Status']}>
           {members.map((m) => (
-            <tr>
-              <td>
-                <a href={`/admin/developers/${m.id}`}>{m.email}</a>
-              </td>
-              <td>
-                <Badge status={m.role} />
-              </td>
-              <td>
-                <Badge status={m.status} />
-              </td>
-            </tr>
+            <MembershipRow href={`/admin/developers/${m.id}`} label={m.email} role={m.role} status={m.status} />
           ))}
         </DataTable>
       </section>
@@ -365,46 +392,23 @@ export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdmi
         ) : (
           <DataTable head={['Kind', 'Id', 'Name', 'Status']}>
             {keys.map((k) => (
-              <tr>
-                <td>API key</td>
-                <td>
-                  <a href={`/admin/keys/${k.id}`}>
-                    <code>lk_{k.id}</code>
-                  </a>
-                </td>
-                <td>{k.name}</td>
-                <td>
-                  <Badge status={k.status} />
-                </td>
-              </tr>
+              <CredentialRow kind="API key" href={`/admin/keys/${k.id}`} id={`lk_${k.id}`} name={k.name} status={k.status} />
             ))}
             {applications.map((c) => (
-              <tr>
-                <td>Application</td>
-                <td>
-                  <a href={`/admin/applications/${c.id}`}>
-                    <code>{c.id}</code>
-                  </a>
-                </td>
-                <td>{c.name}</td>
-                <td>
-                  <Badge status={c.status} />
-                </td>
-              </tr>
+              <CredentialRow kind="Application" href={`/admin/applications/${c.id}`} id={c.id} name={c.name} status={c.status} />
             ))}
           </DataTable>
         )}
       </section>
       {props.canAct ? (
-        team.status === 'suspended' ? (
-          <ActionPanel csrf={props.chrome.csrf} id="unsuspend" title="Unsuspend" action={`/admin/teams/${team.id}/unsuspend`} button="Unsuspend" errors={props.errors}>
-            <p>Exactly the keys and applications that were active before the suspension work again, on every node within a second.</p>
-          </ActionPanel>
-        ) : (
-          <ActionPanel csrf={props.chrome.csrf} id="suspend" title="Suspend" action={`/admin/teams/${team.id}/suspend`} button="Suspend" danger errors={props.errors}>
-            <p>All of this team's keys and applications stop working within a second, on every node. Unsuspending restores exactly what was active.</p>
-          </ActionPanel>
-        )
+        <SuspendPanel
+          csrf={props.chrome.csrf}
+          page={`/admin/teams/${team.id}`}
+          suspended={team.status === 'suspended'}
+          errors={props.errors}
+          unsuspend="Exactly the keys and applications that were active before the suspension work again, on every node within a second."
+          suspend="All of this team's keys and applications stop working within a second, on every node. Unsuspending restores exactly what was active."
+        />
       ) : null}
       <section class="panel" aria-labelledby="team-usage-heading">
         <h2 id="team-usage-heading">Usage</h2>
