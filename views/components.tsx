@@ -252,6 +252,25 @@ export function DataTable(props: { head: (string | null)[]; class?: string; labe
   );
 }
 
+/**
+ * Things that happened, newest first: a When column (Time), then the caller's cells for each row.
+ * `nowrap` keeps the time on one line where the other cells are long.
+ */
+export function EventsTable<T extends { at: Date }>(props: { head: string[]; rows: T[]; now: Date; nowrap?: boolean; cells: (row: T) => ComponentChildren }) {
+  return (
+    <DataTable head={['When', ...props.head]}>
+      {props.rows.map((row) => (
+        <tr>
+          <td class={props.nowrap ? 'nowrap' : undefined}>
+            <Time at={row.at} now={props.now} />
+          </td>
+          {props.cells(row)}
+        </tr>
+      ))}
+    </DataTable>
+  );
+}
+
 /** Tabs over a list (e.g. Active / Revoked), each with its count; the current one marked for assistive tech. */
 export function ListTabs(props: { label: string; tabs: { href: string; label: string; count: number; current: boolean }[] }) {
   return (

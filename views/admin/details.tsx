@@ -1,7 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import type { ApiKeyView, ApplicationView } from '../../src/credentials/presenters.ts';
 import type { CredentialLimitsView } from '../../src/limits/plans.ts';
-import { Badge, Button, DataTable, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Badge, Button, DataTable, EmptyState, EventsTable, Field, Form, PageHeader, Time } from '../components.tsx';
 import { Audiences, KeyFacts, Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
 import { UsageChart, UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
@@ -44,12 +44,13 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
       {props.events.length === 0 ? (
         <p class="muted">No audit events yet.</p>
       ) : (
-        <DataTable head={['When', 'Event', 'By', 'Details']}>
-          {props.events.map((e) => (
-            <tr>
-              <td class="nowrap">
-                <Time at={e.at} now={props.now} />
-              </td>
+        <EventsTable
+          head={['Event', 'By', 'Details']}
+          rows={props.events}
+          now={props.now}
+          nowrap
+          cells={(e) => (
+            <>
               <td>
                 <code>{e.type}</code>
               </td>
@@ -66,9 +67,9 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
                 {dataText(e.data)}
                 {e.requestId ? <span class="muted">{dataText(e.data) ? ' · ' : ''}request {e.requestId}</span> : null}
               </td>
-            </tr>
-          ))}
-        </DataTable>
+            </>
+          )}
+        />
       )}
       {props.subject ? (
         <p class="small">

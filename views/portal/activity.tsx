@@ -1,4 +1,4 @@
-import { DataTable, EmptyState, PageHeader, Time } from '../components.tsx';
+import { EmptyState, EventsTable, PageHeader } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsageChart, type UsageChartPoint } from '../usage-chart.tsx';
 
@@ -40,18 +40,18 @@ export function ActivityPage(props: { chrome: Chrome; now: Date; teamName: strin
             <p>Spikes, bursts of failed checks, use from a new network and use of a rotated-out secret appear here, and are mailed to the team’s owners.</p>
           </EmptyState>
         ) : (
-          <DataTable head={['When', 'Alert', 'Credential', 'Details']}>
-            {props.alerts.map((alert) => (
-              <tr>
-                <td>
-                  <Time at={alert.at} now={now} />
-                </td>
+          <EventsTable
+            head={['Alert', 'Credential', 'Details']}
+            rows={props.alerts}
+            now={now}
+            cells={(alert) => (
+              <>
                 <td>{alert.what}</td>
                 <td>{alert.credential}</td>
                 <td>{alert.detail}</td>
-              </tr>
-            ))}
-          </DataTable>
+              </>
+            )}
+          />
         )}
       </section>
       <section aria-labelledby="events-heading">
@@ -61,18 +61,18 @@ export function ActivityPage(props: { chrome: Chrome; now: Date; teamName: strin
             <p>Changes to the team’s keys, applications and people appear here.</p>
           </EmptyState>
         ) : (
-          <DataTable head={['When', 'Event', 'Who', 'Subject']}>
-            {events.map((event) => (
-              <tr>
-                <td>
-                  <Time at={event.at} now={now} />
-                </td>
+          <EventsTable
+            head={['Event', 'Who', 'Subject']}
+            rows={events}
+            now={now}
+            cells={(event) => (
+              <>
                 <td>{event.what}</td>
                 <td>{event.who}</td>
                 <td>{event.subject}</td>
-              </tr>
-            ))}
-          </DataTable>
+              </>
+            )}
+          />
         )}
         <p class="muted small">The 50 most recent events.</p>
       </section>
