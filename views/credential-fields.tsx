@@ -4,6 +4,9 @@ import { Badge, Choices, Field, Time, type Choice } from './components.tsx';
 
 /** Form and detail pieces shared by the key and application pages. */
 
+/** What a credential request asks for, in words. */
+export const KIND_LABEL: Record<string, string> = { api_key: 'API key', client: 'Application' };
+
 /** A scope of the catalog as the forms offer it. */
 export interface ScopeOption {
   name: string;

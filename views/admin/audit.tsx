@@ -39,16 +39,18 @@ export interface AuditRowView extends AuditEventView {
 
 const SUMMARY_MAX = 300;
 
-/** The event's data as "key: value · …", cut short: the export has all of it. Preact escapes it. */
+/** An event's data as "key: value · …", empty values left out. Preact escapes it. */
+export function dataText(data: Record<string, unknown>): string {
+  return Object.entries(data)
+    .filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' · ');
+}
+
+/** dataText of any event's data, cut short: the export has all of it. */
 function summary(data: unknown): string {
   if (data === null || data === undefined) return '';
-  const text =
-    typeof data === 'object' && !Array.isArray(data)
-      ? Object.entries(data as Record<string, unknown>)
-          .filter(([, v]) => v !== null && v !== undefined && v !== '')
-          .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
-          .join(' · ')
-      : JSON.stringify(data);
+  const text = typeof data === 'object' && !Array.isArray(data) ? dataText(data as Record<string, unknown>) : JSON.stringify(data);
   return text.length > SUMMARY_MAX ? `${text.slice(0, SUMMARY_MAX)}…` : text;
 }
 

@@ -1,36 +1,22 @@
 import type { ComponentChildren } from 'preact';
+import type { SubjectEvent } from '../../src/admin/events.ts';
 import type { ApiKeyView, ApplicationView } from '../../src/credentials/presenters.ts';
 import type { CredentialLimitsView } from '../../src/limits/plans.ts';
 import { Badge, Button, DataTable, EmptyState, EventsTable, Field, Form, PageHeader, Time } from '../components.tsx';
 import { Audiences, KeyFacts, Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
 import { UsageChart, UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
+import { dataText } from './audit.tsx';
 import { SubjectLink } from './dashboard.tsx';
 import { AdminLayout } from './layout.tsx';
 import { LimitsPanel } from './plans.tsx';
 
 /** One audit event as the detail pages list it (never a secret: audit data holds none). */
-export interface AdminEventView {
-  seq: string;
-  at: Date;
-  type: string;
-  actorType: string;
-  actorId: string | null;
-  actorEmail: string | null;
-  requestId: string | null;
-  data: Record<string, unknown>;
-}
+export type AdminEventView = SubjectEvent;
 
 /** An action's form state: the reason typed and the message beside it after a refusal. */
 export interface ActionErrors {
   [action: string]: { reason: string; error: string } | undefined;
-}
-
-function dataText(data: Record<string, unknown>): string {
-  return Object.entries(data)
-    .filter(([, v]) => v !== null && v !== undefined && v !== '')
-    .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
-    .join(' · ');
 }
 
 /** The audit screen filtered by one subject: every event about it, not only the recent ones. */

@@ -1,5 +1,5 @@
 import { Badge, Button, DataTable, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
-import { Audiences, Scopes } from '../credential-fields.tsx';
+import { Audiences, KIND_LABEL, Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
 import { FactsPanel } from './details.tsx';
 import { AdminLayout } from './layout.tsx';
@@ -20,7 +20,6 @@ export interface AdminRequestView {
   resultId: string | null;
 }
 
-const KIND_LABEL: Record<string, string> = { api_key: 'API key', client: 'Application' };
 
 export function AdminRequestsPage(props: { chrome: Chrome; now: Date; requests: AdminRequestView[] }) {
   return (

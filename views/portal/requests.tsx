@@ -1,5 +1,5 @@
 import { Badge, Button, DataTable, EmptyState, Form, LinkButton, PageHeader, SecretOnce, Time } from '../components.tsx';
-import { Scopes } from '../credential-fields.tsx';
+import { KIND_LABEL, Scopes } from '../credential-fields.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 
 /** A credential request as the pages show it (a plain view model). */
@@ -19,7 +19,6 @@ export interface RequestView {
   secretWaiting: boolean;
 }
 
-const KIND_LABEL = { api_key: 'API key', client: 'Application' } as const;
 const credentialHref = (r: Pick<RequestView, 'kind' | 'resultId'>) => (r.kind === 'client' ? `/portal/applications/${r.resultId}` : `/portal/keys/${r.resultId}`);
 
 export function RequestsListPage(props: { chrome: Chrome; now: Date; requests: RequestView[] }) {
