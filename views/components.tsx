@@ -163,6 +163,16 @@ export function PageHeader(props: { title: string; description?: ComponentChildr
   );
 }
 
+/** A titled panel: its heading names the section (aria-labelledby `<id>-heading`); danger for one-way actions. */
+export function Panel(props: { id: string; title: ComponentChildren; danger?: boolean; children: ComponentChildren }) {
+  return (
+    <section class={props.danger ? 'panel panel-danger' : 'panel'} aria-labelledby={`${props.id}-heading`}>
+      <h2 id={`${props.id}-heading`}>{props.title}</h2>
+      {props.children}
+    </section>
+  );
+}
+
 export function EmptyState(props: { title: string; children?: ComponentChildren }) {
   return (
     <div class="empty">

@@ -1,5 +1,5 @@
 import type { AuditEventView } from '../../src/audit/audit-query.ts';
-import { Button, DataTable, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader } from '../components.tsx';
+import { Button, DataTable, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, Panel } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { SubjectLink } from './dashboard.tsx';
 import { Instant, SelectField } from './fields.tsx';
@@ -118,8 +118,7 @@ export function AuditPage(props: {
         }
       />
       <ErrorSummary errors={errors} />
-      <section class="panel" aria-labelledby="filters-heading">
-        <h2 id="filters-heading">Filters</h2>
+      <Panel id="filters" title="Filters">
         <Form action="/admin/audit" csrf={props.chrome.csrf} method="get">
           <div class="filters">
             <Field label="Actor" name="actor" value={values.actor} error={errors.actor} maxLength={200} hint="Email, account id or client id." />
@@ -145,7 +144,7 @@ export function AuditPage(props: {
             {filtered ? <a href="/admin/audit">Clear filters</a> : null}
           </div>
         </Form>
-      </section>
+      </Panel>
       {events === null ? null : events.length === 0 ? (
         <EmptyState title={props.paged ? 'No older events match' : filtered ? 'No events match these filters' : 'No audit events yet'}>
           {filtered ? (

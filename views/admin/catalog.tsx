@@ -1,6 +1,6 @@
 import type { ApiView } from '../../src/credentials/apis.ts';
 import type { ScopeView } from '../../src/credentials/scopes.ts';
-import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, Form, PageHeader, Time, type Choice } from '../components.tsx';
+import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, Form, PageHeader, Panel, Time, type Choice } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { AdminLayout } from './layout.tsx';
 
@@ -77,8 +77,7 @@ export function CatalogPage(props: {
         </DataTable>
       )}
       {props.canAct ? (
-        <section class="panel" aria-labelledby="new-scope-heading">
-          <h2 id="new-scope-heading">New scope</h2>
+        <Panel id="new-scope" title="New scope">
           <Form action="/admin/catalog/scopes" csrf={props.chrome.csrf}>
             <Field label="Name" name="name" value={props.scopeForm.values.name} error={props.scopeForm.errors.name} maxLength={128} required hint="1 to 128 of A-Z a-z 0-9 : . _ / -, e.g. orders:read. A name is never reused." />
             <Field label="Description" name="description" value={props.scopeForm.values.description} error={props.scopeForm.errors.description} maxLength={500} required hint="What it lets a caller do, in the words developers will see." />
@@ -87,7 +86,7 @@ export function CatalogPage(props: {
               <Button>Create scope</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
 
       <h2 id="apis-heading">APIs</h2>
@@ -112,10 +111,9 @@ export function CatalogPage(props: {
         </DataTable>
       )}
       {props.canAct ? (
-        <section class="panel" aria-labelledby="new-api-heading">
-          <h2 id="new-api-heading">New API</h2>
+        <Panel id="new-api" title="New API">
           <ApiFormPanel chrome={props.chrome} action="/admin/catalog/apis" scopes={scopes} api={null} form={props.apiForm} button="Create API" />
-        </section>
+        </Panel>
       ) : null}
     </AdminLayout>
   );
@@ -192,8 +190,7 @@ export function ScopePage(props: { chrome: Chrome; now: Date; scope: ScopeView; 
         </p>
       ) : null}
       {props.canAct ? (
-        <section class="panel" aria-labelledby="edit-heading">
-          <h2 id="edit-heading">Edit</h2>
+        <Panel id="edit" title="Edit">
           <Form action={scopeHref(scope.name)} csrf={props.chrome.csrf}>
             <Field label="Description" name="description" value={props.values.description} error={props.errors.description} maxLength={500} required />
             <Choices legend="Approval" name="requiresApproval" type="checkbox" choices={approvalChoice(props.values.requiresApproval)} />
@@ -201,11 +198,10 @@ export function ScopePage(props: { chrome: Chrome; now: Date; scope: ScopeView; 
               <Button>Save scope</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       {props.canAct && !scope.retiredAt ? (
-        <section class="panel panel-danger" aria-labelledby="retire-heading">
-          <h2 id="retire-heading">Retire</h2>
+        <Panel id="retire" title="Retire" danger>
           <p>No new key, application or request will be granted this scope. Credentials that hold it keep working until they are rotated, which drops it. This cannot be undone.</p>
           <Form action={`${scopeHref(scope.name)}/retire`} csrf={props.chrome.csrf}>
             <Field label="Reason" name="reason" error={props.errors.reason} maxLength={500} required hint="Kept in the audit trail." />
@@ -213,7 +209,7 @@ export function ScopePage(props: { chrome: Chrome; now: Date; scope: ScopeView; 
               <Button variant="danger">Retire</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href="/admin/catalog">Back to the catalog</a>
@@ -260,11 +256,10 @@ export function ApiPage(props: { chrome: Chrome; now: Date; api: ApiView; scopes
         </dd>
       </dl>
       {props.canAct ? (
-        <section class="panel" aria-labelledby="edit-heading">
-          <h2 id="edit-heading">Edit</h2>
+        <Panel id="edit" title="Edit">
           <p class="hint">Changes apply to credentials created from now on; existing ones keep their audiences and scopes.</p>
           <ApiFormPanel chrome={props.chrome} action={apiHref(api)} scopes={props.scopes} api={api} form={props.form} button="Save API" />
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href="/admin/catalog">Back to the catalog</a>

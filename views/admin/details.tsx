@@ -2,7 +2,7 @@ import type { ComponentChildren } from 'preact';
 import type { SubjectEvent } from '../../src/admin/events.ts';
 import type { ApiKeyView, ApplicationView } from '../../src/credentials/presenters.ts';
 import type { CredentialLimitsView } from '../../src/limits/plans.ts';
-import { Badge, Button, DataTable, EmptyState, EventsTable, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Badge, Button, DataTable, EmptyState, EventsTable, Field, Form, PageHeader, Panel, Time } from '../components.tsx';
 import { Audiences, KeyFacts, Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
 import { UsageChart, UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
@@ -24,8 +24,7 @@ export const subjectEventsHref = (subjectType: string, subjectId: string) => `/a
 
 export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?: string; subject?: { type: string; id: string } }) {
   return (
-    <section class="panel" aria-labelledby="events-heading">
-      <h2 id="events-heading">{props.title ?? 'Recent events'}</h2>
+    <Panel id="events" title={props.title ?? 'Recent events'}>
 
       {props.events.length === 0 ? (
         <p class="muted">No audit events yet.</p>
@@ -62,7 +61,7 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
           <a href={subjectEventsHref(props.subject.type, props.subject.id)}>All its events in the audit log</a>
         </p>
       ) : null}
-    </section>
+    </Panel>
   );
 }
 
@@ -73,8 +72,7 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
 export function ActionPanel(props: { csrf: string; id: string; title: string; action: string; button: string; danger?: boolean; errors?: ActionErrors; children: ComponentChildren }) {
   const state = props.errors?.[props.id];
   return (
-    <section class={props.danger ? 'panel panel-danger' : 'panel'} aria-labelledby={`${props.id}-heading`}>
-      <h2 id={`${props.id}-heading`}>{props.title}</h2>
+    <Panel id={props.id} title={props.title} danger={props.danger}>
       {props.children}
       <Form action={props.action} csrf={props.csrf}>
         <ActionFields id={props.id} state={state} />
@@ -82,7 +80,7 @@ export function ActionPanel(props: { csrf: string; id: string; title: string; ac
           <Button variant={props.danger ? 'danger' : 'primary'}>{props.button}</Button>
         </div>
       </Form>
-    </section>
+    </Panel>
   );
 }
 
@@ -302,8 +300,7 @@ export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: Dev
         <dt>Live sessions</dt>
         <dd>{props.view.liveSessions}</dd>
       </FactsPanel>
-      <section class="panel" aria-labelledby="teams-heading">
-        <h2 id="teams-heading">Teams</h2>
+      <Panel id="teams" title="Teams">
         {teams.length === 0 ? (
           <p class="muted">Not a member of any team.</p>
         ) : (
@@ -313,7 +310,7 @@ export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: Dev
             ))}
           </DataTable>
         )}
-      </section>
+      </Panel>
       {props.canAct ? (
         <SuspendPanel
           csrf={props.chrome.csrf}
@@ -364,16 +361,14 @@ export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdmi
         <dt>Pending requests</dt>
         <dd>{props.view.pendingRequests > 0 ? <a href="/admin/requests">{props.view.pendingRequests}</a> : 0}</dd>
       </FactsPanel>
-      <section class="panel" aria-labelledby="members-heading">
-        <h2 id="members-heading">Members</h2>
+      <Panel id="members" title="Members">
         <DataTable head={['Email', 'Role', 'Status']}>
           {members.map((m) => (
             <MembershipRow href={`/admin/developers/${m.id}`} label={m.email} role={m.role} status={m.status} />
           ))}
         </DataTable>
-      </section>
-      <section class="panel" aria-labelledby="credentials-heading">
-        <h2 id="credentials-heading">Credentials</h2>
+      </Panel>
+      <Panel id="credentials" title="Credentials">
         {keys.length === 0 && applications.length === 0 ? (
           <EmptyState title="No keys or applications" />
         ) : (
@@ -386,7 +381,7 @@ export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdmi
             ))}
           </DataTable>
         )}
-      </section>
+      </Panel>
       {props.canAct ? (
         <SuspendPanel
           csrf={props.chrome.csrf}
@@ -397,10 +392,9 @@ export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdmi
           suspend="All of this team's keys and applications stop working within a second, on every node. Unsuspending restores exactly what was active."
         />
       ) : null}
-      <section class="panel" aria-labelledby="team-usage-heading">
-        <h2 id="team-usage-heading">Usage</h2>
+      <Panel id="team-usage" title="Usage">
         <UsageChart series={props.view.usage} title="Checks of this team's credentials" />
-      </section>
+      </Panel>
       <EventsPanel events={props.view.events} now={now} subject={{ type: 'team', id: team.id }} />
     </AdminLayout>
   );

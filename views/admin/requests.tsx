@@ -1,4 +1,4 @@
-import { Badge, Button, DataTable, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Badge, Button, DataTable, EmptyState, Field, Form, PageHeader, Panel, Time } from '../components.tsx';
 import { Audiences, KIND_LABEL, Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
 import { FactsPanel } from './details.tsx';
@@ -107,8 +107,7 @@ export function AdminRequestPage(props: { chrome: Chrome; now: Date; request: Ad
       </FactsPanel>
       {props.canAct && r.status === 'pending' ? (
         <div class="decide">
-          <section class="panel" aria-labelledby="approve-heading">
-            <h2 id="approve-heading">Approve</h2>
+          <Panel id="approve" title="Approve">
             <p>The credential is issued to the team; the requester is emailed and sees its secret once.</p>
             <Form action={`/admin/requests/${r.id}/approve`} csrf={props.chrome.csrf}>
               <Field id="approve-note" label="Note" name="note" maxLength={500} hint="Optional; sent to the requester and kept in the audit log." />
@@ -116,9 +115,8 @@ export function AdminRequestPage(props: { chrome: Chrome; now: Date; request: Ad
                 <Button>Approve</Button>
               </div>
             </Form>
-          </section>
-          <section class="panel panel-danger" aria-labelledby="deny-heading">
-            <h2 id="deny-heading">Deny</h2>
+          </Panel>
+          <Panel id="deny" title="Deny" danger>
             <p>Nothing is issued; the requester is emailed your note.</p>
             <Form action={`/admin/requests/${r.id}/deny`} csrf={props.chrome.csrf}>
               <Field id="deny-note" label="Reason for denying" name="note" maxLength={500} required error={props.errors?.deny} hint="Required; sent to the requester and kept in the audit log." />
@@ -126,7 +124,7 @@ export function AdminRequestPage(props: { chrome: Chrome; now: Date; request: Ad
                 <Button variant="danger">Deny</Button>
               </div>
             </Form>
-          </section>
+          </Panel>
         </div>
       ) : null}
       <p>

@@ -1,5 +1,5 @@
 import type { SigningKeyView } from '../../src/signing/signing-keys.ts';
-import { Button, DataTable, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Button, DataTable, EmptyState, Field, Form, PageHeader, Panel, Time } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { StackedTime } from './fields.tsx';
 import { AdminLayout } from './layout.tsx';
@@ -92,8 +92,7 @@ export function SigningKeysPage(props: {
         </p>
       ) : null}
       {props.canAct && !next && current ? (
-        <section class="panel" aria-labelledby="rotate-heading">
-          <h2 id="rotate-heading">Rotate now</h2>
+        <Panel id="rotate" title="Rotate now">
           <p>
             Publishes a new key now; it starts signing after {durationText(props.prePublicationMs)}, once every resource server has seen it. Key <code>{current.kid}</code> then retires and keeps
             verifying its tokens until they expire: no valid token is refused.
@@ -104,7 +103,7 @@ export function SigningKeysPage(props: {
               <Button>Rotate now</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href="/admin/audit?subjectType=signing_key">Signing key events in the audit log</a>

@@ -1,4 +1,4 @@
-import { EmptyState, EventsTable, PageHeader } from '../components.tsx';
+import { EmptyState, EventsTable, PageHeader, Panel } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsageChart, type UsageChartPoint } from '../usage-chart.tsx';
 
@@ -29,10 +29,9 @@ export function ActivityPage(props: { chrome: Chrome; now: Date; teamName: strin
   return (
     <Layout chrome={chrome} title="Activity">
       <PageHeader title="Activity" description={`Checks and recent events of the team ${props.teamName}.`} />
-      <section class="panel" aria-labelledby="usage-heading">
-        <h2 id="usage-heading">Checks of the team’s credentials</h2>
+      <Panel id="usage" title="Checks of the team’s credentials">
         <UsageChart series={props.usage} title="API keys and applications" />
-      </section>
+      </Panel>
       <section aria-labelledby="alerts-heading">
         <h2 id="alerts-heading">Recent alerts</h2>
         {props.alerts.length === 0 ? (

@@ -1,6 +1,6 @@
 import type { ApplicationView } from '../../src/credentials/presenters.ts';
 import type { ApplicationListTab } from '../../src/credentials/application-list.ts';
-import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, FieldFrame, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
+import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, FieldFrame, Form, LinkButton, ListTabs, PageHeader, Pager, Panel, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
 import { Audiences, graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
@@ -242,8 +242,7 @@ export function ApplicationPage(props: { chrome: Chrome; now: Date; application:
       </dl>
       <UsagePanel series={props.usage} lastUsedAt={app.lastUsedAt} now={now} what="application" />
       {props.canChange && app.status !== 'revoked' && app.usesSecret ? (
-        <section class="panel" aria-labelledby="rotate-heading">
-          <h2 id="rotate-heading">Rotate secret</h2>
+        <Panel id="rotate" title="Rotate secret">
           <p>Issue a new client secret. You choose how long the current one keeps working, so your services can switch over.</p>
           <Form action={`/portal/applications/${app.id}/rotate-secret`} csrf={props.chrome.csrf}>
             <Choices legend="Old secret keeps working for" name="grace" type="radio" choices={graceChoices('24h')} />
@@ -251,18 +250,17 @@ export function ApplicationPage(props: { chrome: Chrome; now: Date; application:
               <Button>Rotate secret</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       {props.canChange && app.status !== 'revoked' ? (
-        <section class="panel panel-danger" aria-labelledby="revoke-heading">
-          <h2 id="revoke-heading">Revoke</h2>
+        <Panel id="revoke" title="Revoke" danger>
           <p>Its secrets stop working and every token it holds is refused. This cannot be undone.</p>
           <Form action={`/portal/applications/${app.id}/revoke`} csrf={props.chrome.csrf}>
             <div class="form-actions">
               <Button variant="danger">Revoke</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href="/portal/applications">Back to applications</a>

@@ -1,5 +1,5 @@
 import type { ApiKeyView } from '../../src/credentials/presenters.ts';
-import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
+import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, Panel, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import type { KeyListTab } from '../../src/credentials/key-list.ts';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
@@ -179,8 +179,7 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
       </KeyFacts>
       <UsagePanel series={props.usage} lastUsedAt={key.lastUsedAt} now={now} what="key" />
       {props.canChange && key.status === 'active' ? (
-        <section class="panel" aria-labelledby="rotate-heading">
-          <h2 id="rotate-heading">Rotate</h2>
+        <Panel id="rotate" title="Rotate">
           <p>Issue a new key with the same scopes. You choose how long the old one keeps working, so your services can switch over.</p>
           <Form action={`/portal/keys/${key.id}/rotate`} csrf={props.chrome.csrf}>
             <Choices legend="Old key keeps working for" name="grace" type="radio" choices={graceChoices('24h')} />
@@ -188,11 +187,10 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
               <Button>Rotate</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       {props.canChange && key.live ? (
-        <section class="panel panel-danger" aria-labelledby="revoke-heading">
-          <h2 id="revoke-heading">Revoke</h2>
+        <Panel id="revoke" title="Revoke" danger>
           <p>Services using this key will be refused within a second. This cannot be undone.</p>
           <Form action={`/portal/keys/${key.id}/revoke`} csrf={props.chrome.csrf}>
             <Field label="Reason" name="reason" hint="Optional; kept in the audit trail." maxLength={500} />
@@ -200,7 +198,7 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
               <Button variant="danger">Revoke</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href="/portal/keys">Back to API keys</a>

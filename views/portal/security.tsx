@@ -1,4 +1,4 @@
-import { Button, DataTable, ErrorSummary, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Button, DataTable, ErrorSummary, Field, Form, PageHeader, Panel, Time } from '../components.tsx';
 import { CardLayout, Layout, type Chrome } from '../layout.tsx';
 
 const CODE_HINT = 'The 6-digit code from your authenticator app, or one of your recovery codes.';
@@ -54,8 +54,7 @@ export function SecurityPage(props: { chrome: Chrome; view: SecurityView }) {
     <Layout chrome={props.chrome} title="Security">
       <PageHeader title="Security" description="How you sign in to Latchkey." />
       <ErrorSummary errors={errors} />
-      <section class="panel" aria-labelledby="mfa-heading">
-        <h2 id="mfa-heading">Two-factor authentication</h2>
+      <Panel id="mfa" title="Two-factor authentication">
         {view.mfaEnabledAt ? (
           <>
             <p>
@@ -86,10 +85,9 @@ export function SecurityPage(props: { chrome: Chrome; view: SecurityView }) {
             </Form>
           </>
         )}
-      </section>
+      </Panel>
       {view.mfaEnabledAt ? (
-        <section class="panel panel-danger" aria-labelledby="mfa-off-heading">
-          <h2 id="mfa-off-heading">Turn off two-factor authentication</h2>
+        <Panel id="mfa-off" title="Turn off two-factor authentication" danger>
           {view.isAdmin ? (
             <p>Admins must keep two-factor authentication on.</p>
           ) : (
@@ -103,10 +101,9 @@ export function SecurityPage(props: { chrome: Chrome; view: SecurityView }) {
               </Form>
             </>
           )}
-        </section>
+        </Panel>
       ) : null}
-      <section class="panel" aria-labelledby="password-heading">
-        <h2 id="password-heading">Change password</h2>
+      <Panel id="password" title="Change password">
         <p class="muted">You stay signed in here; every other session is signed out.</p>
         <Form action="/portal/security/password" csrf={props.chrome.csrf}>
           <Field label="Current password" name="current_password" type="password" autocomplete="current-password" required error={errors.current_password} />
@@ -123,7 +120,7 @@ export function SecurityPage(props: { chrome: Chrome; view: SecurityView }) {
             <Button>Change password</Button>
           </div>
         </Form>
-      </section>
+      </Panel>
     </Layout>
   );
 }
