@@ -29,8 +29,12 @@ export interface FieldProps {
   autofocus?: boolean;
 }
 
-export function Field(props: FieldProps) {
-  const id = props.id ?? `field-${props.name}`;
+/**
+ * A field's frame: its label, its hint and its error around the control, which is given the ids
+ * to announce them with (aria-describedby). Field, SelectField and text areas share it.
+ */
+export function FieldFrame(props: { id: string; label: string; hint?: ComponentChildren; error?: string; children: (describedBy: string | undefined) => ComponentChildren }) {
+  const { id } = props;
   const described = [props.hint ? `${id}-hint` : '', props.error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
   return (
     <div class={props.error ? 'field field-invalid' : 'field'}>
@@ -40,25 +44,36 @@ export function Field(props: FieldProps) {
           {props.hint}
         </p>
       ) : null}
-      <input
-        id={id}
-        name={props.name}
-        type={(props.type ?? 'text') as 'text'}
-        value={props.value}
-        autocomplete={props.autocomplete}
-        required={props.required}
-        maxLength={props.maxLength}
-        inputMode={props.inputMode}
-        autofocus={props.autofocus}
-        aria-invalid={props.error ? 'true' : undefined}
-        aria-describedby={described}
-      />
+      {props.children(described)}
       {props.error ? (
         <p class="field-error" id={`${id}-error`}>
           {props.error}
         </p>
       ) : null}
     </div>
+  );
+}
+
+export function Field(props: FieldProps) {
+  const id = props.id ?? `field-${props.name}`;
+  return (
+    <FieldFrame id={id} label={props.label} hint={props.hint} error={props.error}>
+      {(described) => (
+        <input
+          id={id}
+          name={props.name}
+          type={(props.type ?? 'text') as 'text'}
+          value={props.value}
+          autocomplete={props.autocomplete}
+          required={props.required}
+          maxLength={props.maxLength}
+          inputMode={props.inputMode}
+          autofocus={props.autofocus}
+          aria-invalid={props.error ? 'true' : undefined}
+          aria-describedby={described}
+        />
+      )}
+    </FieldFrame>
   );
 }
 
@@ -148,6 +163,16 @@ export function PageHeader(props: { title: string; description?: ComponentChildr
   );
 }
 
+/** A titled panel: its heading names the section (aria-labelledby `<id>-heading`); danger for one-way actions. */
+export function Panel(props: { id: string; title: ComponentChildren; danger?: boolean; children: ComponentChildren }) {
+  return (
+    <section class={props.danger ? 'panel panel-danger' : 'panel'} aria-labelledby={`${props.id}-heading`}>
+      <h2 id={`${props.id}-heading`}>{props.title}</h2>
+      {props.children}
+    </section>
+  );
+}
+
 export function EmptyState(props: { title: string; children?: ComponentChildren }) {
   return (
     <div class="empty">
@@ -186,16 +211,20 @@ const UNITS: [Intl.RelativeTimeFormatUnit, number][] = [
 ];
 const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
 
+/** "3 hours ago", "in 2 days", "just now": the hint beside an instant (Time, StackedTime). */
+export function relativeHint(at: Date, now: Date): string {
+  const diff = at.getTime() - now.getTime();
+  const [unit, size] = UNITS.find(([, ms]) => Math.abs(diff) >= ms) ?? ['minute', 60_000];
+  return Math.abs(diff) < 60_000 ? 'just now' : relative.format(Math.round(diff / size), unit);
+}
+
 /** "2026-12-01 14:03 UTC, 3 hours ago": ISO form with a relative hint (STYLE.md, Pages). */
 export function Time(props: { at: Date | null | undefined; now: Date; never?: string }) {
   if (!props.at) return <span class="muted">{props.never ?? 'never'}</span>;
   const iso = props.at.toISOString();
-  const diff = props.at.getTime() - props.now.getTime();
-  const [unit, size] = UNITS.find(([, ms]) => Math.abs(diff) >= ms) ?? ['minute', 60_000];
-  const hint = Math.abs(diff) < 60_000 ? 'just now' : relative.format(Math.round(diff / size), unit);
   return (
     <time dateTime={iso}>
-      {iso.slice(0, 16).replace('T', ' ')} UTC<span class="muted">, {hint}</span>
+      {iso.slice(0, 16).replace('T', ' ')} UTC<span class="muted">, {relativeHint(props.at, props.now)}</span>
     </time>
   );
 }
@@ -212,6 +241,43 @@ export function SecretOnce(props: { label: string; value: string; id: string }) 
         </button>
       </div>
     </div>
+  );
+}
+
+/**
+ * A table in its scrolling wrapper, one header cell per column (null: a column this reader does
+ * not get); the rows are the caller's. `region` names a wide table: its wrapper becomes a named,
+ * focusable region so keyboard users can scroll it.
+ */
+export function DataTable(props: { head: (string | null)[]; class?: string; labelledBy?: string; region?: string; children: ComponentChildren }) {
+  return (
+    <div class="table-wrap" role={props.region ? 'region' : undefined} aria-label={props.region} tabIndex={props.region ? 0 : undefined}>
+      <table class={props.class} aria-labelledby={props.labelledBy} aria-label={props.region}>
+        <thead>
+          <tr>{props.head.map((h) => (h === null ? null : <th scope="col">{h}</th>))}</tr>
+        </thead>
+        <tbody>{props.children}</tbody>
+      </table>
+    </div>
+  );
+}
+
+/**
+ * Things that happened, newest first: a When column (Time), then the caller's cells for each row.
+ * `nowrap` keeps the time on one line where the other cells are long.
+ */
+export function EventsTable<T extends { at: Date }>(props: { head: string[]; rows: T[]; now: Date; nowrap?: boolean; cells: (row: T) => ComponentChildren }) {
+  return (
+    <DataTable head={['When', ...props.head]}>
+      {props.rows.map((row) => (
+        <tr>
+          <td class={props.nowrap ? 'nowrap' : undefined}>
+            <Time at={row.at} now={props.now} />
+          </td>
+          {props.cells(row)}
+        </tr>
+      ))}
+    </DataTable>
   );
 }
 

@@ -1,6 +1,11 @@
-import { Choices, Field, type Choice } from './components.tsx';
+import type { ComponentChildren } from 'preact';
+import type { ApiKeyView } from '../src/credentials/presenters.ts';
+import { Badge, Choices, Field, Time, type Choice } from './components.tsx';
 
 /** Form and detail pieces shared by the key and application pages. */
+
+/** What a credential request asks for, in words. */
+export const KIND_LABEL: Record<string, string> = { api_key: 'API key', client: 'Application' };
 
 /** A scope of the catalog as the forms offer it. */
 export interface ScopeOption {
@@ -223,5 +228,66 @@ export function AudiencesField(props: { value: string; error?: string; defaultAu
         </>
       }
     />
+  );
+}
+
+/** A credential's audiences; none means any (the aud claim is not restricted). */
+export function Audiences(props: { audiences: string[] }) {
+  return <>{props.audiences.length ? props.audiences.join(', ') : <span class="muted">any</span>}</>;
+}
+
+/**
+ * An API key's facts, the same on its portal page and its admin page. `pages` is where the key
+ * pages of this reader live (for the successor's link); `team` the rows the admin page adds after
+ * the key id; `retired` the retired scopes the portal warns about; `children` the rows after.
+ */
+export function KeyFacts(props: { apiKey: ApiKeyView; now: Date; pages: '/portal/keys' | '/admin/keys'; team?: ComponentChildren; retired?: string[]; children?: ComponentChildren }) {
+  const { apiKey: key, now } = props;
+  return (
+    <dl class="details">
+      <dt>Status</dt>
+      <dd>
+        <Badge status={key.status} />
+        {key.graceEndsAt ? (
+          <span>
+            {' '}
+            until <Time at={key.graceEndsAt} now={now} />
+          </span>
+        ) : null}
+      </dd>
+      <dt>Key id</dt>
+      <dd>
+        <code>{key.prefix}</code>
+      </dd>
+      {props.team}
+      <dt>Scopes</dt>
+      <dd>
+        <Scopes scopes={key.scopes} retired={props.retired} />
+        {props.retired ? <RetiredScopesWarning retired={props.retired} kind="key" /> : null}
+      </dd>
+      <dt>Audiences</dt>
+      <dd>
+        <Audiences audiences={key.audiences} />
+      </dd>
+      <dt>Created</dt>
+      <dd>
+        <Time at={key.createdAt} now={now} />
+      </dd>
+      <dt>Expires</dt>
+      <dd>
+        <Time at={key.expiresAt} now={now} never="no expiry" />
+      </dd>
+      {key.replacedById ? (
+        <>
+          <dt>Replaced by</dt>
+          <dd>
+            <a href={`${props.pages}/${key.replacedById}`}>
+              <code>lk_{key.replacedById}</code>
+            </a>
+          </dd>
+        </>
+      ) : null}
+      {props.children}
+    </dl>
   );
 }

@@ -1,4 +1,4 @@
-import { Time } from './components.tsx';
+import { Panel, Time } from './components.tsx';
 /** One day of checks, as `usageSeries` (src/credentials/usage.ts) returns it. */
 export interface UsageChartPoint {
   /** YYYY-MM-DD (UTC). */
@@ -131,8 +131,7 @@ export function UsageChart(props: { series: UsageChartPoint[]; title: string }) 
 export function UsagePanel(props: { series: UsageChartPoint[]; lastUsedAt: Date | null; now: Date; what: 'key' | 'application' }) {
   const total = props.series.reduce((sum, p) => sum + p.succeeded + p.failed, 0);
   return (
-    <section class="panel" aria-labelledby="usage-heading">
-      <h2 id="usage-heading">Usage</h2>
+    <Panel id="usage" title="Usage">
       <dl class="details">
         <dt>Last used</dt>
         <dd>
@@ -142,6 +141,6 @@ export function UsagePanel(props: { series: UsageChartPoint[]; lastUsedAt: Date 
         <dd>{total.toLocaleString('en')}</dd>
       </dl>
       <UsageChart series={props.series} title={props.what === 'key' ? 'Checks of this key' : 'Token requests of this application'} />
-    </section>
+    </Panel>
   );
 }

@@ -1,5 +1,5 @@
 import type { AuditEventView } from '../../src/audit/audit-query.ts';
-import { Button, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader } from '../components.tsx';
+import { Button, DataTable, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, Panel } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { SubjectLink } from './dashboard.tsx';
 import { Instant, SelectField } from './fields.tsx';
@@ -39,16 +39,18 @@ export interface AuditRowView extends AuditEventView {
 
 const SUMMARY_MAX = 300;
 
-/** The event's data as "key: value · …", cut short: the export has all of it. Preact escapes it. */
+/** An event's data as "key: value · …", empty values left out. Preact escapes it. */
+export function dataText(data: Record<string, unknown>): string {
+  return Object.entries(data)
+    .filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' · ');
+}
+
+/** dataText of any event's data, cut short: the export has all of it. */
 function summary(data: unknown): string {
   if (data === null || data === undefined) return '';
-  const text =
-    typeof data === 'object' && !Array.isArray(data)
-      ? Object.entries(data as Record<string, unknown>)
-          .filter(([, v]) => v !== null && v !== undefined && v !== '')
-          .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
-          .join(' · ')
-      : JSON.stringify(data);
+  const text = typeof data === 'object' && !Array.isArray(data) ? dataText(data as Record<string, unknown>) : JSON.stringify(data);
   return text.length > SUMMARY_MAX ? `${text.slice(0, SUMMARY_MAX)}…` : text;
 }
 
@@ -116,8 +118,7 @@ export function AuditPage(props: {
         }
       />
       <ErrorSummary errors={errors} />
-      <section class="panel" aria-labelledby="filters-heading">
-        <h2 id="filters-heading">Filters</h2>
+      <Panel id="filters" title="Filters">
         <Form action="/admin/audit" csrf={props.chrome.csrf} method="get">
           <div class="filters">
             <Field label="Actor" name="actor" value={values.actor} error={errors.actor} maxLength={200} hint="Email, account id or client id." />
@@ -143,7 +144,7 @@ export function AuditPage(props: {
             {filtered ? <a href="/admin/audit">Clear filters</a> : null}
           </div>
         </Form>
-      </section>
+      </Panel>
       {events === null ? null : events.length === 0 ? (
         <EmptyState title={props.paged ? 'No older events match' : filtered ? 'No events match these filters' : 'No audit events yet'}>
           {filtered ? (
@@ -154,49 +155,36 @@ export function AuditPage(props: {
         </EmptyState>
       ) : (
         <>
-          <div class="table-wrap" role="region" aria-label="Audit events" tabIndex={0}>
-            <table class="audit-table" aria-label="Audit events">
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Event</th>
-                  <th scope="col">Actor</th>
-                  <th scope="col">Subject</th>
-                  <th scope="col">Details</th>
-                </tr>
-              </thead>
-              <tbody>
-                {events.map((e) => (
-                  <tr>
-                    <td class="nowrap">
-                      <Instant at={e.at} />
-                      <span class="muted small block">#{e.seq}</span>
-                    </td>
-                    <td>
-                      <code>{e.type}</code>
-                      <span class="block">
-                        <Outcome outcome={e.outcome} />
-                      </span>
-                    </td>
-                    <td class="audit-who">
-                      <Actor event={e} />
-                    </td>
-                    <td class="audit-who">
-                      <Subject type={e.subjectType} id={e.subjectId} />
-                    </td>
-                    <td class="small audit-data">
-                      {summary(e.data) || <span class="muted">—</span>}
-                      {e.requestId ? (
-                        <span class="muted block">
-                          request <code>{e.requestId}</code>
-                        </span>
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable head={['Time', 'Event', 'Actor', 'Subject', 'Details']} class="audit-table" region="Audit events">
+            {events.map((e) => (
+              <tr>
+                <td class="nowrap">
+                  <Instant at={e.at} />
+                  <span class="muted small block">#{e.seq}</span>
+                </td>
+                <td>
+                  <code>{e.type}</code>
+                  <span class="block">
+                    <Outcome outcome={e.outcome} />
+                  </span>
+                </td>
+                <td class="audit-who">
+                  <Actor event={e} />
+                </td>
+                <td class="audit-who">
+                  <Subject type={e.subjectType} id={e.subjectId} />
+                </td>
+                <td class="small audit-data">
+                  {summary(e.data) || <span class="muted">—</span>}
+                  {e.requestId ? (
+                    <span class="muted block">
+                      request <code>{e.requestId}</code>
+                    </span>
+                  ) : null}
+                </td>
+              </tr>
+            ))}
+          </DataTable>
         </>
       )}
       {props.paged || props.older ? (

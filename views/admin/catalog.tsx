@@ -1,6 +1,6 @@
 import type { ApiView } from '../../src/credentials/apis.ts';
 import type { ScopeView } from '../../src/credentials/scopes.ts';
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, PageHeader, Time, type Choice } from '../components.tsx';
+import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, Form, PageHeader, Panel, Time, type Choice } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { AdminLayout } from './layout.tsx';
 
@@ -58,40 +58,26 @@ export function CatalogPage(props: {
           <p>Until there is one, keys and applications grant no scope. {props.canAct ? 'Create the first one below.' : null}</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table class="table" aria-labelledby="scopes-heading">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Description</th>
-                <th scope="col">API</th>
-                <th scope="col">Approval</th>
-                <th scope="col">Status</th>
-              </tr>
-            </thead>
-            <tbody>
-              {scopes.map((scope) => (
-                <tr>
-                  <td>
-                    <a href={scopeHref(scope.name)}>
-                      <code>{scope.name}</code>
-                    </a>
-                  </td>
-                  <td>{scope.description}</td>
-                  <td>{scope.api ? <a href={apiHref(scope.api)}>{scope.api.name}</a> : <span class="muted">global</span>}</td>
-                  <td>{scope.requiresApproval ? 'required' : <span class="muted">no</span>}</td>
-                  <td>
-                    <ScopeStatus scope={scope} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Description', 'API', 'Approval', 'Status']} class="table" labelledBy="scopes-heading">
+          {scopes.map((scope) => (
+            <tr>
+              <td>
+                <a href={scopeHref(scope.name)}>
+                  <code>{scope.name}</code>
+                </a>
+              </td>
+              <td>{scope.description}</td>
+              <td>{scope.api ? <a href={apiHref(scope.api)}>{scope.api.name}</a> : <span class="muted">global</span>}</td>
+              <td>{scope.requiresApproval ? 'required' : <span class="muted">no</span>}</td>
+              <td>
+                <ScopeStatus scope={scope} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {props.canAct ? (
-        <section class="panel" aria-labelledby="new-scope-heading">
-          <h2 id="new-scope-heading">New scope</h2>
+        <Panel id="new-scope" title="New scope">
           <Form action="/admin/catalog/scopes" csrf={props.chrome.csrf}>
             <Field label="Name" name="name" value={props.scopeForm.values.name} error={props.scopeForm.errors.name} maxLength={128} required hint="1 to 128 of A-Z a-z 0-9 : . _ / -, e.g. orders:read. A name is never reused." />
             <Field label="Description" name="description" value={props.scopeForm.values.description} error={props.scopeForm.errors.description} maxLength={500} required hint="What it lets a caller do, in the words developers will see." />
@@ -100,7 +86,7 @@ export function CatalogPage(props: {
               <Button>Create scope</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
 
       <h2 id="apis-heading">APIs</h2>
@@ -109,38 +95,25 @@ export function CatalogPage(props: {
           <p>Without APIs, developers type the audiences of their credentials themselves. An API groups scopes under its audience.</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table class="table" aria-labelledby="apis-heading">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Audience</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Description</th>
-              </tr>
-            </thead>
-            <tbody>
-              {apis.map((api) => (
-                <tr>
-                  <td>
-                    <a href={apiHref(api)}>{api.name}</a>
-                  </td>
-                  <td>
-                    <code>{api.audience}</code>
-                  </td>
-                  <td>{api.scopes.length === 0 ? <span class="muted">none</span> : api.scopes.map((s, i) => <>{i > 0 ? ' ' : null}<code class="scope">{s.name}</code></>)}</td>
-                  <td>{api.description || <span class="muted">—</span>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Audience', 'Scopes', 'Description']} class="table" labelledBy="apis-heading">
+          {apis.map((api) => (
+            <tr>
+              <td>
+                <a href={apiHref(api)}>{api.name}</a>
+              </td>
+              <td>
+                <code>{api.audience}</code>
+              </td>
+              <td>{api.scopes.length === 0 ? <span class="muted">none</span> : api.scopes.map((s, i) => <>{i > 0 ? ' ' : null}<code class="scope">{s.name}</code></>)}</td>
+              <td>{api.description || <span class="muted">—</span>}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {props.canAct ? (
-        <section class="panel" aria-labelledby="new-api-heading">
-          <h2 id="new-api-heading">New API</h2>
+        <Panel id="new-api" title="New API">
           <ApiFormPanel chrome={props.chrome} action="/admin/catalog/apis" scopes={scopes} api={null} form={props.apiForm} button="Create API" />
-        </section>
+        </Panel>
       ) : null}
     </AdminLayout>
   );
@@ -217,8 +190,7 @@ export function ScopePage(props: { chrome: Chrome; now: Date; scope: ScopeView; 
         </p>
       ) : null}
       {props.canAct ? (
-        <section class="panel" aria-labelledby="edit-heading">
-          <h2 id="edit-heading">Edit</h2>
+        <Panel id="edit" title="Edit">
           <Form action={scopeHref(scope.name)} csrf={props.chrome.csrf}>
             <Field label="Description" name="description" value={props.values.description} error={props.errors.description} maxLength={500} required />
             <Choices legend="Approval" name="requiresApproval" type="checkbox" choices={approvalChoice(props.values.requiresApproval)} />
@@ -226,11 +198,10 @@ export function ScopePage(props: { chrome: Chrome; now: Date; scope: ScopeView; 
               <Button>Save scope</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       {props.canAct && !scope.retiredAt ? (
-        <section class="panel panel-danger" aria-labelledby="retire-heading">
-          <h2 id="retire-heading">Retire</h2>
+        <Panel id="retire" title="Retire" danger>
           <p>No new key, application or request will be granted this scope. Credentials that hold it keep working until they are rotated, which drops it. This cannot be undone.</p>
           <Form action={`${scopeHref(scope.name)}/retire`} csrf={props.chrome.csrf}>
             <Field label="Reason" name="reason" error={props.errors.reason} maxLength={500} required hint="Kept in the audit trail." />
@@ -238,7 +209,7 @@ export function ScopePage(props: { chrome: Chrome; now: Date; scope: ScopeView; 
               <Button variant="danger">Retire</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href="/admin/catalog">Back to the catalog</a>
@@ -285,11 +256,10 @@ export function ApiPage(props: { chrome: Chrome; now: Date; api: ApiView; scopes
         </dd>
       </dl>
       {props.canAct ? (
-        <section class="panel" aria-labelledby="edit-heading">
-          <h2 id="edit-heading">Edit</h2>
+        <Panel id="edit" title="Edit">
           <p class="hint">Changes apply to credentials created from now on; existing ones keep their audiences and scopes.</p>
           <ApiFormPanel chrome={props.chrome} action={apiHref(api)} scopes={props.scopes} api={api} form={props.form} button="Save API" />
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href="/admin/catalog">Back to the catalog</a>

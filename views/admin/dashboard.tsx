@@ -1,5 +1,5 @@
 import type { DashboardFigures } from '../../src/admin/dashboard.ts';
-import { Button, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Button, EmptyState, EventsTable, Field, Form, PageHeader, Time } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { AdminLayout } from './layout.tsx';
 
@@ -71,30 +71,19 @@ export function DashboardPage(props: { chrome: Chrome; now: Date; figures: Dashb
           <p class="muted">Alerts about unusual use of credentials appear here when they are raised.</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Alert</th>
-                <th scope="col">About</th>
-              </tr>
-            </thead>
-            <tbody>
-              {f.alerts.map((a) => (
-                <tr>
-                  <td>
-                    <Time at={a.at} now={props.now} />
-                  </td>
-                  <td>
-                    <code>{a.type}</code>
-                  </td>
-                  <td>{a.subjectType ? <SubjectLink type={a.subjectType} id={a.subjectId} /> : <span class="muted">—</span>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <EventsTable
+          head={['Alert', 'About']}
+          rows={f.alerts}
+          now={props.now}
+          cells={(a) => (
+            <>
+              <td>
+                <code>{a.type}</code>
+              </td>
+              <td>{a.subjectType ? <SubjectLink type={a.subjectType} id={a.subjectId} /> : <span class="muted">—</span>}</td>
+            </>
+          )}
+        />
       )}
     </AdminLayout>
   );

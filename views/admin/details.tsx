@@ -1,36 +1,22 @@
 import type { ComponentChildren } from 'preact';
+import type { SubjectEvent } from '../../src/admin/events.ts';
 import type { ApiKeyView, ApplicationView } from '../../src/credentials/presenters.ts';
 import type { CredentialLimitsView } from '../../src/limits/plans.ts';
-import { Badge, Button, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
-import { Scopes } from '../credential-fields.tsx';
+import { Badge, Button, DataTable, EmptyState, EventsTable, Field, Form, PageHeader, Panel, Time } from '../components.tsx';
+import { Audiences, KeyFacts, Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
 import { UsageChart, UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
+import { dataText } from './audit.tsx';
 import { SubjectLink } from './dashboard.tsx';
 import { AdminLayout } from './layout.tsx';
 import { LimitsPanel } from './plans.tsx';
 
 /** One audit event as the detail pages list it (never a secret: audit data holds none). */
-export interface AdminEventView {
-  seq: string;
-  at: Date;
-  type: string;
-  actorType: string;
-  actorId: string | null;
-  actorEmail: string | null;
-  requestId: string | null;
-  data: Record<string, unknown>;
-}
+export type AdminEventView = SubjectEvent;
 
 /** An action's form state: the reason typed and the message beside it after a refusal. */
 export interface ActionErrors {
   [action: string]: { reason: string; error: string } | undefined;
-}
-
-function dataText(data: Record<string, unknown>): string {
-  return Object.entries(data)
-    .filter(([, v]) => v !== null && v !== undefined && v !== '')
-    .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
-    .join(' · ');
 }
 
 /** The audit screen filtered by one subject: every event about it, not only the recent ones. */
@@ -38,56 +24,44 @@ export const subjectEventsHref = (subjectType: string, subjectId: string) => `/a
 
 export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?: string; subject?: { type: string; id: string } }) {
   return (
-    <section class="panel" aria-labelledby="events-heading">
-      <h2 id="events-heading">{props.title ?? 'Recent events'}</h2>
+    <Panel id="events" title={props.title ?? 'Recent events'}>
 
       {props.events.length === 0 ? (
         <p class="muted">No audit events yet.</p>
       ) : (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Event</th>
-                <th scope="col">By</th>
-                <th scope="col">Details</th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.events.map((e) => (
-                <tr>
-                  <td class="nowrap">
-                    <Time at={e.at} now={props.now} />
-                  </td>
-                  <td>
-                    <code>{e.type}</code>
-                  </td>
-                  <td>
-                    {e.actorType === 'account' && e.actorId ? (
-                      <a href={`/admin/developers/${e.actorId}`}>{e.actorEmail ?? e.actorId}</a>
-                    ) : e.actorType === 'client' && e.actorId ? (
-                      <SubjectLink type="client" id={e.actorId} />
-                    ) : (
-                      <span>{e.actorType}</span>
-                    )}
-                  </td>
-                  <td class="small">
-                    {dataText(e.data)}
-                    {e.requestId ? <span class="muted">{dataText(e.data) ? ' · ' : ''}request {e.requestId}</span> : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <EventsTable
+          head={['Event', 'By', 'Details']}
+          rows={props.events}
+          now={props.now}
+          nowrap
+          cells={(e) => (
+            <>
+              <td>
+                <code>{e.type}</code>
+              </td>
+              <td>
+                {e.actorType === 'account' && e.actorId ? (
+                  <a href={`/admin/developers/${e.actorId}`}>{e.actorEmail ?? e.actorId}</a>
+                ) : e.actorType === 'client' && e.actorId ? (
+                  <SubjectLink type="client" id={e.actorId} />
+                ) : (
+                  <span>{e.actorType}</span>
+                )}
+              </td>
+              <td class="small">
+                {dataText(e.data)}
+                {e.requestId ? <span class="muted">{dataText(e.data) ? ' · ' : ''}request {e.requestId}</span> : null}
+              </td>
+            </>
+          )}
+        />
       )}
       {props.subject ? (
         <p class="small">
           <a href={subjectEventsHref(props.subject.type, props.subject.id)}>All its events in the audit log</a>
         </p>
       ) : null}
-    </section>
+    </Panel>
   );
 }
 
@@ -98,8 +72,7 @@ export function EventsPanel(props: { events: AdminEventView[]; now: Date; title?
 export function ActionPanel(props: { csrf: string; id: string; title: string; action: string; button: string; danger?: boolean; errors?: ActionErrors; children: ComponentChildren }) {
   const state = props.errors?.[props.id];
   return (
-    <section class={props.danger ? 'panel panel-danger' : 'panel'} aria-labelledby={`${props.id}-heading`}>
-      <h2 id={`${props.id}-heading`}>{props.title}</h2>
+    <Panel id={props.id} title={props.title} danger={props.danger}>
       {props.children}
       <Form action={props.action} csrf={props.csrf}>
         <ActionFields id={props.id} state={state} />
@@ -107,7 +80,20 @@ export function ActionPanel(props: { csrf: string; id: string; title: string; ac
           <Button variant={props.danger ? 'danger' : 'primary'}>{props.button}</Button>
         </div>
       </Form>
-    </section>
+    </Panel>
+  );
+}
+
+/** Suspend, or Unsuspend once suspended: the same pair of actions on a developer's and a team's page. */
+function SuspendPanel(props: { csrf: string; page: string; suspended: boolean; errors?: ActionErrors; suspend: string; unsuspend: string }) {
+  return props.suspended ? (
+    <ActionPanel csrf={props.csrf} id="unsuspend" title="Unsuspend" action={`${props.page}/unsuspend`} button="Unsuspend" errors={props.errors}>
+      <p>{props.unsuspend}</p>
+    </ActionPanel>
+  ) : (
+    <ActionPanel csrf={props.csrf} id="suspend" title="Suspend" action={`${props.page}/suspend`} button="Suspend" danger errors={props.errors}>
+      <p>{props.suspend}</p>
+    </ActionPanel>
   );
 }
 
@@ -116,14 +102,65 @@ function ActionFields(props: { id: string; state?: { reason: string; error: stri
   return <Field id={`${props.id}-reason`} label="Reason" name="reason" value={props.state?.reason} error={props.state?.error} maxLength={500} required hint="Required; kept in the audit log with your name." />;
 }
 
-const ROLE_LABEL: Record<string, string> = { developer: 'Developer account', admin: 'Admin account', auditor: 'Auditor account' };
-
-function Facts(props: { children: ComponentChildren }) {
-  return <dl class="details">{props.children}</dl>;
+/** A team of a developer, or a member of a team: its link, then its role and status. */
+function MembershipRow(props: { href: string; label: string; note?: string | null; role: string; status: string }) {
+  return (
+    <tr>
+      <td>
+        <a href={props.href}>{props.label}</a>
+        {props.note ? <span class="muted small">{props.note}</span> : null}
+      </td>
+      <td>
+        <Badge status={props.role} />
+      </td>
+      <td>
+        <Badge status={props.status} />
+      </td>
+    </tr>
+  );
 }
 
-function TeamLink(props: { team: { id: string; name: string } | null }) {
-  return props.team ? <a href={`/admin/teams/${props.team.id}`}>{props.team.name}</a> : <span class="muted">none (made by an operator)</span>;
+/** A key or an application of a team. */
+function CredentialRow(props: { kind: string; href: string; id: string; name: string; status: string }) {
+  return (
+    <tr>
+      <td>{props.kind}</td>
+      <td>
+        <a href={props.href}>
+          <code>{props.id}</code>
+        </a>
+      </td>
+      <td>{props.name}</td>
+      <td>
+        <Badge status={props.status} />
+      </td>
+    </tr>
+  );
+}
+
+const ROLE_LABEL: Record<string, string> = { developer: 'Developer account', admin: 'Admin account', auditor: 'Auditor account' };
+
+/** The facts at the top of a detail page. */
+export function FactsPanel(props: { children: ComponentChildren }) {
+  return (
+    <div class="panel">
+      <dl class="details">{props.children}</dl>
+    </div>
+  );
+}
+
+/** The team a credential belongs to, and its status when that stops the credential. */
+function TeamFact(props: { team: { id: string; name: string; status: string } | null }) {
+  const { team } = props;
+  return (
+    <>
+      <dt>Team</dt>
+      <dd>
+        {team ? <a href={`/admin/teams/${team.id}`}>{team.name}</a> : <span class="muted">none (made by an operator)</span>}
+        {team && team.status !== 'active' ? <> <Badge status={team.status} /></> : null}
+      </dd>
+    </>
+  );
 }
 
 export interface KeyAdminView {
@@ -141,50 +178,7 @@ export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminV
     <AdminLayout chrome={props.chrome} title={`Key ${key.prefix}`}>
       <PageHeader title={key.name} description={<>API key <code>{key.prefix}</code></>} />
       <div class="panel">
-        <Facts>
-          <dt>Status</dt>
-          <dd>
-            <Badge status={key.status} />
-            {key.graceEndsAt ? (
-              <span>
-                {' '}
-                until <Time at={key.graceEndsAt} now={now} />
-              </span>
-            ) : null}
-          </dd>
-          <dt>Key id</dt>
-          <dd>
-            <code>{key.prefix}</code>
-          </dd>
-          <dt>Team</dt>
-          <dd>
-            <TeamLink team={team} />
-            {team && team.status !== 'active' ? <> <Badge status={team.status} /></> : null}
-          </dd>
-          <dt>Scopes</dt>
-          <dd>
-            <Scopes scopes={key.scopes} />
-          </dd>
-          <dt>Audiences</dt>
-          <dd>{key.audiences.length ? key.audiences.join(', ') : <span class="muted">any</span>}</dd>
-          <dt>Created</dt>
-          <dd>
-            <Time at={key.createdAt} now={now} />
-          </dd>
-          <dt>Expires</dt>
-          <dd>
-            <Time at={key.expiresAt} now={now} never="no expiry" />
-          </dd>
-          {key.replacedById ? (
-            <>
-              <dt>Replaced by</dt>
-              <dd>
-                <a href={`/admin/keys/${key.replacedById}`}>
-                  <code>lk_{key.replacedById}</code>
-                </a>
-              </dd>
-            </>
-          ) : null}
+        <KeyFacts apiKey={key} now={now} pages="/admin/keys" team={<TeamFact team={team} />}>
           {key.revokedAt ? (
             <>
               <dt>Revoked</dt>
@@ -194,7 +188,7 @@ export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminV
               </dd>
             </>
           ) : null}
-        </Facts>
+        </KeyFacts>
       </div>
       <LimitsPanel limits={props.view.limits} what="key" changeHref={props.canAct ? `/admin/keys/${key.id}/plan` : null} />
       {props.canAct && key.live ? (
@@ -222,43 +216,39 @@ export function ApplicationAdminPage(props: { chrome: Chrome; now: Date; view: A
   return (
     <AdminLayout chrome={props.chrome} title={`Application ${app.name}`}>
       <PageHeader title={app.name} description={<>Application <code>{app.id}</code></>} />
-      <div class="panel">
-        <Facts>
-          <dt>Status</dt>
-          <dd>
-            <Badge status={app.status} />
-          </dd>
-          <dt>Client id</dt>
-          <dd>
-            <code>{app.id}</code>
-          </dd>
-          <dt>Team</dt>
-          <dd>
-            <TeamLink team={team} />
-            {team && team.status !== 'active' ? <> <Badge status={team.status} /></> : null}
-          </dd>
-          <dt>Authentication</dt>
-          <dd>{app.authMethodLabel}</dd>
-          <dt>Scopes</dt>
-          <dd>
-            <Scopes scopes={app.scopes} />
-          </dd>
-          <dt>Audiences</dt>
-          <dd>{app.audiences.length ? app.audiences.join(', ') : <span class="muted">any</span>}</dd>
-          <dt>Created</dt>
-          <dd>
-            <Time at={app.createdAt} now={now} />
-          </dd>
-          {app.revokedAt ? (
-            <>
-              <dt>Revoked</dt>
-              <dd>
-                <Time at={app.revokedAt} now={now} />
-              </dd>
-            </>
-          ) : null}
-        </Facts>
-      </div>
+      <FactsPanel>
+        <dt>Status</dt>
+        <dd>
+          <Badge status={app.status} />
+        </dd>
+        <dt>Client id</dt>
+        <dd>
+          <code>{app.id}</code>
+        </dd>
+        <TeamFact team={team} />
+        <dt>Authentication</dt>
+        <dd>{app.authMethodLabel}</dd>
+        <dt>Scopes</dt>
+        <dd>
+          <Scopes scopes={app.scopes} />
+        </dd>
+        <dt>Audiences</dt>
+        <dd>
+          <Audiences audiences={app.audiences} />
+        </dd>
+        <dt>Created</dt>
+        <dd>
+          <Time at={app.createdAt} now={now} />
+        </dd>
+        {app.revokedAt ? (
+          <>
+            <dt>Revoked</dt>
+            <dd>
+              <Time at={app.revokedAt} now={now} />
+            </dd>
+          </>
+        ) : null}
+      </FactsPanel>
       <LimitsPanel limits={props.view.limits} what="application" changeHref={props.canAct ? `/admin/applications/${app.id}/plan` : null} />
       {props.canAct && app.status !== 'revoked' ? (
         <ActionPanel csrf={props.chrome.csrf} id="revoke-tokens" title="Revoke all live tokens" action={`/admin/applications/${app.id}/revoke-tokens`} button="Revoke tokens" danger errors={props.errors}>
@@ -290,72 +280,46 @@ export function DeveloperAdminPage(props: { chrome: Chrome; now: Date; view: Dev
   return (
     <AdminLayout chrome={props.chrome} title={account.email}>
       <PageHeader title={account.email} description={ROLE_LABEL[account.role] ?? 'Account'} />
-      <div class="panel">
-        <Facts>
-          <dt>Status</dt>
-          <dd>
-            <Badge status={account.status} />
-          </dd>
-          <dt>Role</dt>
-          <dd>{account.role}</dd>
-          <dt>Signed up</dt>
-          <dd>
-            <Time at={account.createdAt} now={now} />
-          </dd>
-          <dt>Email verified</dt>
-          <dd>
-            <Time at={account.emailVerifiedAt} now={now} never="not yet" />
-          </dd>
-          <dt>Two-factor</dt>
-          <dd>{account.mfaEnabledAt ? 'on' : 'off'}</dd>
-          <dt>Live sessions</dt>
-          <dd>{props.view.liveSessions}</dd>
-        </Facts>
-      </div>
-      <section class="panel" aria-labelledby="teams-heading">
-        <h2 id="teams-heading">Teams</h2>
+      <FactsPanel>
+        <dt>Status</dt>
+        <dd>
+          <Badge status={account.status} />
+        </dd>
+        <dt>Role</dt>
+        <dd>{account.role}</dd>
+        <dt>Signed up</dt>
+        <dd>
+          <Time at={account.createdAt} now={now} />
+        </dd>
+        <dt>Email verified</dt>
+        <dd>
+          <Time at={account.emailVerifiedAt} now={now} never="not yet" />
+        </dd>
+        <dt>Two-factor</dt>
+        <dd>{account.mfaEnabledAt ? 'on' : 'off'}</dd>
+        <dt>Live sessions</dt>
+        <dd>{props.view.liveSessions}</dd>
+      </FactsPanel>
+      <Panel id="teams" title="Teams">
         {teams.length === 0 ? (
           <p class="muted">Not a member of any team.</p>
         ) : (
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Team</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
-              <tbody>
-                {teams.map((t) => (
-                  <tr>
-                    <td>
-                      <a href={`/admin/teams/${t.id}`}>{t.name}</a>
-                      {t.personal ? <span class="muted small"> (personal)</span> : null}
-                    </td>
-                    <td>
-                      <Badge status={t.role} />
-                    </td>
-                    <td>
-                      <Badge status={t.status} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable head={['Team', 'Role', 'Status']}>
+            {teams.map((t) => (
+              <MembershipRow href={`/admin/teams/${t.id}`} label={t.name} note={t.personal ? ' (personal)' : null} role={t.role} status={t.status} />
+            ))}
+          </DataTable>
         )}
-      </section>
+      </Panel>
       {props.canAct ? (
-        suspended ? (
-          <ActionPanel csrf={props.chrome.csrf} id="unsuspend" title="Unsuspend" action={`/admin/developers/${account.id}/unsuspend`} button="Unsuspend" errors={props.errors}>
-            <p>They can sign in again, and the credentials that were active before the suspension work again.</p>
-          </ActionPanel>
-        ) : (
-          <ActionPanel csrf={props.chrome.csrf} id="suspend" title="Suspend" action={`/admin/developers/${account.id}/suspend`} button="Suspend" danger errors={props.errors}>
-            <p>They are signed out and cannot sign in, and the credentials of their personal team stop working within a second. Unsuspending restores exactly what was active.</p>
-          </ActionPanel>
-        )
+        <SuspendPanel
+          csrf={props.chrome.csrf}
+          page={`/admin/developers/${account.id}`}
+          suspended={suspended}
+          errors={props.errors}
+          unsuspend="They can sign in again, and the credentials that were active before the suspension work again."
+          suspend="They are signed out and cannot sign in, and the credentials of their personal team stop working within a second. Unsuspending restores exactly what was active."
+        />
       ) : null}
       {props.canAct && props.view.liveSessions > 0 ? (
         <ActionPanel csrf={props.chrome.csrf} id="end-sessions" title="End sessions" action={`/admin/developers/${account.id}/end-sessions`} button="End sessions" danger errors={props.errors}>
@@ -385,113 +349,52 @@ export function TeamAdminPage(props: { chrome: Chrome; now: Date; view: TeamAdmi
   return (
     <AdminLayout chrome={props.chrome} title={`Team ${team.name}`}>
       <PageHeader title={team.name} description={team.personal ? 'Personal team' : 'Team'} />
-      <div class="panel">
-        <Facts>
-          <dt>Status</dt>
-          <dd>
-            <Badge status={team.status} />
-          </dd>
-          <dt>Created</dt>
-          <dd>
-            <Time at={team.createdAt} now={now} />
-          </dd>
-          <dt>Pending requests</dt>
-          <dd>{props.view.pendingRequests > 0 ? <a href="/admin/requests">{props.view.pendingRequests}</a> : 0}</dd>
-        </Facts>
-      </div>
-      <section class="panel" aria-labelledby="members-heading">
-        <h2 id="members-heading">Members</h2>
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Email</th>
-                <th scope="col">Role</th>
-                <th scope="col">Status</th>
-              </tr>
-            </thead>
-            <tbody>
-              {members.map((m) => (
-                <tr>
-                  <td>
-                    <a href={`/admin/developers/${m.id}`}>{m.email}</a>
-                  </td>
-                  <td>
-                    <Badge status={m.role} />
-                  </td>
-                  <td>
-                    <Badge status={m.status} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </section>
-      <section class="panel" aria-labelledby="credentials-heading">
-        <h2 id="credentials-heading">Credentials</h2>
+      <FactsPanel>
+        <dt>Status</dt>
+        <dd>
+          <Badge status={team.status} />
+        </dd>
+        <dt>Created</dt>
+        <dd>
+          <Time at={team.createdAt} now={now} />
+        </dd>
+        <dt>Pending requests</dt>
+        <dd>{props.view.pendingRequests > 0 ? <a href="/admin/requests">{props.view.pendingRequests}</a> : 0}</dd>
+      </FactsPanel>
+      <Panel id="members" title="Members">
+        <DataTable head={['Email', 'Role', 'Status']}>
+          {members.map((m) => (
+            <MembershipRow href={`/admin/developers/${m.id}`} label={m.email} role={m.role} status={m.status} />
+          ))}
+        </DataTable>
+      </Panel>
+      <Panel id="credentials" title="Credentials">
         {keys.length === 0 && applications.length === 0 ? (
           <EmptyState title="No keys or applications" />
         ) : (
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Id</th>
-                  <th scope="col">Name</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
-              <tbody>
-                {keys.map((k) => (
-                  <tr>
-                    <td>API key</td>
-                    <td>
-                      <a href={`/admin/keys/${k.id}`}>
-                        <code>lk_{k.id}</code>
-                      </a>
-                    </td>
-                    <td>{k.name}</td>
-                    <td>
-                      <Badge status={k.status} />
-                    </td>
-                  </tr>
-                ))}
-                {applications.map((c) => (
-                  <tr>
-                    <td>Application</td>
-                    <td>
-                      <a href={`/admin/applications/${c.id}`}>
-                        <code>{c.id}</code>
-                      </a>
-                    </td>
-                    <td>{c.name}</td>
-                    <td>
-                      <Badge status={c.status} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable head={['Kind', 'Id', 'Name', 'Status']}>
+            {keys.map((k) => (
+              <CredentialRow kind="API key" href={`/admin/keys/${k.id}`} id={`lk_${k.id}`} name={k.name} status={k.status} />
+            ))}
+            {applications.map((c) => (
+              <CredentialRow kind="Application" href={`/admin/applications/${c.id}`} id={c.id} name={c.name} status={c.status} />
+            ))}
+          </DataTable>
         )}
-      </section>
+      </Panel>
       {props.canAct ? (
-        team.status === 'suspended' ? (
-          <ActionPanel csrf={props.chrome.csrf} id="unsuspend" title="Unsuspend" action={`/admin/teams/${team.id}/unsuspend`} button="Unsuspend" errors={props.errors}>
-            <p>Exactly the keys and applications that were active before the suspension work again, on every node within a second.</p>
-          </ActionPanel>
-        ) : (
-          <ActionPanel csrf={props.chrome.csrf} id="suspend" title="Suspend" action={`/admin/teams/${team.id}/suspend`} button="Suspend" danger errors={props.errors}>
-            <p>All of this team's keys and applications stop working within a second, on every node. Unsuspending restores exactly what was active.</p>
-          </ActionPanel>
-        )
+        <SuspendPanel
+          csrf={props.chrome.csrf}
+          page={`/admin/teams/${team.id}`}
+          suspended={team.status === 'suspended'}
+          errors={props.errors}
+          unsuspend="Exactly the keys and applications that were active before the suspension work again, on every node within a second."
+          suspend="All of this team's keys and applications stop working within a second, on every node. Unsuspending restores exactly what was active."
+        />
       ) : null}
-      <section class="panel" aria-labelledby="team-usage-heading">
-        <h2 id="team-usage-heading">Usage</h2>
+      <Panel id="team-usage" title="Usage">
         <UsageChart series={props.view.usage} title="Checks of this team's credentials" />
-      </section>
+      </Panel>
       <EventsPanel events={props.view.events} now={now} subject={{ type: 'team', id: team.id }} />
     </AdminLayout>
   );

@@ -1,5 +1,5 @@
 import type { CredentialLimitsView, PlanView } from '../../src/limits/plans.ts';
-import { Button, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader } from '../components.tsx';
+import { Button, DataTable, EmptyState, ErrorSummary, Field, Form, LinkButton, PageHeader, Panel } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { SelectField } from './fields.tsx';
 import { AdminLayout } from './layout.tsx';
@@ -39,36 +39,22 @@ export function PlansPage(props: { chrome: Chrome; plans: (PlanView & { keys: nu
           <p>Without a plan, keys and applications are limited only by Latchkey's own protection. {props.canAct ? 'Create the first one below, then give it to a key or an application on its page.' : null}</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap" role="region" aria-label="Plans" tabIndex={0}>
-          <table aria-label="Plans">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Rate limit</th>
-                <th scope="col">Quota</th>
-                <th scope="col">Keys</th>
-                <th scope="col">Applications</th>
-              </tr>
-            </thead>
-            <tbody>
-              {plans.map((plan) => (
-                <tr>
-                  <td>
-                    <code>{plan.name}</code>
-                  </td>
-                  <td>{plan.rate}</td>
-                  <td>{plan.quota ?? <span class="muted">none</span>}</td>
-                  <td>{plan.keys}</td>
-                  <td>{plan.applications}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Rate limit', 'Quota', 'Keys', 'Applications']} region="Plans">
+          {plans.map((plan) => (
+            <tr>
+              <td>
+                <code>{plan.name}</code>
+              </td>
+              <td>{plan.rate}</td>
+              <td>{plan.quota ?? <span class="muted">none</span>}</td>
+              <td>{plan.keys}</td>
+              <td>{plan.applications}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {props.canAct ? (
-        <section class="panel" aria-labelledby="new-plan-heading">
-          <h2 id="new-plan-heading">New plan</h2>
+        <Panel id="new-plan" title="New plan">
           <p class="hint">A plan's limits are fixed once it exists: to change them, make a new plan and move the credentials to it.</p>
           <Form action="/admin/plans" csrf={props.chrome.csrf}>
             <Field label="Name" name="name" value={form.values.name} error={form.errors.name} maxLength={64} required hint="1 to 64 of A-Z a-z 0-9 . _ -, e.g. free or pro-2027." />
@@ -78,7 +64,7 @@ export function PlansPage(props: { chrome: Chrome; plans: (PlanView & { keys: nu
               <Button>Create plan</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
     </AdminLayout>
   );
@@ -89,8 +75,7 @@ export function LimitsPanel(props: { limits: CredentialLimitsView; what: 'key' |
   const { limits } = props;
   const own = <span class="muted small"> (this {props.what}'s own)</span>;
   return (
-    <section class="panel" aria-labelledby="limits-heading">
-      <h2 id="limits-heading">Plan and limits</h2>
+    <Panel id="limits" title="Plan and limits">
       <dl class="details">
         <dt>Plan</dt>
         <dd>{limits.plan ? <a href="/admin/plans">{limits.plan}</a> : <span class="muted">none</span>}</dd>
@@ -110,7 +95,7 @@ export function LimitsPanel(props: { limits: CredentialLimitsView; what: 'key' |
           Change plan
         </LinkButton>
       ) : null}
-    </section>
+    </Panel>
   );
 }
 
@@ -134,8 +119,7 @@ export function CredentialPlanPage(props: {
       <ErrorSummary errors={errors} />
       <LimitsPanel limits={props.limits} what={props.what} changeHref={null} />
       {props.canAct ? (
-        <section class="panel" aria-labelledby="change-plan-heading">
-          <h2 id="change-plan-heading">Change plan</h2>
+        <Panel id="change-plan" title="Change plan">
           <p class="hint">The new limits apply on every node within a second. Counts already made in the current window are kept.</p>
           <Form action={`${props.back}/plan`} csrf={props.chrome.csrf}>
             <SelectField label="Plan" name="plan" value={values.plan} options={options} error={errors.plan} hint={props.plans.length === 0 ? 'There are no plans yet: create one on the Plans screen.' : undefined} />
@@ -147,7 +131,7 @@ export function CredentialPlanPage(props: {
               <a href={props.back}>Cancel</a>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href={props.back}>Back to the {props.what}</a>

@@ -1,6 +1,7 @@
-import { Badge, Button, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
-import { Scopes } from '../credential-fields.tsx';
+import { Badge, Button, DataTable, EmptyState, Field, Form, PageHeader, Panel, Time } from '../components.tsx';
+import { Audiences, KIND_LABEL, Scopes } from '../credential-fields.tsx';
 import type { Chrome } from '../layout.tsx';
+import { FactsPanel } from './details.tsx';
 import { AdminLayout } from './layout.tsx';
 
 /** A credential request as the admin screens show it. */
@@ -19,7 +20,6 @@ export interface AdminRequestView {
   resultId: string | null;
 }
 
-const KIND_LABEL: Record<string, string> = { api_key: 'API key', client: 'Application' };
 
 export function AdminRequestsPage(props: { chrome: Chrome; now: Date; requests: AdminRequestView[] }) {
   return (
@@ -30,40 +30,26 @@ export function AdminRequestsPage(props: { chrome: Chrome; now: Date; requests: 
           <p class="muted">Requests appear here when a developer asks for a scope marked “requires approval”.</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Team</th>
-                <th scope="col">Requested by</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Requested</th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.requests.map((r) => (
-                <tr>
-                  <td>
-                    <a href={`/admin/requests/${r.id}`}>{r.name}</a>
-                  </td>
-                  <td>{KIND_LABEL[r.kind] ?? r.kind}</td>
-                  <td>
-                    <a href={`/admin/teams/${r.team.id}`}>{r.team.name}</a>
-                  </td>
-                  <td>{r.requestedBy ? <a href={`/admin/developers/${r.requestedBy.id}`}>{r.requestedBy.email}</a> : <span class="muted">gone</span>}</td>
-                  <td>
-                    <Scopes scopes={r.scopes} />
-                  </td>
-                  <td>
-                    <Time at={r.createdAt} now={props.now} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Kind', 'Team', 'Requested by', 'Scopes', 'Requested']}>
+          {props.requests.map((r) => (
+            <tr>
+              <td>
+                <a href={`/admin/requests/${r.id}`}>{r.name}</a>
+              </td>
+              <td>{KIND_LABEL[r.kind] ?? r.kind}</td>
+              <td>
+                <a href={`/admin/teams/${r.team.id}`}>{r.team.name}</a>
+              </td>
+              <td>{r.requestedBy ? <a href={`/admin/developers/${r.requestedBy.id}`}>{r.requestedBy.email}</a> : <span class="muted">gone</span>}</td>
+              <td>
+                <Scopes scopes={r.scopes} />
+              </td>
+              <td>
+                <Time at={r.createdAt} now={props.now} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </AdminLayout>
   );
@@ -75,54 +61,53 @@ export function AdminRequestPage(props: { chrome: Chrome; now: Date; request: Ad
   return (
     <AdminLayout chrome={props.chrome} title={`Request ${r.name}`}>
       <PageHeader title={r.name} description={<>{KIND_LABEL[r.kind] ?? r.kind} request <code>{r.id}</code></>} />
-      <div class="panel">
-        <dl class="details">
-          <dt>Status</dt>
-          <dd>
-            <Badge status={r.status} />
-          </dd>
-          <dt>Team</dt>
-          <dd>
-            <a href={`/admin/teams/${r.team.id}`}>{r.team.name}</a>
-          </dd>
-          <dt>Requested by</dt>
-          <dd>{r.requestedBy ? <a href={`/admin/developers/${r.requestedBy.id}`}>{r.requestedBy.email}</a> : <span class="muted">an account that no longer exists</span>}</dd>
-          <dt>Scopes</dt>
-          <dd>
-            <Scopes scopes={r.scopes} />
-          </dd>
-          <dt>Audiences</dt>
-          <dd>{r.audiences.length ? r.audiences.join(', ') : <span class="muted">any</span>}</dd>
-          <dt>Requested</dt>
-          <dd>
-            <Time at={r.createdAt} now={props.now} />
-          </dd>
-          {r.decidedAt ? (
-            <>
-              <dt>Decided</dt>
-              <dd>
-                <Time at={r.decidedAt} now={props.now} />
-              </dd>
-              <dt>Note</dt>
-              <dd>{r.note ?? <span class="muted">none</span>}</dd>
-            </>
-          ) : null}
-          {credentialHref ? (
-            <>
-              <dt>Issued</dt>
-              <dd>
-                <a href={credentialHref}>
-                  <code>{r.kind === 'client' ? r.resultId : `lk_${r.resultId}`}</code>
-                </a>
-              </dd>
-            </>
-          ) : null}
-        </dl>
-      </div>
+      <FactsPanel>
+        <dt>Status</dt>
+        <dd>
+          <Badge status={r.status} />
+        </dd>
+        <dt>Team</dt>
+        <dd>
+          <a href={`/admin/teams/${r.team.id}`}>{r.team.name}</a>
+        </dd>
+        <dt>Requested by</dt>
+        <dd>{r.requestedBy ? <a href={`/admin/developers/${r.requestedBy.id}`}>{r.requestedBy.email}</a> : <span class="muted">an account that no longer exists</span>}</dd>
+        <dt>Scopes</dt>
+        <dd>
+          <Scopes scopes={r.scopes} />
+        </dd>
+        <dt>Audiences</dt>
+        <dd>
+          <Audiences audiences={r.audiences} />
+        </dd>
+        <dt>Requested</dt>
+        <dd>
+          <Time at={r.createdAt} now={props.now} />
+        </dd>
+        {r.decidedAt ? (
+          <>
+            <dt>Decided</dt>
+            <dd>
+              <Time at={r.decidedAt} now={props.now} />
+            </dd>
+            <dt>Note</dt>
+            <dd>{r.note ?? <span class="muted">none</span>}</dd>
+          </>
+        ) : null}
+        {credentialHref ? (
+          <>
+            <dt>Issued</dt>
+            <dd>
+              <a href={credentialHref}>
+                <code>{r.kind === 'client' ? r.resultId : `lk_${r.resultId}`}</code>
+              </a>
+            </dd>
+          </>
+        ) : null}
+      </FactsPanel>
       {props.canAct && r.status === 'pending' ? (
         <div class="decide">
-          <section class="panel" aria-labelledby="approve-heading">
-            <h2 id="approve-heading">Approve</h2>
+          <Panel id="approve" title="Approve">
             <p>The credential is issued to the team; the requester is emailed and sees its secret once.</p>
             <Form action={`/admin/requests/${r.id}/approve`} csrf={props.chrome.csrf}>
               <Field id="approve-note" label="Note" name="note" maxLength={500} hint="Optional; sent to the requester and kept in the audit log." />
@@ -130,9 +115,8 @@ export function AdminRequestPage(props: { chrome: Chrome; now: Date; request: Ad
                 <Button>Approve</Button>
               </div>
             </Form>
-          </section>
-          <section class="panel panel-danger" aria-labelledby="deny-heading">
-            <h2 id="deny-heading">Deny</h2>
+          </Panel>
+          <Panel id="deny" title="Deny" danger>
             <p>Nothing is issued; the requester is emailed your note.</p>
             <Form action={`/admin/requests/${r.id}/deny`} csrf={props.chrome.csrf}>
               <Field id="deny-note" label="Reason for denying" name="note" maxLength={500} required error={props.errors?.deny} hint="Required; sent to the requester and kept in the audit log." />
@@ -140,7 +124,7 @@ export function AdminRequestPage(props: { chrome: Chrome; now: Date; request: Ad
                 <Button variant="danger">Deny</Button>
               </div>
             </Form>
-          </section>
+          </Panel>
         </div>
       ) : null}
       <p>

@@ -1,5 +1,5 @@
 import type { SearchResults } from '../../src/admin/search.ts';
-import { Badge, EmptyState, PageHeader } from '../components.tsx';
+import { Badge, DataTable, EmptyState, PageHeader } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { SearchBox } from './dashboard.tsx';
 import { AdminLayout } from './layout.tsx';
@@ -11,18 +11,7 @@ function Group<T>(props: { title: string; id: string; hits: { rows: T[]; more: b
       <h2 id={props.id}>
         {props.title} <span class="count-pill">{props.hits.rows.length}{props.hits.more ? '+' : ''}</span>
       </h2>
-      <div class="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              {props.head.map((h) => (
-                <th scope="col">{h}</th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>{props.hits.rows.map(props.row)}</tbody>
-        </table>
-      </div>
+      <DataTable head={props.head}>{props.hits.rows.map(props.row)}</DataTable>
       {props.hits.more ? <p class="muted small">Only the first {props.hits.rows.length} are shown: make the search more precise.</p> : null}
     </section>
   );

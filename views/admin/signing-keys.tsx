@@ -1,5 +1,5 @@
 import type { SigningKeyView } from '../../src/signing/signing-keys.ts';
-import { Button, EmptyState, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Button, DataTable, EmptyState, Field, Form, PageHeader, Panel, Time } from '../components.tsx';
 import type { Chrome } from '../layout.tsx';
 import { StackedTime } from './fields.tsx';
 import { AdminLayout } from './layout.tsx';
@@ -51,46 +51,31 @@ export function SigningKeysPage(props: {
           <p>The server creates the first one when it starts.</p>
         </EmptyState>
       ) : (
-        <div class="table-wrap" role="region" aria-label="Signing keys" tabIndex={0}>
-          <table aria-label="Signing keys">
-            <thead>
-              <tr>
-                <th scope="col">Key id (kid)</th>
-                <th scope="col">Algorithm</th>
-                <th scope="col">State</th>
-                <th scope="col">Created (UTC)</th>
-                <th scope="col">Activates (UTC)</th>
-                <th scope="col">Retires (UTC)</th>
-                <th scope="col">Leaves JWKS (UTC)</th>
-              </tr>
-            </thead>
-            <tbody>
-              {keys.map((k) => (
-                <tr>
-                  <td class="kid-cell">
-                    <code class="kid">{k.kid}</code>
-                  </td>
-                  <td>{k.alg}</td>
-                  <td>
-                    <span class={`badge ${STATE_BADGE[k.state] ?? 'badge-grey'}`}>{k.state}</span>
-                  </td>
-                  <td class="nowrap">
-                    <StackedTime at={k.createdAt} now={now} bare />
-                  </td>
-                  <td class="nowrap">
-                    <StackedTime at={k.activatesAt} now={now} bare />
-                  </td>
-                  <td class="nowrap">
-                    <StackedTime at={k.retiresAt} now={now} never="—" bare />
-                  </td>
-                  <td class="nowrap">
-                    <StackedTime at={k.removesAt} now={now} never="—" bare />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Key id (kid)', 'Algorithm', 'State', 'Created (UTC)', 'Activates (UTC)', 'Retires (UTC)', 'Leaves JWKS (UTC)']} region="Signing keys">
+          {keys.map((k) => (
+            <tr>
+              <td class="kid-cell">
+                <code class="kid">{k.kid}</code>
+              </td>
+              <td>{k.alg}</td>
+              <td>
+                <span class={`badge ${STATE_BADGE[k.state] ?? 'badge-grey'}`}>{k.state}</span>
+              </td>
+              <td class="nowrap">
+                <StackedTime at={k.createdAt} now={now} bare />
+              </td>
+              <td class="nowrap">
+                <StackedTime at={k.activatesAt} now={now} bare />
+              </td>
+              <td class="nowrap">
+                <StackedTime at={k.retiresAt} now={now} never="—" bare />
+              </td>
+              <td class="nowrap">
+                <StackedTime at={k.removesAt} now={now} never="—" bare />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       <p class="hint table-note">
         {Object.entries(STATE_HINT).map(([state, hint], i) => (
@@ -107,8 +92,7 @@ export function SigningKeysPage(props: {
         </p>
       ) : null}
       {props.canAct && !next && current ? (
-        <section class="panel" aria-labelledby="rotate-heading">
-          <h2 id="rotate-heading">Rotate now</h2>
+        <Panel id="rotate" title="Rotate now">
           <p>
             Publishes a new key now; it starts signing after {durationText(props.prePublicationMs)}, once every resource server has seen it. Key <code>{current.kid}</code> then retires and keeps
             verifying its tokens until they expire: no valid token is refused.
@@ -119,7 +103,7 @@ export function SigningKeysPage(props: {
               <Button>Rotate now</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href="/admin/audit?subjectType=signing_key">Signing key events in the audit log</a>

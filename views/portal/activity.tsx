@@ -1,4 +1,4 @@
-import { EmptyState, PageHeader, Time } from '../components.tsx';
+import { EmptyState, EventsTable, PageHeader, Panel } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsageChart, type UsageChartPoint } from '../usage-chart.tsx';
 
@@ -29,10 +29,9 @@ export function ActivityPage(props: { chrome: Chrome; now: Date; teamName: strin
   return (
     <Layout chrome={chrome} title="Activity">
       <PageHeader title="Activity" description={`Checks and recent events of the team ${props.teamName}.`} />
-      <section class="panel" aria-labelledby="usage-heading">
-        <h2 id="usage-heading">Checks of the team’s credentials</h2>
+      <Panel id="usage" title="Checks of the team’s credentials">
         <UsageChart series={props.usage} title="API keys and applications" />
-      </section>
+      </Panel>
       <section aria-labelledby="alerts-heading">
         <h2 id="alerts-heading">Recent alerts</h2>
         {props.alerts.length === 0 ? (
@@ -40,30 +39,18 @@ export function ActivityPage(props: { chrome: Chrome; now: Date; teamName: strin
             <p>Spikes, bursts of failed checks, use from a new network and use of a rotated-out secret appear here, and are mailed to the team’s owners.</p>
           </EmptyState>
         ) : (
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Alert</th>
-                  <th scope="col">Credential</th>
-                  <th scope="col">Details</th>
-                </tr>
-              </thead>
-              <tbody>
-                {props.alerts.map((alert) => (
-                  <tr>
-                    <td>
-                      <Time at={alert.at} now={now} />
-                    </td>
-                    <td>{alert.what}</td>
-                    <td>{alert.credential}</td>
-                    <td>{alert.detail}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <EventsTable
+            head={['Alert', 'Credential', 'Details']}
+            rows={props.alerts}
+            now={now}
+            cells={(alert) => (
+              <>
+                <td>{alert.what}</td>
+                <td>{alert.credential}</td>
+                <td>{alert.detail}</td>
+              </>
+            )}
+          />
         )}
       </section>
       <section aria-labelledby="events-heading">
@@ -73,30 +60,18 @@ export function ActivityPage(props: { chrome: Chrome; now: Date; teamName: strin
             <p>Changes to the team’s keys, applications and people appear here.</p>
           </EmptyState>
         ) : (
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Event</th>
-                  <th scope="col">Who</th>
-                  <th scope="col">Subject</th>
-                </tr>
-              </thead>
-              <tbody>
-                {events.map((event) => (
-                  <tr>
-                    <td>
-                      <Time at={event.at} now={now} />
-                    </td>
-                    <td>{event.what}</td>
-                    <td>{event.who}</td>
-                    <td>{event.subject}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <EventsTable
+            head={['Event', 'Who', 'Subject']}
+            rows={events}
+            now={now}
+            cells={(event) => (
+              <>
+                <td>{event.what}</td>
+                <td>{event.who}</td>
+                <td>{event.subject}</td>
+              </>
+            )}
+          />
         )}
         <p class="muted small">The 50 most recent events.</p>
       </section>

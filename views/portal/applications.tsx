@@ -1,9 +1,9 @@
 import type { ApplicationView } from '../../src/credentials/presenters.ts';
 import type { ApplicationListTab } from '../../src/credentials/application-list.ts';
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
+import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, FieldFrame, Form, LinkButton, ListTabs, PageHeader, Pager, Panel, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
-import { graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
+import { Audiences, graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
 
 export interface ApplicationsListProps {
   chrome: Chrome;
@@ -45,46 +45,31 @@ export function ApplicationsListPage(props: ApplicationsListProps) {
           </p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table class="table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Client id</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Authentication</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Status</th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.applications.map((app) => (
-                <tr>
-                  <td>
-                    <a href={`/portal/applications/${app.id}`}>{app.name}</a>
-                  </td>
-                  <td>
-                    <code>{app.id}</code>
-                  </td>
-                  <td>
-                    <Scopes scopes={app.scopes} />
-                  </td>
-                  <td>{app.authMethodLabel}</td>
-                  <td>
-                    <Time at={app.createdAt} now={props.now} />
-                  </td>
-                  <td>
-                    <Time at={app.lastUsedAt} now={props.now} />
-                  </td>
-                  <td>
-                    <Badge status={app.status} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Client id', 'Scopes', 'Authentication', 'Created', 'Last used', 'Status']} class="table">
+          {props.applications.map((app) => (
+            <tr>
+              <td>
+                <a href={`/portal/applications/${app.id}`}>{app.name}</a>
+              </td>
+              <td>
+                <code>{app.id}</code>
+              </td>
+              <td>
+                <Scopes scopes={app.scopes} />
+              </td>
+              <td>{app.authMethodLabel}</td>
+              <td>
+                <Time at={app.createdAt} now={props.now} />
+              </td>
+              <td>
+                <Time at={app.lastUsedAt} now={props.now} />
+              </td>
+              <td>
+                <Badge status={app.status} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       <Pager
         page={props.page}
@@ -132,27 +117,22 @@ export function NewApplicationPage(props: { chrome: Chrome; catalog: ScopeCatalo
             { value: 'private_key_jwt', label: 'Private key JWT', description: 'Signed assertions checked against your public keys (private_key_jwt): no shared secret.', checked: values.authMethod === 'private_key_jwt' },
           ]}
         />
-        <div class={errors.jwks ? 'field field-invalid' : 'field'}>
-          <label for="field-jwks">Public keys (JWKS)</label>
-          <p class="hint" id="field-jwks-hint">
-            For Private key JWT only: paste a JSON Web Key Set, <code>{'{"keys": [...]}'}</code>, with public keys only.
-          </p>
-          <textarea
-            id="field-jwks"
-            name="jwks"
-            rows={6}
-            spellcheck={false}
-            aria-invalid={errors.jwks ? 'true' : undefined}
-            aria-describedby={errors.jwks ? 'field-jwks-hint field-jwks-error' : 'field-jwks-hint'}
-          >
-            {values.jwks}
-          </textarea>
-          {errors.jwks ? (
-            <p class="field-error" id="field-jwks-error">
-              {errors.jwks}
-            </p>
-          ) : null}
-        </div>
+        <FieldFrame
+          id="field-jwks"
+          label="Public keys (JWKS)"
+          hint={
+            <>
+              For Private key JWT only: paste a JSON Web Key Set, <code>{'{"keys": [...]}'}</code>, with public keys only.
+            </>
+          }
+          error={errors.jwks}
+        >
+          {(described) => (
+            <textarea id="field-jwks" name="jwks" rows={6} spellcheck={false} aria-invalid={errors.jwks ? 'true' : undefined} aria-describedby={described}>
+              {values.jwks}
+            </textarea>
+          )}
+        </FieldFrame>
         <div class="form-actions">
           <Button>Create application</Button>
           <a href="/portal/applications">Cancel</a>
@@ -228,7 +208,9 @@ export function ApplicationPage(props: { chrome: Chrome; now: Date; application:
           <RetiredScopesWarning retired={props.retiredScopes} kind="application" />
         </dd>
         <dt>Audiences</dt>
-        <dd>{app.audiences.join(', ')}</dd>
+        <dd>
+          <Audiences audiences={app.audiences} />
+        </dd>
         <dt>Authentication</dt>
         <dd>{app.authMethodLabel}</dd>
         {app.keyIds.length > 0 ? (
@@ -260,8 +242,7 @@ export function ApplicationPage(props: { chrome: Chrome; now: Date; application:
       </dl>
       <UsagePanel series={props.usage} lastUsedAt={app.lastUsedAt} now={now} what="application" />
       {props.canChange && app.status !== 'revoked' && app.usesSecret ? (
-        <section class="panel" aria-labelledby="rotate-heading">
-          <h2 id="rotate-heading">Rotate secret</h2>
+        <Panel id="rotate" title="Rotate secret">
           <p>Issue a new client secret. You choose how long the current one keeps working, so your services can switch over.</p>
           <Form action={`/portal/applications/${app.id}/rotate-secret`} csrf={props.chrome.csrf}>
             <Choices legend="Old secret keeps working for" name="grace" type="radio" choices={graceChoices('24h')} />
@@ -269,18 +250,17 @@ export function ApplicationPage(props: { chrome: Chrome; now: Date; application:
               <Button>Rotate secret</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       {props.canChange && app.status !== 'revoked' ? (
-        <section class="panel panel-danger" aria-labelledby="revoke-heading">
-          <h2 id="revoke-heading">Revoke</h2>
+        <Panel id="revoke" title="Revoke" danger>
           <p>Its secrets stop working and every token it holds is refused. This cannot be undone.</p>
           <Form action={`/portal/applications/${app.id}/revoke`} csrf={props.chrome.csrf}>
             <div class="form-actions">
               <Button variant="danger">Revoke</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href="/portal/applications">Back to applications</a>

@@ -1,9 +1,9 @@
 import type { ApiKeyView } from '../../src/credentials/presenters.ts';
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, SecretOnce, Time } from '../components.tsx';
+import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, Form, LinkButton, ListTabs, PageHeader, Pager, Panel, SecretOnce, Time } from '../components.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 import type { KeyListTab } from '../../src/credentials/key-list.ts';
 import { UsagePanel, type UsageChartPoint } from '../usage-chart.tsx';
-import { expiryChoices, graceChoices, RetiredScopesWarning, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
+import { Audiences, expiryChoices, graceChoices, KeyFacts, ScopeFields, Scopes, type ScopeCatalog } from '../credential-fields.tsx';
 
 
 export interface KeysListProps {
@@ -42,48 +42,33 @@ export function KeysListPage(props: KeysListProps) {
           </p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table class="table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Key</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Status</th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.keys.map((key) => (
-                <tr>
-                  <td>
-                    <a href={`/portal/keys/${key.id}`}>{key.name}</a>
-                  </td>
-                  <td>
-                    <code title={key.prefix}>{key.masked}</code>
-                  </td>
-                  <td>
-                    <Scopes scopes={key.scopes} />
-                  </td>
-                  <td>
-                    <Time at={key.createdAt} now={props.now} />
-                  </td>
-                  <td>
-                    <Time at={key.lastUsedAt} now={props.now} />
-                  </td>
-                  <td>
-                    <Time at={key.expiresAt} now={props.now} never="no expiry" />
-                  </td>
-                  <td>
-                    <Badge status={key.status} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Key', 'Scopes', 'Created', 'Last used', 'Expires', 'Status']} class="table">
+          {props.keys.map((key) => (
+            <tr>
+              <td>
+                <a href={`/portal/keys/${key.id}`}>{key.name}</a>
+              </td>
+              <td>
+                <code title={key.prefix}>{key.masked}</code>
+              </td>
+              <td>
+                <Scopes scopes={key.scopes} />
+              </td>
+              <td>
+                <Time at={key.createdAt} now={props.now} />
+              </td>
+              <td>
+                <Time at={key.lastUsedAt} now={props.now} />
+              </td>
+              <td>
+                <Time at={key.expiresAt} now={props.now} never="no expiry" />
+              </td>
+              <td>
+                <Badge status={key.status} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       <Pager
         page={props.page}
@@ -161,7 +146,9 @@ export function KeyShownOncePage(props: { chrome: Chrome; now: Date; title: stri
           <Scopes scopes={key.scopes} />
         </dd>
         <dt>Audiences</dt>
-        <dd>{key.audiences.join(', ')}</dd>
+        <dd>
+          <Audiences audiences={key.audiences} />
+        </dd>
         <dt>Expires</dt>
         <dd>
           <Time at={key.expiresAt} now={props.now} never="no expiry" />
@@ -179,46 +166,7 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
   return (
     <Layout chrome={props.chrome} title={key.name}>
       <PageHeader title={key.name} description={<code>{key.prefix}</code>} />
-      <dl class="details">
-        <dt>Status</dt>
-        <dd>
-          <Badge status={key.status} />
-          {key.graceEndsAt ? (
-            <span>
-              {' '}
-              until <Time at={key.graceEndsAt} now={now} />
-            </span>
-          ) : null}
-        </dd>
-        <dt>Key id</dt>
-        <dd>
-          <code>{key.prefix}</code>
-        </dd>
-        <dt>Scopes</dt>
-        <dd>
-          <Scopes scopes={key.scopes} retired={props.retiredScopes} />
-          <RetiredScopesWarning retired={props.retiredScopes} kind="key" />
-        </dd>
-        <dt>Audiences</dt>
-        <dd>{key.audiences.join(', ')}</dd>
-        <dt>Created</dt>
-        <dd>
-          <Time at={key.createdAt} now={now} />
-        </dd>
-        <dt>Expires</dt>
-        <dd>
-          <Time at={key.expiresAt} now={now} never="no expiry" />
-        </dd>
-        {key.replacedById ? (
-          <>
-            <dt>Replaced by</dt>
-            <dd>
-              <a href={`/portal/keys/${key.replacedById}`}>
-                <code>lk_{key.replacedById}</code>
-              </a>
-            </dd>
-          </>
-        ) : null}
+      <KeyFacts apiKey={key} now={now} pages="/portal/keys" retired={props.retiredScopes}>
         {key.revokedAt ? (
           <>
             <dt>Revoked</dt>
@@ -228,11 +176,10 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
             </dd>
           </>
         ) : null}
-      </dl>
+      </KeyFacts>
       <UsagePanel series={props.usage} lastUsedAt={key.lastUsedAt} now={now} what="key" />
       {props.canChange && key.status === 'active' ? (
-        <section class="panel" aria-labelledby="rotate-heading">
-          <h2 id="rotate-heading">Rotate</h2>
+        <Panel id="rotate" title="Rotate">
           <p>Issue a new key with the same scopes. You choose how long the old one keeps working, so your services can switch over.</p>
           <Form action={`/portal/keys/${key.id}/rotate`} csrf={props.chrome.csrf}>
             <Choices legend="Old key keeps working for" name="grace" type="radio" choices={graceChoices('24h')} />
@@ -240,11 +187,10 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
               <Button>Rotate</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       {props.canChange && key.live ? (
-        <section class="panel panel-danger" aria-labelledby="revoke-heading">
-          <h2 id="revoke-heading">Revoke</h2>
+        <Panel id="revoke" title="Revoke" danger>
           <p>Services using this key will be refused within a second. This cannot be undone.</p>
           <Form action={`/portal/keys/${key.id}/revoke`} csrf={props.chrome.csrf}>
             <Field label="Reason" name="reason" hint="Optional; kept in the audit trail." maxLength={500} />
@@ -252,7 +198,7 @@ export function KeyPage(props: { chrome: Chrome; now: Date; apiKey: ApiKeyView; 
               <Button variant="danger">Revoke</Button>
             </div>
           </Form>
-        </section>
+        </Panel>
       ) : null}
       <p>
         <a href="/portal/keys">Back to API keys</a>

@@ -1,5 +1,5 @@
-import { Badge, Button, EmptyState, Form, LinkButton, PageHeader, SecretOnce, Time } from '../components.tsx';
-import { Scopes } from '../credential-fields.tsx';
+import { Badge, Button, DataTable, EmptyState, Form, LinkButton, PageHeader, SecretOnce, Time } from '../components.tsx';
+import { KIND_LABEL, Scopes } from '../credential-fields.tsx';
 import { Layout, type Chrome } from '../layout.tsx';
 
 /** A credential request as the pages show it (a plain view model). */
@@ -19,7 +19,6 @@ export interface RequestView {
   secretWaiting: boolean;
 }
 
-const KIND_LABEL = { api_key: 'API key', client: 'Application' } as const;
 const credentialHref = (r: Pick<RequestView, 'kind' | 'resultId'>) => (r.kind === 'client' ? `/portal/applications/${r.resultId}` : `/portal/keys/${r.resultId}`);
 
 export function RequestsListPage(props: { chrome: Chrome; now: Date; requests: RequestView[] }) {
@@ -37,44 +36,29 @@ export function RequestsListPage(props: { chrome: Chrome; now: Date; requests: R
           </p>
         </EmptyState>
       ) : (
-        <div class="table-wrap">
-          <table class="table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Status</th>
-                <th scope="col">Requested</th>
-                <th scope="col">Decided</th>
-                <th scope="col">Note</th>
-              </tr>
-            </thead>
-            <tbody>
-              {props.requests.map((r) => (
-                <tr>
-                  <td>
-                    <a href={`/portal/requests/${r.id}`}>{r.name}</a>
-                  </td>
-                  <td>{KIND_LABEL[r.kind]}</td>
-                  <td>
-                    <Scopes scopes={r.scopes} />
-                  </td>
-                  <td>
-                    <Badge status={r.status} />
-                  </td>
-                  <td>
-                    <Time at={r.createdAt} now={props.now} />
-                  </td>
-                  <td>
-                    <Time at={r.decidedAt} now={props.now} never="not yet" />
-                  </td>
-                  <td>{r.note ?? <span class="muted">none</span>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable head={['Name', 'Kind', 'Scopes', 'Status', 'Requested', 'Decided', 'Note']} class="table">
+          {props.requests.map((r) => (
+            <tr>
+              <td>
+                <a href={`/portal/requests/${r.id}`}>{r.name}</a>
+              </td>
+              <td>{KIND_LABEL[r.kind]}</td>
+              <td>
+                <Scopes scopes={r.scopes} />
+              </td>
+              <td>
+                <Badge status={r.status} />
+              </td>
+              <td>
+                <Time at={r.createdAt} now={props.now} />
+              </td>
+              <td>
+                <Time at={r.decidedAt} now={props.now} never="not yet" />
+              </td>
+              <td>{r.note ?? <span class="muted">none</span>}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </Layout>
   );

@@ -1,4 +1,4 @@
-import { Button, ErrorSummary, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Button, DataTable, ErrorSummary, Field, Form, PageHeader, Panel, Time } from '../components.tsx';
 import { CardLayout, Layout, type Chrome } from '../layout.tsx';
 
 const CODE_HINT = 'The 6-digit code from your authenticator app, or one of your recovery codes.';
@@ -54,8 +54,7 @@ export function SecurityPage(props: { chrome: Chrome; view: SecurityView }) {
     <Layout chrome={props.chrome} title="Security">
       <PageHeader title="Security" description="How you sign in to Latchkey." />
       <ErrorSummary errors={errors} />
-      <section class="panel" aria-labelledby="mfa-heading">
-        <h2 id="mfa-heading">Two-factor authentication</h2>
+      <Panel id="mfa" title="Two-factor authentication">
         {view.mfaEnabledAt ? (
           <>
             <p>
@@ -86,10 +85,9 @@ export function SecurityPage(props: { chrome: Chrome; view: SecurityView }) {
             </Form>
           </>
         )}
-      </section>
+      </Panel>
       {view.mfaEnabledAt ? (
-        <section class="panel panel-danger" aria-labelledby="mfa-off-heading">
-          <h2 id="mfa-off-heading">Turn off two-factor authentication</h2>
+        <Panel id="mfa-off" title="Turn off two-factor authentication" danger>
           {view.isAdmin ? (
             <p>Admins must keep two-factor authentication on.</p>
           ) : (
@@ -103,10 +101,9 @@ export function SecurityPage(props: { chrome: Chrome; view: SecurityView }) {
               </Form>
             </>
           )}
-        </section>
+        </Panel>
       ) : null}
-      <section class="panel" aria-labelledby="password-heading">
-        <h2 id="password-heading">Change password</h2>
+      <Panel id="password" title="Change password">
         <p class="muted">You stay signed in here; every other session is signed out.</p>
         <Form action="/portal/security/password" csrf={props.chrome.csrf}>
           <Field label="Current password" name="current_password" type="password" autocomplete="current-password" required error={errors.current_password} />
@@ -123,7 +120,7 @@ export function SecurityPage(props: { chrome: Chrome; view: SecurityView }) {
             <Button>Change password</Button>
           </div>
         </Form>
-      </section>
+      </Panel>
     </Layout>
   );
 }
@@ -198,42 +195,29 @@ export function SessionsPage(props: { chrome: Chrome; now: Date; sessions: Sessi
   return (
     <Layout chrome={props.chrome} title="Sessions">
       <PageHeader title="Sessions" description="Where you are signed in. End any session you do not recognise, then change your password." />
-      <div class="table-wrap">
-        <table class="table">
-          <thead>
-            <tr>
-              <th scope="col">Signed in</th>
-              <th scope="col">Last seen</th>
-              <th scope="col">IP address</th>
-              <th scope="col">Browser</th>
-              <th scope="col">Action</th>
-            </tr>
-          </thead>
-          <tbody>
-            {props.sessions.map((session) => (
-              <tr>
-                <td>
-                  <Time at={session.createdAt} now={props.now} />
-                </td>
-                <td>
-                  <Time at={session.lastSeenAt} now={props.now} />
-                </td>
-                <td>{session.ip ?? <span class="muted">unknown</span>}</td>
-                <td title={session.browser}>{session.browser.length > 60 ? `${session.browser.slice(0, 60)}…` : session.browser || <span class="muted">unknown</span>}</td>
-                <td>
-                  {session.current ? (
-                    <strong>This session</strong>
-                  ) : (
-                    <Form action={`/portal/sessions/${session.id}/end`} csrf={props.chrome.csrf}>
-                      <Button variant="danger">End</Button>
-                    </Form>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable head={['Signed in', 'Last seen', 'IP address', 'Browser', 'Action']} class="table">
+        {props.sessions.map((session) => (
+          <tr>
+            <td>
+              <Time at={session.createdAt} now={props.now} />
+            </td>
+            <td>
+              <Time at={session.lastSeenAt} now={props.now} />
+            </td>
+            <td>{session.ip ?? <span class="muted">unknown</span>}</td>
+            <td title={session.browser}>{session.browser.length > 60 ? `${session.browser.slice(0, 60)}…` : session.browser || <span class="muted">unknown</span>}</td>
+            <td>
+              {session.current ? (
+                <strong>This session</strong>
+              ) : (
+                <Form action={`/portal/sessions/${session.id}/end`} csrf={props.chrome.csrf}>
+                  <Button variant="danger">End</Button>
+                </Form>
+              )}
+            </td>
+          </tr>
+        ))}
+      </DataTable>
       {others > 0 ? (
         <Form action="/portal/sessions/end-others" csrf={props.chrome.csrf} class="form-actions">
           <Button variant="danger">End all other sessions</Button>

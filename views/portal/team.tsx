@@ -1,4 +1,4 @@
-import { Badge, Button, Choices, EmptyState, ErrorSummary, Field, Form, PageHeader, Time } from '../components.tsx';
+import { Badge, Button, Choices, DataTable, EmptyState, ErrorSummary, Field, Form, PageHeader, Time } from '../components.tsx';
 import { CardLayout, Layout, type Chrome } from '../layout.tsx';
 
 export interface TeamMemberView {
@@ -46,60 +46,48 @@ export function TeamPage(props: TeamPageProps) {
       <ErrorSummary errors={errors} />
       <section aria-labelledby="members-heading">
         <h2 id="members-heading">Members</h2>
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Email</th>
-                <th scope="col">Role</th>
-                <th scope="col">Joined</th>
-                {viewer.isOwner ? <th scope="col">Actions</th> : null}
-              </tr>
-            </thead>
-            <tbody>
-              {members.map((member) => (
-                <tr>
-                  <td>
-                    {member.email}
-                    {member.accountId === viewer.accountId ? <span class="muted"> (you)</span> : null}
-                  </td>
-                  <td>
-                    <Badge status={member.role} />
-                  </td>
-                  <td>
-                    <Time at={member.joinedAt} now={now} />
-                  </td>
-                  {viewer.isOwner ? (
-                    <td>
-                      {member.isPersonalOwner ? (
-                        <span class="muted small">Personal team owner</span>
-                      ) : (
-                        <div class="row-actions">
-                          <Form action={`/portal/team/members/${member.accountId}/role`} csrf={chrome.csrf} >
-                            <select id={`role-${member.accountId}`} name="role" aria-label={`Role of ${member.email}`}>
-                              <option value="member" selected={member.role === 'member'}>
-                                Member
-                              </option>
-                              <option value="owner" selected={member.role === 'owner'}>
-                                Owner
-                              </option>
-                            </select>{' '}
-                            <Button variant="secondary">Change role</Button>
-                          </Form>{' '}
-                          {member.accountId === viewer.accountId ? null : (
-                            <a class="button button-danger" href={`/portal/team/members/${member.accountId}/remove`}>
-                              Remove
-                            </a>
-                          )}
-                        </div>
+        <DataTable head={['Email', 'Role', 'Joined', viewer.isOwner ? 'Actions' : null]}>
+          {members.map((member) => (
+            <tr>
+              <td>
+                {member.email}
+                {member.accountId === viewer.accountId ? <span class="muted"> (you)</span> : null}
+              </td>
+              <td>
+                <Badge status={member.role} />
+              </td>
+              <td>
+                <Time at={member.joinedAt} now={now} />
+              </td>
+              {viewer.isOwner ? (
+                <td>
+                  {member.isPersonalOwner ? (
+                    <span class="muted small">Personal team owner</span>
+                  ) : (
+                    <div class="row-actions">
+                      <Form action={`/portal/team/members/${member.accountId}/role`} csrf={chrome.csrf} >
+                        <select id={`role-${member.accountId}`} name="role" aria-label={`Role of ${member.email}`}>
+                          <option value="member" selected={member.role === 'member'}>
+                            Member
+                          </option>
+                          <option value="owner" selected={member.role === 'owner'}>
+                            Owner
+                          </option>
+                        </select>{' '}
+                        <Button variant="secondary">Change role</Button>
+                      </Form>{' '}
+                      {member.accountId === viewer.accountId ? null : (
+                        <a class="button button-danger" href={`/portal/team/members/${member.accountId}/remove`}>
+                          Remove
+                        </a>
                       )}
-                    </td>
-                  ) : null}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+                    </div>
+                  )}
+                </td>
+              ) : null}
+            </tr>
+          ))}
+        </DataTable>
       </section>
 
       {viewer.isOwner ? (
@@ -110,36 +98,24 @@ export function TeamPage(props: TeamPageProps) {
               <p>Invite colleagues below; they receive a link by mail that works once, for 7 days.</p>
             </EmptyState>
           ) : (
-            <div class="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Email</th>
-                    <th scope="col">Role</th>
-                    <th scope="col">Expires</th>
-                    <th scope="col">Actions</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {invitations.map((invitation) => (
-                    <tr>
-                      <td>{invitation.email}</td>
-                      <td>
-                        <Badge status={invitation.role} />
-                      </td>
-                      <td>
-                        <Time at={invitation.expiresAt} now={now} />
-                      </td>
-                      <td>
-                        <Form action={`/portal/team/invitations/${invitation.id}/cancel`} csrf={chrome.csrf}>
-                          <Button variant="secondary">Cancel invitation</Button>
-                        </Form>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable head={['Email', 'Role', 'Expires', 'Actions']}>
+              {invitations.map((invitation) => (
+                <tr>
+                  <td>{invitation.email}</td>
+                  <td>
+                    <Badge status={invitation.role} />
+                  </td>
+                  <td>
+                    <Time at={invitation.expiresAt} now={now} />
+                  </td>
+                  <td>
+                    <Form action={`/portal/team/invitations/${invitation.id}/cancel`} csrf={chrome.csrf}>
+                      <Button variant="secondary">Cancel invitation</Button>
+                    </Form>
+                  </td>
+                </tr>
+              ))}
+            </DataTable>
           )}
           <div class="panel">
             <h2>Invite someone</h2>
