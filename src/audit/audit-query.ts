@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Deps } from '../context.ts';
 import type { Prisma as PrismaNamespace } from '../db/generated/client.ts';
+import type { AuditEvent } from '../db/database.ts';
 
 /**
  * The audit log as people search it (the admin screen, `latchkey audit export`): filters,
@@ -69,22 +70,7 @@ export interface AuditEventView {
   hash: string;
 }
 
-interface AuditRow {
-  seq: bigint;
-  at: Date;
-  type: string;
-  actorType: string;
-  actorId: string | null;
-  subjectType: string | null;
-  subjectId: string | null;
-  requestId: string | null;
-  ip: string | null;
-  data: unknown;
-  prevHash: string;
-  hash: string;
-}
-
-export function presentAuditEvent(row: AuditRow): AuditEventView {
+export function presentAuditEvent(row: AuditEvent): AuditEventView {
   return {
     seq: row.seq.toString(),
     at: row.at.toISOString(),

@@ -205,6 +205,6 @@ async function openPGlite(dataDir: string, create: boolean, holder: string | und
   };
 }
 
-export type { OAuthClient, ApiKey, Account, Team, Membership, Session, CredentialRequest } from './generated/client.ts';
+export type { OAuthClient, ApiKey, Account, Team, Membership, Session, CredentialRequest, AuditEvent } from './generated/client.ts';
 /** A Prisma client or an interactive transaction: services accept either. */
 export type Tx = import('./generated/client.ts').Prisma.TransactionClient;
