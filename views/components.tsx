@@ -1,4 +1,5 @@
 import type { ComponentChildren } from 'preact';
+import { utcText } from '../src/lib/utc-text.ts';
 import { Layout, type Chrome } from './layout.tsx';
 
 /** The anti-CSRF token every form carries (src/web/csrf.ts checks it with the Origin). */
@@ -224,7 +225,7 @@ export function Time(props: { at: Date | null | undefined; now: Date; never?: st
   const iso = props.at.toISOString();
   return (
     <time dateTime={iso}>
-      {iso.slice(0, 16).replace('T', ' ')} UTC<span class="muted">, {relativeHint(props.at, props.now)}</span>
+      {utcText(props.at)}<span class="muted">, {relativeHint(props.at, props.now)}</span>
     </time>
   );
 }

@@ -6,6 +6,7 @@ import type { CredentialType, UsageFindings } from '../credentials/usage.ts';
 import { utcHour } from '../credentials/usage.ts';
 import type { Tx } from '../db/database.ts';
 import { changeCredentials } from '../lib/invalidation.ts';
+import { utcText } from '../lib/utc-text.ts';
 import { alertMessage } from '../mail/messages.ts';
 import { recipients } from './recipients.ts';
 import { sendReminders } from './reminders.ts';
@@ -241,7 +242,7 @@ function describe(alert: Alert, named: string): { subject: string; lines: string
     case 'spike':
       return {
         subject: `unusual traffic on ${named}`,
-        lines: [`${named} was checked ${f.uses} times in the hour from ${f.hour}, against an hourly mean of ${f.hourlyMean} over the 24 hours before.`, 'If you do not expect this, the credential may have leaked: rotate or revoke it.'],
+        lines: [`${named} was checked ${f.uses} times in the hour from ${utcText(String(f.hour))}, against an hourly mean of ${f.hourlyMean} over the 24 hours before.`, 'If you do not expect this, the credential may have leaked: rotate or revoke it.'],
       };
     case 'burst':
       return {
@@ -256,7 +257,7 @@ function describe(alert: Alert, named: string): { subject: string; lines: string
     case 'rotated_secret':
       return {
         subject: `the rotated-out secret of ${named} is still in use`,
-        lines: [`${named} was rotated, but its previous secret is still being used. It stops working at ${f.graceEndsAt}.`, 'Switch every service to the new secret before then.'],
+        lines: [`${named} was rotated, but its previous secret is still being used. It stops working at ${utcText(String(f.graceEndsAt))}.`, 'Switch every service to the new secret before then.'],
       };
   }
 }

@@ -1,4 +1,5 @@
 import { FieldFrame, relativeHint } from '../components.tsx';
+import { utcText } from '../../src/lib/utc-text.ts';
 
 /** A labelled select, with its hint and its error beside it like Field's (views/components.tsx). */
 export function SelectField(props: { label: string; name: string; id?: string; value: string; options: { value: string; label: string }[]; hint?: string; error?: string }) {
@@ -30,7 +31,7 @@ export function StackedTime(props: { at: Date | null; now: Date; never?: string;
   const iso = props.at.toISOString();
   return (
     <>
-      <time dateTime={iso}>{`${iso.slice(0, 16).replace('T', ' ')}${props.bare ? '' : ' UTC'}`}</time>
+      <time dateTime={iso}>{props.bare ? utcText(props.at).slice(0, -4) : utcText(props.at)}</time>
       <span class="muted small block">{relativeHint(props.at, props.now)}</span>
     </>
   );

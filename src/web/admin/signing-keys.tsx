@@ -1,4 +1,5 @@
 import { adminNav } from '../../../views/admin/layout.tsx';
+import { utcText } from '../../lib/utc-text.ts';
 import { durationText, SigningKeysPage } from '../../../views/admin/signing-keys.tsx';
 import { ConfirmPage } from '../../../views/components.tsx';
 import { listSigningKeys, rotateSigningKeys } from '../../signing/signing-keys.ts';
@@ -15,7 +16,6 @@ import { adminActor, adminReader } from './guard.ts';
 
 const BACK = '/admin/signing-keys';
 const REASON_MAX = 500;
-const minute = (at: Date) => `${at.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 
 export const signingKeyRoutes: PageRoutes = (router, deps) => {
   const show = async (ctx: PageContext, reason?: { value: string; error: string }, status = 200) =>
@@ -43,7 +43,7 @@ export const signingKeyRoutes: PageRoutes = (router, deps) => {
     }
     const keys = await listSigningKeys(deps);
     const next = keys.find((k) => k.state === 'next');
-    if (next) return redirectWith(ctx, BACK, { kind: 'error', text: `Nothing changed: a rotation is already under way (key ${next.kid} becomes current at ${minute(next.activatesAt)}).` });
+    if (next) return redirectWith(ctx, BACK, { kind: 'error', text: `Nothing changed: a rotation is already under way (key ${next.kid} becomes current at ${utcText(next.activatesAt)}).` });
     if (textOf(ctx.state.form.confirm) !== 'yes') {
       const current = keys.find((k) => k.state === 'current');
       const wait = durationText(deps.config.LATCHKEY_JWKS_CACHE_TTL);
@@ -68,7 +68,7 @@ export const signingKeyRoutes: PageRoutes = (router, deps) => {
     }
     await flashOnConflict(ctx, BACK, async () => {
       const rotated = await rotateSigningKeys(deps, actorOf(ctx), { reason });
-      redirectWith(ctx, BACK, { kind: 'success', text: `Key ${rotated.kid} is published; it starts signing at ${minute(rotated.activatesAt)} and replaces ${rotated.replaces}.` });
+      redirectWith(ctx, BACK, { kind: 'success', text: `Key ${rotated.kid} is published; it starts signing at ${utcText(rotated.activatesAt)} and replaces ${rotated.replaces}.` });
     });
   });
 };

@@ -1,6 +1,7 @@
 import { ActivityPage, type ActivityAlertView, type ActivityEventView } from '../../../views/portal/activity.tsx';
 import type { Deps } from '../../context.ts';
 import { teamUsageSeries } from '../../credentials/usage.ts';
+import { utcText } from '../../lib/utc-text.ts';
 import type { PageRoutes } from '../pages.ts';
 import { teamOf } from '../page-state.ts';
 import { chrome, renderPage } from '../render.ts';
@@ -111,13 +112,13 @@ function alertDetail(type: string, data: Record<string, unknown>): string {
   const suspended = data.suspended === true ? ' The key was suspended (team policy).' : '';
   switch (type) {
     case 'alert.spike':
-      return `${data.uses} checks in the hour from ${data.hour}; hourly mean before: ${data.hourlyMean}.${suspended}`;
+      return `${data.uses} checks in the hour from ${utcText(String(data.hour))}; hourly mean before: ${data.hourlyMean}.${suspended}`;
     case 'alert.burst':
       return `${data.failed} failed checks within ${Math.round(Number(data.windowMs) / 60_000)} minutes.${suspended}`;
     case 'alert.new_network':
       return `Used from ${data.network}, not seen in 30 days.${suspended}`;
     case 'alert.rotated_secret':
-      return `Still used; it stops working at ${data.graceEndsAt}.${suspended}`;
+      return `Still used; it stops working at ${utcText(String(data.graceEndsAt))}.${suspended}`;
     default:
       return suspended.trim();
   }
