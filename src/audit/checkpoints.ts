@@ -64,7 +64,11 @@ export async function writeCheckpoint(deps: CheckpointDeps, options: { force?: b
     deps.prisma.auditEvent.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, hash: true } }),
     deps.prisma.auditCheckpoint.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, at: true } }),
   ]);
-  if (!head || (last && last.seq >= head.seq)) return null;
+  if (!head) return null;
+  const iss = deps.config.LATCHKEY_ISSUER;
+  // The head is signed already (by this node's timer or another node, maybe a moment ago):
+  // nothing to write, and a forced call gets the checkpoint on record.
+  if (last && last.seq >= head.seq) return options.force ? present(await deps.prisma.auditCheckpoint.findUniqueOrThrow({ where: { seq: last.seq } }), iss) : null;
   const now = deps.now();
   const due =
     options.force ||
@@ -72,7 +76,6 @@ export async function writeCheckpoint(deps: CheckpointDeps, options: { force?: b
     head.seq - last.seq >= BigInt(deps.config.LATCHKEY_AUDIT_CHECKPOINT_EVENTS) ||
     now.getTime() - last.at.getTime() >= deps.config.LATCHKEY_AUDIT_CHECKPOINT_INTERVAL;
   if (!due) return null;
-  const iss = deps.config.LATCHKEY_ISSUER;
   const claims = { iss, seq: head.seq.toString(), hash: head.hash, at: now.toISOString() };
   const { jws, kid } = await signCheckpoint(deps, { ...claims, mac: checkpointMac(deps, claims) });
   const row = { seq: head.seq, hash: head.hash, at: now, kid, jws };
