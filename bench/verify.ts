@@ -83,8 +83,8 @@ export async function runVerifyBench(): Promise<VerifyResults> {
   try {
     const port = await freePort();
     const issuer = `http://127.0.0.1:${port}`;
-    // LOG_LEVEL=warn as the other benches run the server (see README Benchmarks).
-    const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LATCHKEY_SECRET: BENCH_SECRET, LOG_LEVEL: 'warn', LATCHKEY_ISSUER: issuer, MALLOC_ARENA_MAX: SERVER_MALLOC_ARENA_MAX };
+    // At the settings `npm start` uses (LOG_LEVEL info: one access log line per request).
+    const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LATCHKEY_SECRET: BENCH_SECRET, LATCHKEY_ISSUER: issuer, MALLOC_ARENA_MAX: SERVER_MALLOC_ARENA_MAX };
     log(`verify: database ${db.name}; scope, plan, gateway client and ${REAL_KEYS} keys on the plan`);
     await latchkeyCli(env, 'scope', 'create', 's', '--description', 'bench scope');
     // Counted on every check, never reached.

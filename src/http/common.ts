@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Context, Next } from 'koa';
+import pino, { type Logger } from 'pino';
 import type { Deps } from '../context.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -30,8 +31,28 @@ export function requestFinished(deps: Deps, metrics: Metrics, details: { request
   if (deps.log.isLevelEnabled('info')) {
     // The route pattern only: a path can carry an id, a query string a secret.
     const { requestId, method, status } = details;
-    deps.log.info({ requestId, method, route, status, ms: Math.round(seconds * 1e4) / 10 }, 'request');
+    accessLine(deps.log, requestId, method, route, status, Math.round(seconds * 1e4) / 10);
   }
+}
+
+const LINE_HEAD = `{"level":${pino.levels.values.info},"time":`;
+const bases = new WeakMap<Logger, string>();
+
+/**
+ * The access log line, exactly as `log.info({requestId, method, route, status, ms}, 'request')`
+ * would write it, straight to the logger's stream. At the default level every request writes
+ * one, and pino's generic path (with redaction, which these fields never need: a validated id,
+ * a method, a route label, numbers) cost /v1/keys/verify about a tenth of its throughput.
+ */
+function accessLine(log: Logger, requestId: string, method: string, route: string, status: number, ms: number): void {
+  let base = bases.get(log);
+  if (base === undefined) {
+    // The logger's bindings (`"service":"latchkey"` and any child's), as pino serialises them.
+    base = (log as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? '';
+    bases.set(log, base);
+  }
+  const stream = (log as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym]!;
+  stream.write(`${LINE_HEAD}${Date.now()}${base},"requestId":${JSON.stringify(requestId)},"method":${JSON.stringify(method)},"route":${JSON.stringify(route)},"status":${status},"ms":${ms},"msg":"request"}\n`);
 }
 
 /**
