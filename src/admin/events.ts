@@ -33,6 +33,13 @@ export async function recentEventsAbout(deps: Pick<Deps, 'prisma'>, subjectType:
   }));
 }
 
+/** The reason recorded by the newest event of one type about an object (same index), or null. */
+export async function lastReasonAbout(deps: Pick<Deps, 'prisma'>, subjectType: string, subjectId: string, type: string): Promise<string | null> {
+  const event = await deps.prisma.auditEvent.findFirst({ where: { subjectType, subjectId, type }, orderBy: { seq: 'desc' }, select: { data: true } });
+  const reason = (event?.data as { reason?: unknown } | null | undefined)?.reason;
+  return typeof reason === 'string' ? reason : null;
+}
+
 /** The emails of the accounts that acted in these events (one query), so that a page names the people. */
 export async function actorEmails(deps: Pick<Deps, 'prisma'>, events: { actorType: string; actorId: string | null }[]): Promise<Map<string, string>> {
   const accountIds = [...new Set(events.filter((e) => e.actorType === 'account' && e.actorId).map((e) => e.actorId!))].filter((id) => /^[0-9a-f-]{36}$/i.test(id));

@@ -24,6 +24,8 @@ export interface ApiKeyView {
   expiresAt: Date | null;
   revokedAt: Date | null;
   revokedReason: string | null;
+  /** When the key itself was suspended (not its team); its reason is in the audit log only. */
+  suspendedAt: Date | null;
   /** Set once rotated: the successor's id. */
   replacedById: string | null;
   status: ApiKeyStatusLabel;
@@ -75,6 +77,7 @@ export function presentApiKey(key: ApiKeyFields, now: Date): ApiKeyView {
     expiresAt: key.expiresAt,
     revokedAt: key.revokedAt,
     revokedReason: key.revokedReason ?? null,
+    suspendedAt: key.suspendedAt ?? null,
     replacedById: key.replacedById,
     status,
     live: raw === 'active' || raw === 'expiring',

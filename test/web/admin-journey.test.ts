@@ -126,7 +126,8 @@ describe('the admin screens, in a browser', { skip }, () => {
     await visit('search results', 'search');
     await page.getByRole('link', { name: `lk_${key.id}` }).click();
     await visit('key page', 'key');
-    await page.getByLabel('Reason').fill('posted in a public issue');
+    // Suspend and Revoke each have a Reason: the field is found by its section.
+    await page.getByRole('region', { name: 'Revoke' }).getByLabel('Reason').fill('posted in a public issue');
     await button('Revoke').click();
     await visit('revoke confirmation', 'revoke-confirm');
     assert.match((await page.textContent('main')) ?? '', /posted in a public issue/);
@@ -201,6 +202,32 @@ describe('the admin screens, in a browser', { skip }, () => {
     assert.equal(new URL(page.url()).pathname, `/admin/keys/${spareKey.id}`);
     await visit('key page with a plan', 'key-with-plan');
     assert.match((await page.locator('#limits-heading + dl').textContent()) ?? '', /partner.*100\/1m.*50000\/month/);
+  });
+
+  it('suspends a key from its page with a reason; node B refuses it within a second; Unsuspend restores it', async () => {
+    assert.equal((await introspectOnB(spareKey.key)).active, true, 'node B knows the key (and caches it)');
+    await page.goto(`/admin/keys/${spareKey.id}`);
+    await page.getByRole('region', { name: 'Suspend' }).getByLabel('Reason').fill('traffic spiked 100x');
+    await button('Suspend').click();
+    await visit('suspend key confirmation', 'key-suspend-confirm');
+    assert.match((await page.textContent('main')) ?? '', /traffic spiked 100x/);
+    await button('Suspend').click();
+    assert.equal(new URL(page.url()).pathname, `/admin/keys/${spareKey.id}`);
+    await visit('key page, suspended', 'key-suspended');
+    assert.match((await page.getByRole('status').first().textContent()) ?? '', /suspended/);
+    const facts = (await page.locator('dl.details').first().textContent()) ?? '';
+    assert.match(facts, /Status\s*suspended/);
+    assert.match(facts, /Suspended.*traffic spiked 100x/);
+    assert.equal(await button('Suspend').count(), 0);
+    await eventually(() => introspectOnB(spareKey.key), (answer) => answer.active === false, 1_000, 'node B still answers active after 1 s');
+    const events = (await page.locator('#events-heading + .table-wrap').textContent()) ?? '';
+    assert.match(events, new RegExp(`api_key\\.suspended.*${ADMIN}.*traffic spiked 100x`));
+    await page.getByRole('region', { name: 'Unsuspend' }).getByLabel('Reason').fill('expected load test');
+    await button('Unsuspend').click();
+    await button('Unsuspend').click();
+    await visit('key page, unsuspended');
+    assert.match((await page.locator('dl.details').first().textContent()) ?? '', /Status\s*active/);
+    await eventually(() => introspectOnB(spareKey.key), (answer) => answer.active === true, 1_000, 'node B still answers inactive after 1 s');
   });
 
   it('with a stale step-up, asks for a code and then goes ahead with the same form', async () => {

@@ -52,7 +52,7 @@ async function snapshot() {
   const p = server.deps.prisma;
   const limits = { planId: true, rateLimit: true, rateWindowSeconds: true, quotaLimit: true, quotaPeriod: true } as const;
   const [apiKeys, clients, requests, sessions, accounts, teams, scopes, apis, plans, signingKeys, auditEvents] = await Promise.all([
-    p.apiKey.findMany({ select: { id: true, revokedAt: true, ...limits }, orderBy: { id: 'asc' } }),
+    p.apiKey.findMany({ select: { id: true, revokedAt: true, suspendedAt: true, ...limits }, orderBy: { id: 'asc' } }),
     p.oAuthClient.findMany({ select: { id: true, status: true, revokedAt: true, ...limits }, orderBy: { id: 'asc' } }),
     p.credentialRequest.findMany({ select: { id: true, status: true }, orderBy: { id: 'asc' } }),
     p.session.findMany({ select: { id: true, endedAt: true }, orderBy: { id: 'asc' } }),
@@ -100,6 +100,8 @@ describe('the admin route table', () => {
       'GET /admin/search',
       'GET /admin/keys/:id',
       'POST /admin/keys/:id/revoke',
+      'POST /admin/keys/:id/suspend',
+      'POST /admin/keys/:id/unsuspend',
       'GET /admin/requests',
       'POST /admin/requests/:id/approve',
       'GET /admin/audit',

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signedInStaff, staleStepUp, type Staff } from '../helpers/admin.ts';
 import { cliJson } from '../helpers/cli.ts';
-import { createScope } from '../helpers/factories.ts';
+import { createClient, createScope } from '../helpers/factories.ts';
 import { PortalClient, signUpAndSignIn, STRONG_PASSWORD } from '../helpers/portal.ts';
 import { rememberSecret, startTestServer, type TestServer } from '../helpers/server.ts';
+import { verifyAs } from '../helpers/verify.ts';
 
 // The admin screens over HTTP (issue 8 §1.1, §1.2, §2): the MFA gate, step-up with the form
 // carried through the code prompt, reasons in the audit trail, repeats that change nothing,
@@ -179,6 +180,100 @@ describe('revoking a key', () => {
     assert.equal(again.status, 303);
     assert.match(await text(await admin.client.follow(again)), /Nothing changed: this key is already revoked/);
     assert.equal((await events('api_key.revoked', keyId)).length, 1);
+  });
+});
+
+describe('suspending a key', () => {
+  const API = 'https://suspend.example.test';
+  let key: { id: string; key: string };
+  let gateway: Awaited<ReturnType<typeof createClient>>;
+  let page: string;
+  const keyRow = () => server.deps.prisma.apiKey.findUniqueOrThrow({ where: { id: key.id } });
+  const verify = async () => (await verifyAs(server.url, gateway, { key: key.key })).body;
+  before(async () => {
+    key = await cliJson(server, ['key', 'create', '--name', 'spiking', '--scopes', scope, '--audience', API, '--owner', devAccount.email]);
+    rememberSecret(key.key);
+    gateway = await createClient(server, { scopes: [scope], audiences: [API] });
+    page = `/admin/keys/${key.id}`;
+  });
+
+  it('an active key’s page offers Suspend beside Revoke, each with its own Reason', async () => {
+    const html = await text(await admin.client.get(page));
+    assert.match(html, /<button type="submit" class="button button-danger">Suspend<\/button>/);
+    assert.doesNotMatch(html, />Unsuspend<\/button>/);
+    assert.match(html, /<label for="suspend-reason">Reason/);
+    assert.match(html, /<label for="revoke-reason">Reason/);
+  });
+
+  it('needs a reason', async () => {
+    await admin.client.get(page);
+    const answer = await admin.client.post(`${page}/suspend`, { reason: ' ', confirm: 'yes' });
+    assert.equal(answer.status, 400);
+    assert.match(await text(answer), /Give a reason: it is kept in the audit log/);
+    assert.equal((await keyRow()).suspendedAt, null);
+  });
+
+  it('a developer gets 404 and an auditor 403 on the forms; nothing changes', async () => {
+    const auditor = await signedInStaff(server, 'screens-key-auditor@example.test', 'auditor');
+    assert.doesNotMatch(await text(await auditor.client.get(page)), />(Suspend|Unsuspend)<\/button>/);
+    const before = await server.deps.prisma.auditEvent.count();
+    for (const action of ['suspend', 'unsuspend']) {
+      await developer.get('/portal');
+      assert.equal((await developer.post(`${page}/${action}`, { reason: 'forged', confirm: 'yes' })).status, 404);
+      assert.equal((await auditor.client.post(`${page}/${action}`, { reason: 'forged', confirm: 'yes' })).status, 403);
+    }
+    assert.equal((await keyRow()).suspendedAt, null);
+    assert.equal(await server.deps.prisma.auditEvent.count(), before);
+    assert.equal((await verify()).code, 'VALID');
+  });
+
+  it('suspends with a reason: checks answer SUSPENDED, the event names the admin, the page says why', async () => {
+    assert.equal((await verify()).code, 'VALID', 'cached as valid first');
+    const done = await act(admin, page, `${page}/suspend`, { reason: 'traffic spiked 100x' });
+    assert.equal(done.status, 303);
+    assert.ok((await keyRow()).suspendedAt);
+    assert.deepEqual([(await verify()).valid, (await verify()).code], [false, 'SUSPENDED']);
+    const [event, ...more] = await events('api_key.suspended', key.id);
+    assert.equal(more.length, 0);
+    assert.equal(event?.actorType, 'account');
+    assert.equal(event?.actorId, admin.id);
+    assert.ok(event?.requestId, 'the request id');
+    assert.ok(event?.ip, 'the address');
+    assert.equal((event?.data as { reason: string }).reason, 'traffic spiked 100x');
+    const html = await text(await admin.client.follow(done));
+    assert.match(html, new RegExp(`Key lk_${key.id} suspended`));
+    assert.match(html, /<dt>Status<\/dt>\s*<dd>\s*<span class="badge badge-red">suspended<\/span>/);
+    assert.match(html, /<dt>Suspended<\/dt>\s*<dd>[^]*?traffic spiked 100x[^]*?<\/dd>/);
+    assert.match(html, /<button type="submit" class="button button-primary">Unsuspend<\/button>/);
+    assert.doesNotMatch(html, />Suspend<\/button>/);
+  });
+
+  it('a second suspend: a clear message and no second event', async () => {
+    await admin.client.get(page);
+    const again = await admin.client.post(`${page}/suspend`, { reason: 'again', confirm: 'yes' });
+    assert.match(await text(await admin.client.follow(again)), /Nothing changed: this key is already suspended/);
+    assert.equal((await events('api_key.suspended', key.id)).length, 1);
+  });
+
+  it('unsuspends with a reason: checks answer VALID again; a repeat changes nothing', async () => {
+    const done = await act(admin, page, `${page}/unsuspend`, { reason: 'customer load test, expected' });
+    assert.match(await text(await admin.client.follow(done)), new RegExp(`Key lk_${key.id} is no longer suspended`));
+    assert.equal((await keyRow()).suspendedAt, null);
+    assert.equal((await verify()).code, 'VALID');
+    const [event] = await events('api_key.unsuspended', key.id);
+    assert.equal(event?.actorId, admin.id);
+    assert.equal((event?.data as { reason: string }).reason, 'customer load test, expected');
+    const again = await act(admin, page, `${page}/unsuspend`, { reason: 'again' });
+    assert.match(await text(await admin.client.follow(again)), /Nothing changed: this key is not suspended/);
+    assert.equal((await events('api_key.unsuspended', key.id)).length, 1);
+  });
+
+  it('a revoked key offers neither, and refuses a forged suspend with a message', async () => {
+    await act(admin, page, `${page}/revoke`, { reason: 'done with it' });
+    assert.doesNotMatch(await text(await admin.client.get(page)), />(Suspend|Unsuspend)<\/button>/);
+    const answer = await admin.client.post(`${page}/suspend`, { reason: 'late', confirm: 'yes' });
+    assert.match(await text(await admin.client.follow(answer)), /Nothing changed: this key is revoked/);
+    assert.equal((await events('api_key.suspended', key.id)).length, 1);
   });
 });
 

@@ -84,7 +84,7 @@ export function ActionPanel(props: { csrf: string; id: string; title: string; ac
   );
 }
 
-/** Suspend, or Unsuspend once suspended: the same pair of actions on a developer's and a team's page. */
+/** Suspend, or Unsuspend once suspended: the same pair of actions on a developer's, a team's and a key's page. */
 function SuspendPanel(props: { csrf: string; page: string; suspended: boolean; errors?: ActionErrors; suspend: string; unsuspend: string }) {
   return props.suspended ? (
     <ActionPanel csrf={props.csrf} id="unsuspend" title="Unsuspend" action={`${props.page}/unsuspend`} button="Unsuspend" errors={props.errors}>
@@ -169,6 +169,8 @@ export interface KeyAdminView {
   limits: CredentialLimitsView;
   usage: UsageChartPoint[];
   events: AdminEventView[];
+  /** Why the key itself is suspended, from its audit event (null when not suspended or none is recorded). */
+  suspendedReason: string | null;
 }
 
 export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminView; canAct: boolean; errors?: ActionErrors }) {
@@ -188,9 +190,28 @@ export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminV
               </dd>
             </>
           ) : null}
+          {key.status === 'suspended' && key.suspendedAt ? (
+            <>
+              <dt>Suspended</dt>
+              <dd>
+                <Time at={key.suspendedAt} now={now} />
+                {props.view.suspendedReason ? <> — {props.view.suspendedReason}</> : null}
+              </dd>
+            </>
+          ) : null}
         </KeyFacts>
       </div>
       <LimitsPanel limits={props.view.limits} what="key" changeHref={props.canAct ? `/admin/keys/${key.id}/plan` : null} />
+      {props.canAct && key.live ? (
+        <SuspendPanel
+          csrf={props.chrome.csrf}
+          page={`/admin/keys/${key.id}`}
+          suspended={key.status === 'suspended'}
+          errors={props.errors}
+          unsuspend="Services using this key are accepted again within a second, on every node, unless its team is suspended."
+          suspend="Services using this key will be refused within a second, on every node, until it is unsuspended. Unlike revoking, this can be undone."
+        />
+      ) : null}
       {props.canAct && key.live ? (
         <ActionPanel csrf={props.chrome.csrf} id="revoke" title="Revoke" action={`/admin/keys/${key.id}/revoke`} button="Revoke" danger errors={props.errors}>
           <p>Services using this key will be refused within a second, on every node. This cannot be undone.</p>

@@ -9,8 +9,8 @@ import { adminNav } from '../../../views/admin/layout.tsx';
 import { ConfirmPage } from '../../../views/components.tsx';
 import { endAccountSessions } from '../../accounts/sessions.ts';
 import { suspendAccount, suspendTeam, unsuspendAccount, unsuspendTeam } from '../../accounts/suspension.ts';
-import { recentEventsAbout } from '../../admin/events.ts';
-import { revokeApiKey, apiKeyStatus } from '../../credentials/api-keys.ts';
+import { lastReasonAbout, recentEventsAbout } from '../../admin/events.ts';
+import { revokeApiKey, apiKeyStatus, suspendApiKey, unsuspendApiKey } from '../../credentials/api-keys.ts';
 import { KEY_ID } from '../../credentials/api-key-format.ts';
 import { CLIENT_ID, revokeClient, revokeClientTokens } from '../../credentials/clients.ts';
 import { API_KEY_VIEW_SELECT, APPLICATION_VIEW_SELECT, presentApiKey, presentApplication } from '../../credentials/presenters.ts';
@@ -116,13 +116,19 @@ export const detailRoutes: PageRoutes = (router, deps) => {
   const showKey: Show = async (ctx, id, errors, status = 200) => {
     const row = await findKey(id);
     const now = deps.now();
-    const [team, usage, events, limits] = await Promise.all([
+    const [team, usage, events, limits, suspendedReason] = await Promise.all([
       teamOfObject(deps, row.teamId),
       usageSeries(deps, 'api_key', id),
       recentEventsAbout(deps, 'api_key', id),
       credentialLimits(deps, 'api_key', id).then((found) => found ?? NO_LIMITS),
+      // The key keeps only when it was suspended; why (an admin's reason, or an alert's) is in the audit log.
+      row.suspendedAt ? lastReasonAbout(deps, 'api_key', id, 'api_key.suspended') : null,
     ]);
-    renderPage(ctx, <KeyAdminPage chrome={chrome(ctx, 'admin-search')} now={now} view={{ key: presentApiKey(row, now), team, limits, usage, events }} canAct={canAct(ctx)} errors={errors} />, status);
+    renderPage(
+      ctx,
+      <KeyAdminPage chrome={chrome(ctx, 'admin-search')} now={now} view={{ key: presentApiKey(row, now), team, limits, usage, events, suspendedReason }} canAct={canAct(ctx)} errors={errors} />,
+      status,
+    );
   };
   objectRoutes(router, deps, {
     path: '/keys',
@@ -132,6 +138,34 @@ export const detailRoutes: PageRoutes = (router, deps) => {
     label: async (_ctx, id) => `lk_${(await findKey(id)).id}`,
     show: showKey,
     actions: [
+      {
+        name: 'suspend',
+        title: (label) => `Suspend key ${label}`,
+        sentence: (label) => `Suspend key ${label} — services using it will be refused within a second, on every node, until it is unsuspended.`,
+        button: 'Suspend',
+        danger: true,
+        // The service repeats a suspension silently: say so here rather than report a change.
+        already: async (id) => {
+          const key = presentApiKey(await findKey(id), deps.now());
+          return key.status === 'suspended' ? 'this key is already suspended' : key.live ? null : `this key is ${key.status}`;
+        },
+        run: async (id, reason, ctx) => {
+          await suspendApiKey(deps, id, reason, actorOf(ctx));
+          return `Key lk_${id} suspended: services using it are refused until it is unsuspended.`;
+        },
+      },
+      {
+        name: 'unsuspend',
+        title: (label) => `Unsuspend key ${label}`,
+        sentence: (label) => `Key ${label} works again within a second, on every node, unless its team is suspended.`,
+        button: 'Unsuspend',
+        danger: false,
+        already: async (id) => ((await findKey(id)).suspendedAt ? null : 'this key is not suspended'),
+        run: async (id, reason, ctx) => {
+          await unsuspendApiKey(deps, id, reason, actorOf(ctx));
+          return `Key lk_${id} is no longer suspended.`;
+        },
+      },
       {
         name: 'revoke',
         title: (label) => `Revoke key ${label}`,
