@@ -1,5 +1,8 @@
+import type { Actor } from '../actor.ts';
+import type { Deps } from '../context.ts';
 import type { Prisma } from '../db/database.ts';
-import { presentAuditEvent, type AuditEventView } from './audit-query.ts';
+import { actorEvent } from './audit-log.ts';
+import { presentAuditEvent, type AuditEventView, type AuditExportFormat, type AuditFilter } from './audit-query.ts';
 
 export interface AuditExportPage {
   events: AuditEventView[];
@@ -23,4 +26,19 @@ export async function exportAuditEvents(prisma: Prisma, options: { since?: Date;
   });
   const events = rows.slice(0, limit).map(presentAuditEvent);
   return rows.length > limit ? { events, next_after_seq: events.at(-1)!.seq } : { events };
+}
+
+/**
+ * Who took a copy of the log, in what format, with which filters (parsed ones: ids, types,
+ * dates, never a secret). Callers await it before reading the first event, so that even an
+ * interrupted download is traced and an export whose event cannot be committed is refused.
+ */
+export function recordAuditExport(
+  deps: Pick<Deps, 'audit'>,
+  actor: Actor,
+  format: AuditExportFormat | 'json',
+  filters: AuditFilter | { since?: Date; afterSeq?: string },
+): Promise<void> {
+  // undefined filters drop out, and dates become ISO text, on the writer's way through JSON.
+  return deps.audit.record(actorEvent(actor, 'audit.exported', 'audit_log', null, { format, filters }));
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable } from '../lib/errors.ts';
 import { databaseUnreachable } from '../lib/failure-log.ts';
+import { peerKey } from '../limits/networks.ts';
 import type { AuditWriter } from './audit-writer.ts';
 import type { AuditEventInput } from './audit-log.ts';
 
@@ -10,7 +11,10 @@ import type { AuditEventInput } from './audit-log.ts';
  * here and written as one event per source per window, `data.count` saying how many, with
  * the window's bounds; the event's type is the one a single failure would have had.
  * A source is the event's type, address, actor and data (its error code): never the caller's
- * free text beyond that, so a spray of random client ids from one address is one event.
+ * free text beyond that, so a spray of random client ids from one address is one event. An
+ * IPv6 address counts by its /64 (limits/networks.ts peerKey), so one spraying from many
+ * addresses of its /64 is one event too: it keeps the first address, and names the /64 in
+ * `data.network` once another address joined it.
  */
 export interface JunkEvent {
   type: string;
@@ -30,6 +34,8 @@ interface Tally {
   first: Date;
   last: Date;
   requestId: string | null;
+  /** The peer counted (an IPv6 /64), once a second address of it joined. */
+  network?: string;
 }
 
 /** Past this many sources in one window, further ones are folded into one per type. */
@@ -52,7 +58,8 @@ export class AuditSummariser {
   /** Counts one junk request; costs a map update, never a write. */
   count(event: JunkEvent, requestId?: string): void {
     this.onJunk(event.type);
-    let key = `${event.type}\u0000${event.ip ?? ''}\u0000${event.actorId ?? ''}\u0000${event.subjectType ?? ''}\u0000${event.subjectId ?? ''}\u0000${JSON.stringify(event.data ?? {})}`;
+    const peer = event.ip ? peerKey(event.ip) : '';
+    let key = `${event.type}\u0000${peer}\u0000${event.actorId ?? ''}\u0000${event.subjectType ?? ''}\u0000${event.subjectId ?? ''}\u0000${JSON.stringify(event.data ?? {})}`;
     if (!this.#tallies.has(key) && this.#tallies.size >= MAX_SOURCES) {
       key = `${event.type}\u0000*`;
       event = { type: event.type, actorType: 'anonymous', data: { sources: 'many' } };
@@ -62,6 +69,7 @@ export class AuditSummariser {
     if (tally) {
       tally.count++;
       tally.last = now;
+      if (event.ip !== tally.event.ip) tally.network = peer;
     } else {
       this.#tallies.set(key, { event, count: 1, first: now, last: now, requestId: requestId ?? null });
     }
@@ -88,7 +96,7 @@ export class AuditSummariser {
     if (this.#tallies.size === 0) return;
     const tallies = [...this.#tallies.values()];
     this.#tallies = new Map();
-    const events = tallies.map(({ event, count, first, last, requestId }): AuditEventInput => ({
+    const events = tallies.map(({ event, count, first, last, requestId, network }): AuditEventInput => ({
       type: event.type,
       actorType: event.actorType,
       actorId: event.actorId ?? null,
@@ -97,7 +105,7 @@ export class AuditSummariser {
       // The first request of the window: a thread to pull in the access log.
       requestId,
       ip: event.ip ?? null,
-      data: { ...event.data, count, first: first.toISOString(), last: last.toISOString() },
+      data: { ...event.data, ...(network ? { network } : {}), count, first: first.toISOString(), last: last.toISOString() },
     }));
     try {
       await Promise.all(events.map((event) => this.audit.record(event)));

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ZodError, type core } from 'zod';
 import { createAdmin } from '../accounts/admins.ts';
-import { exportAuditEvents } from '../audit/audit-export.ts';
+import { exportAuditEvents, recordAuditExport } from '../audit/audit-export.ts';
 import { auditFilterSchema, exportAuditLines, streamAuditEvents } from '../audit/audit-query.ts';
 import { latestCheckpoint, verifyAuditLog, writeCheckpoint } from '../audit/checkpoints.ts';
 import { ConfigError, loadConfig } from '../config.ts';
@@ -446,7 +446,7 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'audit export [--format jsonl|csv [--out FILE]] [--actor ID] [--actor-type T] [--type T[,T…]] [--subject-type T] [--subject-id ID] [--outcome success|failure] [--from ISO] [--to ISO] | [--since ISO] [--after-seq N]',
     options: { since: { type: 'string' }, 'after-seq': { type: 'string' }, format: { type: 'string' }, out: { type: 'string' }, ...AUDIT_FILTER_OPTIONS },
-    async run(deps, v, _p, _actor, io) {
+    async run(deps, v, _p, actor, io) {
       const format = str(v, 'format');
       if (format === undefined) {
         // The paged JSON form (one object, --json): kept for scripts that page with --after-seq.
@@ -458,6 +458,8 @@ const COMMANDS: Record<string, Command> = {
         if (date && Number.isNaN(date.getTime())) throw new UsageError('--since must be an ISO date');
         const after = str(v, 'after-seq');
         if (after !== undefined && !(/^\d{1,19}$/.test(after) && BigInt(after) <= MAX_SEQ)) throw new UsageError('--after-seq must be an event sequence number');
+        // Audited before anything is read, in both forms: no copy leaves untraced.
+        await recordAuditExport(deps, actor, 'json', { since: date, afterSeq: after });
         return exportAuditEvents(deps.prisma, { since: date, afterSeq: after === undefined ? undefined : BigInt(after) });
       }
       if (format !== 'jsonl' && format !== 'csv') throw new UsageError('--format must be jsonl or csv');
@@ -477,6 +479,7 @@ const COMMANDS: Record<string, Command> = {
         const flag = (field: string) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
         throw new UsageError(parsed.error.issues.map((issue) => (issue.path[0] === 'to' && issue.message.startsWith('--') ? issue.message : `${flag(String(issue.path[0]))}: ${issue.message.charAt(0).toLowerCase()}${issue.message.slice(1)}`)).join('; '));
       }
+      await recordAuditExport(deps, actor, format, parsed.data);
       await writeChunks(io, exportAuditLines(streamAuditEvents(deps, parsed.data), format), str(v, 'out'));
       return null;
     },

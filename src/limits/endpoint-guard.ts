@@ -1,11 +1,13 @@
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Rate } from '../config.ts';
+import { peerKey } from './networks.ts';
 
 /**
  * Self-protection of the credential endpoints (issue 9 §1.3): requests per peer address and per
  * client, and failures (failed client authentication, failed credential checks) per peer and
- * per claimed client id, with a back-off that doubles with each block.
+ * per claimed client id, with a back-off that doubles with each block. A peer is its address,
+ * or its /64 for IPv6 (networks.ts peerKey).
  *
  * Every decision is synchronous and counts in this node's memory, because it sits on the
  * hottest path (http/token-endpoints.ts answers a cached introspection without a promise).
@@ -95,7 +97,7 @@ export class EndpointGuard {
   admitPeer(peer: string | undefined): number {
     if (!peer) return 0;
     const now = this.#now();
-    const key = `p:${peer}`;
+    const key = `p:${peerKey(peer)}`;
     const blocked = this.#failures.get(key)?.blockedUntil ?? 0;
     if (blocked > now) return this.#refuse('failures', blocked - now);
     return this.#count(key, now);
@@ -115,7 +117,7 @@ export class EndpointGuard {
   failed(peer: string | undefined, clientId?: string | null): number {
     const now = this.#now();
     let wait = 0;
-    if (peer) wait = Math.max(wait, this.#fail(`p:${peer}`, now));
+    if (peer) wait = Math.max(wait, this.#fail(`p:${peerKey(peer)}`, now));
     if (clientId) wait = Math.max(wait, this.#fail(`c:${clientId.slice(0, MAX_ID)}`, now));
     return wait === 0 ? 0 : this.#refuse('failures', wait);
   }

@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { peerKey } from './networks.ts';
 
 export type ThrottleKind = 'sign_in' | 'mfa' | 'reset' | 'sign_up' | 'exists_mail' | 'invite';
 export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number };
@@ -19,7 +20,7 @@ export interface Throttle {
   succeed(kind: ThrottleKind, subject: string, ip: string): Promise<void>;
 }
 
-/** What a rule counts by: the (subject, IP) pair, the IP alone, or the subject alone. */
+/** What a rule counts by: the (subject, IP) pair, the IP alone, or the subject alone (an IPv6 address by its /64: peerKey). */
 type Scope = 'pair' | 'ip' | 'subject';
 interface Rule {
   scope: Scope;
@@ -125,7 +126,7 @@ export function createThrottle({ redis, keyPrefix = 'latchkey:throttle' }: Throt
   ) as Record<ThrottleKind, BuiltRule[]>;
 
   const keyFor = (scope: Scope, subject: string, ip: string): string =>
-    scope === 'ip' ? ip : scope === 'subject' ? subjectKey(subject) : `${subjectKey(subject)}:${ip}`;
+    scope === 'ip' ? peerKey(ip) : scope === 'subject' ? subjectKey(subject) : `${subjectKey(subject)}:${peerKey(ip)}`;
 
   /** Milliseconds until this rule allows a try again, or 0 when the try `counted` is allowed. */
   const waitFor = (rule: BuiltRule, counted: RateLimiterRes): number => {

@@ -117,11 +117,58 @@ describe('cli --json', () => {
     assert.equal(verify.ok, true);
     assert.ok(verify.events > 0);
     const exported = assertOneJsonObject(await cli(server, ['audit', 'export', '--json']));
-    assert.ok(Array.isArray(exported.events) && exported.events.length === verify.events);
+    // Every event, and last the export's own (written before the page is read).
+    assert.ok(Array.isArray(exported.events) && exported.events.length === verify.events + 1);
+    assert.equal(exported.events.at(-1).type, 'audit.exported');
     const migrated = assertOneJsonObject(await cli(server, ['migrate', '--json']));
     const { readdirSync } = await import('node:fs');
     const onDisk = readdirSync(new URL('../../prisma/migrations/', import.meta.url), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
     assert.deepEqual(migrated, { status: 'up to date', migrations: onDisk });
+  });
+
+  test('audit export is itself audited: one audit.exported event by the cli user, with format and filters, never a secret', async () => {
+    const key = assertOneJsonObject(await cli(server, ['key', 'create', '--name', 'exported', '--scopes', scope, '--json']));
+    rememberSecret(key.key);
+    const head = async () => (await server.deps.prisma.auditEvent.findFirstOrThrow({ orderBy: { seq: 'desc' }, select: { seq: true } })).seq;
+    const exportedSince = async (seq: bigint) => server.deps.prisma.auditEvent.findMany({ where: { seq: { gt: seq } }, orderBy: { seq: 'asc' } });
+    const env = { USER: 'operator' };
+    const from = '2026-01-01T00:00:00.000Z';
+    const forms: [string[], unknown][] = [
+      [['--format', 'jsonl', '--type', 'api_key.created', '--subject-type', 'api_key', '--subject-id', key.id, '--from', from], { format: 'jsonl', filters: { type: ['api_key.created'], subjectType: 'api_key', subjectId: key.id, from } }],
+      [['--format', 'csv', '--outcome', 'failure', '--actor-type', 'cli'], { format: 'csv', filters: { outcome: 'failure', actorType: 'cli' } }],
+      [['--since', from, '--json'], { format: 'json', filters: { since: from } }],
+    ];
+    for (const [argv, data] of forms) {
+      const start = await head();
+      const result = await cli(server, ['audit', 'export', ...argv], env);
+      assert.equal(result.code, 0, result.stderr);
+      const events = await exportedSince(start);
+      assert.equal(events.length, 1, argv.join(' '));
+      const [event] = events;
+      assert.deepEqual(
+        { type: event!.type, actorType: event!.actorType, actorId: event!.actorId, subjectType: event!.subjectType, data: event!.data },
+        { type: 'audit.exported', actorType: 'cli', actorId: 'operator', subjectType: 'audit_log', data },
+      );
+      assert.ok(!JSON.stringify(event!.data).includes(key.key.split('_').at(-1)), 'no secret in the event');
+    }
+    // A refused export (bad flags) leaves no event.
+    const start = await head();
+    assert.equal((await cli(server, ['audit', 'export', '--format', 'csv', '--from', 'yesterday'], env)).code, 2);
+    assert.equal((await exportedSince(start)).length, 0);
+  });
+
+  test('audit export refuses to run, with one line and no output, when its event cannot be written', async () => {
+    const record = server.deps.audit.record;
+    server.deps.audit.record = () => Promise.reject(new Error('audit write failed'));
+    try {
+      for (const argv of [['--format', 'jsonl'], ['--json']]) {
+        const result = await cli(server, ['audit', 'export', ...argv]);
+        assertOneLineError(result, /^latchkey: /);
+        assert.equal(result.code, 1);
+      }
+    } finally {
+      server.deps.audit.record = record;
+    }
   });
 
   test('without --json the output is "key: value" lines, not JSON', async () => {

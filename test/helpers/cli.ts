@@ -10,11 +10,11 @@ export interface CliResult {
 }
 
 /** Runs `latchkey <argv>` in-process on the server's own services (and its embedded database). */
-export async function cli(server: Pick<TestServer, 'deps'>, argv: string[]): Promise<CliResult> {
+export async function cli(server: Pick<TestServer, 'deps'>, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   const code = await main(argv, {
-    env: {},
+    env,
     deps: server.deps,
     stdout: (text) => void (stdout += text),
     stderr: (text) => void (stderr += text),

@@ -65,6 +65,22 @@ describe('EndpointGuard', () => {
     assert.equal(guard.admitClient('lkc_a'), 0);
   });
 
+  test('an IPv6 peer is its /64: two addresses in one /64 share one budget, another /64 has its own', () => {
+    const { guard } = guardAt({ requests: 4, failures: 3 });
+    for (let i = 0; i < 2; i++) assert.equal(guard.admitPeer('2001:db8:1:2::1'), 0);
+    for (let i = 0; i < 2; i++) assert.equal(guard.admitPeer('2001:DB8:1:2:ffff:ffff:ffff:ffff'), 0);
+    assert.equal(guard.admitPeer('2001:db8:1:2:aaaa::5'), 1, 'the 5th request from the /64 is refused');
+    assert.equal(guard.admitPeer('2001:db8:1:3::1'), 0, 'the next /64 is another peer');
+    // Failures too: three addresses of one /64 fail once each, the fourth is blocked.
+    for (let i = 0; i < 3; i++) assert.equal(guard.failed(`2001:db8:9:9::${i + 1}`), 0);
+    assert.equal(guard.failed('2001:db8:9:9::99'), 60);
+    assert.equal(guard.admitPeer('2001:db8:9:9:1:2:3:4'), 60, 'every address of the /64 waits');
+    assert.equal(guard.admitPeer('2001:db8:9:a::1'), 0);
+    // An IPv4-mapped address is its IPv4 peer.
+    for (let i = 0; i < 4; i++) assert.equal(guard.admitPeer(i % 2 ? '198.51.100.7' : '::ffff:198.51.100.7'), 0);
+    assert.equal(guard.admitPeer('::ffff:198.51.100.7'), 1);
+  });
+
   test('a credential that keeps failing is past its limit (its failures are then summarised, never refused)', () => {
     const { guard } = guardAt();
     for (let i = 0; i < 3; i++) assert.equal(guard.failedCheck('api_key:abc'), false);

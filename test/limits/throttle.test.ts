@@ -74,6 +74,15 @@ describe('throttle in memory', () => {
     assert.deepEqual(await throttle.attempt('sign_in', 'new@example.com', OTHER_IP), { allowed: true });
   });
 
+  it('counts an IPv6 address by its /64: one guesser cannot walk its addresses for fresh tries', async () => {
+    const throttle = createThrottle();
+    for (let i = 0; i < 5; i++) await failTimes(throttle, 1, 'sign_in', 'alice@example.com', `2001:db8:1:2::${i + 1}`);
+    assertRefused(await throttle.attempt('sign_in', 'alice@example.com', '2001:db8:1:2:ffff::1'), 900);
+    for (let i = 5; i < 50; i++) await failTimes(throttle, 1, 'sign_in', `user${i}@example.com`, `2001:db8:1:2::${i.toString(16)}`);
+    assertRefused(await throttle.attempt('sign_in', 'new@example.com', '2001:db8:1:2:abcd::1'), 3600);
+    assert.deepEqual(await throttle.attempt('sign_in', 'new@example.com', '2001:db8:1:3::1'), { allowed: true }, 'another /64 is another address');
+  });
+
   it('keeps kinds apart', async () => {
     const throttle = createThrottle();
     await failTimes(throttle, 5, 'mfa', 'alice@example.com', IP);

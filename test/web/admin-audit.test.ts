@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { appendAuditEvents, type AuditEventInput } from '../../src/audit/audit-log.ts';
 import { CSV_COLUMNS } from '../../src/audit/audit-query.ts';
 import { signedInStaff, type Staff } from '../helpers/admin.ts';
+import { STRONG_PASSWORD } from '../helpers/portal.ts';
 import { cliJson } from '../helpers/cli.ts';
 import { createScope } from '../helpers/factories.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -191,6 +192,55 @@ describe('the export', () => {
     assert.equal(filter.status, 400);
     assert.equal(filter.headers.get('content-disposition'), null);
     assert.match(await filter.text(), /id="field-from-error"/);
+  });
+});
+
+describe('the export is itself audited', () => {
+  const newEvents = async (after: bigint) => server.deps.prisma.auditEvent.findMany({ where: { seq: { gt: after } }, orderBy: { seq: 'asc' } });
+  const head = async () => (await server.deps.prisma.auditEvent.findFirstOrThrow({ orderBy: { seq: 'desc' }, select: { seq: true } })).seq;
+
+  it('records one audit.exported event, committed before the file, with the admin, request, address, format and filters, and no secret', async () => {
+    const start = await head();
+    const from = new Date(base + hour).toISOString();
+    const answer = await admin.client.get(`/admin/audit/export?format=csv&actor=${encodeURIComponent(admin.email)}&type=test.tick,test.hostile&from=${encodeURIComponent(from)}`);
+    assert.equal(answer.status, 200);
+    const events = await newEvents(start);
+    assert.equal(events.length, 1, 'recorded when the answer starts, before its body is read');
+    // The file holds none: its own event is by the admin, outside the filtered types.
+    assert.equal((await answer.text()).split('\r\n').length, 2);
+    const [event] = events;
+    assert.equal(event!.type, 'audit.exported');
+    assert.equal(event!.actorType, 'account');
+    assert.equal(event!.actorId, admin.id);
+    assert.equal(event!.requestId, answer.headers.get('x-request-id'));
+    assert.match(event!.ip ?? '', /^(::ffff:)?127\.0\.0\.1$|^::1$/);
+    assert.equal(event!.subjectType, 'audit_log');
+    // The email typed as actor is recorded as the account id it names.
+    assert.deepEqual(event!.data, { format: 'csv', filters: { actor: admin.id, type: ['test.tick', 'test.hostile'], from } });
+    const text = JSON.stringify({ ...event, seq: String(event!.seq) });
+    for (const secret of [...admin.client.cookies.values(), STRONG_PASSWORD, admin.secret, ...admin.recoveryCodes]) assert.ok(!text.includes(secret), 'no secret in the event');
+  });
+
+  it('audits an auditor’s export too, and a refused one not at all', async () => {
+    const start = await head();
+    assert.equal((await auditor.client.get('/admin/audit/export?format=jsonl')).status, 200);
+    assert.equal((await admin.client.get('/admin/audit/export?format=csv&from=soon')).status, 400);
+    const events = await newEvents(start);
+    assert.deepEqual(events.map((e) => [e.type, e.actorId, e.data]), [['audit.exported', auditor.id, { format: 'jsonl', filters: {} }]]);
+  });
+
+  it('refuses the export, with no file, when its event cannot be written', async () => {
+    const record = server.deps.audit.record;
+    server.deps.audit.record = () => Promise.reject(new Error('audit write failed'));
+    try {
+      const answer = await admin.client.get('/admin/audit/export?format=jsonl&type=test.tick');
+      assert.equal(answer.status, 500);
+      assert.equal(answer.headers.get('content-disposition'), null);
+      assert.match(answer.headers.get('content-type') ?? '', /text\/html/);
+      assert.doesNotMatch(await answer.text(), /test\.tick/);
+    } finally {
+      server.deps.audit.record = record;
+    }
   });
 });
 

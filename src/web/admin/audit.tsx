@@ -2,11 +2,12 @@ import { Readable } from 'node:stream';
 import { AUDIT_FILTER_FIELDS, AuditPage, auditHref, type AuditFilterValues } from '../../../views/admin/audit.tsx';
 import { normaliseEmail } from '../../accounts/accounts.ts';
 import { actorEmails } from '../../admin/events.ts';
+import { recordAuditExport } from '../../audit/audit-export.ts';
 import { auditFilterSchema, exportAuditLines, queryAuditEvents, streamAuditEvents, type AuditExportFormat, type AuditFilter } from '../../audit/audit-query.ts';
 import type { Deps } from '../../context.ts';
 import { InvalidRequest } from '../../lib/errors.ts';
 import { parseForm, textOf, type FieldErrors } from '../form.ts';
-import type { PageContext } from '../page-state.ts';
+import { actorOf, type PageContext } from '../page-state.ts';
 import type { PageRoutes } from '../pages.ts';
 import { chrome, renderPage } from '../render.ts';
 import { adminReader } from './guard.ts';
@@ -99,6 +100,8 @@ export const auditRoutes: PageRoutes = (router, deps) => {
     if (!parsed.ok) {
       return renderPage(ctx, <AuditPage chrome={chrome(ctx, 'admin-audit')} values={values} errors={parsed.errors} events={null} older={null} paged={false} />, 400);
     }
+    // Audited before anything is read: no copy leaves untraced (a failed write is an error page).
+    await recordAuditExport(deps, actorOf(ctx), format, parsed.filter);
     // The first page is read before the answer starts: a database that cannot be reached is
     // then the usual 503 page, not a 200 download that breaks off.
     const events = streamAuditEvents(deps, parsed.filter);
