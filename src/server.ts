@@ -53,7 +53,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await ensureSigningKey(deps);
     const admin = await ensureFirstAdmin(deps);
     if (admin) options.onFirstAdmin?.(admin);
-    metrics = createMetrics({ limits: deps.limits, cache: deps.cache, db: deps.db, log });
+    metrics = createMetrics({ limits: deps.limits, cache: deps.cache, db: deps.db, usage: deps.usage, log });
     deps.metrics = metrics;
     deps.audit.onBatch = (size, seconds) => metrics.auditBatch(size, seconds);
     common = commonMiddleware(deps, metrics);

@@ -1,5 +1,6 @@
 import { warnUnlessOutage } from '../lib/failure-log.ts';
 import type { Deps } from '../context.ts';
+import type { Tx } from '../db/database.ts';
 import { networkOf } from '../limits/networks.ts';
 
 export type CredentialType = 'api_key' | 'client';
@@ -13,10 +14,15 @@ const NETWORK_MEMORY_MS = 30 * DAY_MS;
 /** A (credential, network) pair written within this long is not written again by this node. */
 const NETWORK_REFRESH_MS = HOUR_MS;
 const NETWORK_WRITTEN_MAX = 100_000;
+/** (credential, hour) counts kept from failed flushes, at most: ~100 bytes each, a few MiB (DESIGN §4: 300 MiB a node). */
+const HELD_MAX = 100_000;
 
-interface Counts {
+interface Tally {
   succeeded: number;
   failed: number;
+}
+
+interface Counts extends Tally {
   /** The last peer address seen in this batch: an unchanged address costs one comparison. */
   lastIp: string | undefined;
   networks: Set<string> | undefined;
@@ -32,6 +38,13 @@ export interface UsageFindings {
   bursts: { type: CredentialType; id: string; failed: number; windowStart: Date }[];
 }
 
+/** Counts of one credential type and UTC hour (ms) to add to the rollups. */
+interface Rollup {
+  type: CredentialType;
+  hour: number;
+  tallies: ReadonlyMap<string, Tally>;
+}
+
 export interface BurstRule {
   failed: number;
   windowMs: number;
@@ -42,11 +55,16 @@ export interface BurstRule {
  * checks are counted in memory per (type, id) and written every few seconds as hourly and
  * daily rollups (`usage_hourly`, `usage_daily`) in one statement, with "last used" for keys
  * and applications and the networks they were used from. A crash loses at most one interval
- * of counts, never a credential change.
+ * of counts (and what failed flushes kept), never a credential change.
  *
  * The hot path allocates only on a credential's first use in a batch (one small object) and
  * on a peer address it has not seen in this batch (its network). A batch is dated by the UTC
  * hour in which it began: at an hour's end at most one interval lands in the neighbouring hour.
+ *
+ * A flush that fails (the database out of reach) keeps its counts, by hour, for the next
+ * flush on the usual schedule; at most `heldMax` (credential, hour) counts are kept, the
+ * oldest dropped first (`dropped.overflow`, warned once until a write succeeds). Flushes
+ * never overlap.
  */
 export class Usage {
   #keys = new Map<string, Counts>();
@@ -55,6 +73,12 @@ export class Usage {
   #previousSecrets = new Set<string>();
   #batchStartedAt: Date | null = null;
   #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | null = null;
+  /** Counts that failed flushes could not write, by `${type} ${hour}`. */
+  #held = new Map<string, Rollup & { tallies: Map<string, Tally> }>();
+  #heldCount = 0;
+  /** Whether counts were dropped over `heldMax` since the database last took a write: warned once. */
+  #overflowing = false;
   /** Failed checks per credential, per minute, over the burst window (failures only: not the hot path). */
   #failures = new Map<string, { minute: number; count: number }[]>();
   #bursts: UsageFindings['bursts'] = [];
@@ -62,12 +86,17 @@ export class Usage {
   #networksWritten = new Map<string, number>();
   /** Statements written so far (tests prove there is no write per request). */
   statements = 0;
+  /** Uses not recorded since start (metrics): over the held limit, or in a write whose commit went unconfirmed. */
+  readonly dropped = { overflow: 0, unconfirmed: 0 };
   /** Told what each flush found (alerts): awaited, so that a flush is done when its alerts are. */
   onFindings: ((findings: UsageFindings) => Promise<void>) | undefined;
   /** Failed checks of one credential within a window that make a burst (config: LATCHKEY_ALERT_BURST). */
   burst: BurstRule | undefined;
 
-  constructor(private readonly deps: Pick<Deps, 'prisma' | 'now' | 'log'>) {}
+  constructor(
+    private readonly deps: Pick<Deps, 'prisma' | 'now' | 'log'>,
+    readonly heldMax = HELD_MAX,
+  ) {}
 
   /**
    * A successful API-key check (introspection, verification): `ip` is the caller's peer
@@ -131,16 +160,30 @@ export class Usage {
   }
 
   start(intervalMs = 5_000): void {
-    this.#timer = setInterval(() => void this.flush(), intervalMs);
+    // A tick while a flush still runs (a database that hangs) is skipped, not queued.
+    this.#timer = setInterval(() => {
+      if (!this.#flushing) void this.flush();
+    }, intervalMs);
     this.#timer.unref();
   }
 
+  /** Writes what was counted, and what earlier flushes could not write; after any flush under way. */
   async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+    this.#flushing = this.#flush().finally(() => (this.#flushing = null));
+    await this.#flushing;
+  }
+
+  async #flush(): Promise<void> {
     const bursts = this.#bursts;
     this.#bursts = [];
     const findings: UsageFindings = { newNetworks: [], rotatedUses: [], bursts };
+    const rollups: Rollup[] = [...this.#held.values()];
+    this.#held = new Map();
+    this.#heldCount = 0;
+    const writes: Promise<void>[] = [];
     if (this.#batchStartedAt !== null) {
-      const startedAt = this.#batchStartedAt;
+      const hour = utcHour(this.#batchStartedAt).getTime();
       const keys = this.#keys;
       const clients = this.#clients;
       const previousSecrets = this.#previousSecrets;
@@ -148,44 +191,126 @@ export class Usage {
       this.#clients = new Map();
       this.#previousSecrets = new Set();
       this.#batchStartedAt = null;
+      rollups.push({ type: 'api_key', hour, tallies: keys }, { type: 'client', hour, tallies: clients });
       const now = this.deps.now();
-      await Promise.all([
-        this.#write('api_key', keys, startedAt, now, findings),
-        this.#write('client', clients, startedAt, now, findings),
+      writes.push(
+        this.#writeUse('api_key', keys, now, findings),
+        this.#writeUse('client', clients, now, findings),
         this.#writePreviousSecrets(previousSecrets, now, findings),
-      ]).catch((err) =>
-        // Every 5 s while the database is down: said once per outage (lib/failure-log.ts).
-        warnUnlessOutage(this.deps.log, err, 'could not record credential usage'),
       );
     }
+    writes.push(this.#writeRollups(rollups));
+    const failure = (await Promise.allSettled(writes)).find((result) => result.status === 'rejected');
+    // Every 5 s while the database is down: said once per outage (lib/failure-log.ts).
+    if (failure) warnUnlessOutage(this.deps.log, failure.reason, 'could not record credential usage');
     if (this.onFindings && (findings.newNetworks.length || findings.rotatedUses.length || findings.bursts.length)) {
       await this.onFindings(findings).catch((err) => this.deps.log.warn({ err }, 'could not raise usage alerts'));
     }
   }
 
-  async #write(type: CredentialType, batch: Map<string, Counts>, startedAt: Date, now: Date, findings: UsageFindings): Promise<void> {
-    if (batch.size === 0) return;
-    const day = utcDay(startedAt);
-    const hour = utcHour(startedAt);
+  /**
+   * Adds the counts to the hourly and daily rollups, a chunk per transaction; on a failure
+   * the chunks not written are kept for the next flush. The rows add up, so a chunk must
+   * commit exactly once. The server commits only on our COMMIT, sent after the upsert
+   * succeeded: a failure before that leaves nothing committed, and the chunk is retried. A
+   * failure during COMMIT (the connection lost) cannot be told from a commit: that chunk is
+   * dropped and counted (`dropped.unconfirmed`), at most once rather than twice, since an
+   * overcount would refuse quota and raise alerts nobody earned. Closing that one round trip
+   * would take a batch id per chunk, a table of them and its pruning.
+   */
+  async #writeRollups(rollups: Rollup[]): Promise<void> {
+    const chunks: { type: CredentialType; hour: number; entries: [string, Tally][] }[] = [];
+    for (const { type, hour, tallies } of rollups) {
+      const entries = [...tallies];
+      for (let start = 0; start < entries.length; start += FLUSH_CHUNK) chunks.push({ type, hour, entries: entries.slice(start, start + FLUSH_CHUNK) });
+    }
+    for (const [index, chunk] of chunks.entries()) {
+      let upserted = false;
+      try {
+        await this.deps.prisma.$transaction(
+          async (tx) => {
+            await this.#upsert(tx, chunk.type, chunk.hour, chunk.entries);
+            upserted = true;
+          },
+          // Longer than any upsert: an expiry after it ran would look like a COMMIT lost.
+          { timeout: 60_000 },
+        );
+      } catch (error) {
+        if (upserted) this.#dropUnconfirmed(chunk.entries);
+        for (const kept of chunks.slice(upserted ? index + 1 : index)) this.#hold(kept.type, kept.hour, kept.entries);
+        if (this.#heldCount > this.heldMax) this.#shed();
+        throw error;
+      }
+    }
+    this.#overflowing = false;
+  }
+
+  async #upsert(tx: Tx, type: CredentialType, hour: number, entries: [string, Tally][]): Promise<void> {
+    const ids = entries.map(([id]) => id);
+    const succeeded = entries.map(([, c]) => c.succeeded);
+    const failed = entries.map(([, c]) => c.failed);
+    const at = new Date(hour);
+    // Both rollups in one statement: the data-modifying CTE writes the day, the outer insert the hour.
+    this.statements += 1;
+    await tx.$executeRaw`
+      WITH u AS (SELECT * FROM unnest(${ids}::text[], ${succeeded}::int[], ${failed}::int[]) AS u(id, succeeded, failed)),
+      daily AS (
+        INSERT INTO usage_daily (credential_type, credential_id, day, succeeded, failed)
+        SELECT ${type}, u.id, ${utcDay(at)}::date, u.succeeded, u.failed FROM u
+        ON CONFLICT (credential_type, credential_id, day) DO UPDATE
+        SET succeeded = usage_daily.succeeded + EXCLUDED.succeeded, failed = usage_daily.failed + EXCLUDED.failed)
+      INSERT INTO usage_hourly (credential_type, credential_id, hour, succeeded, failed)
+      SELECT ${type}, u.id, ${at}, u.succeeded, u.failed FROM u
+      ON CONFLICT (credential_type, credential_id, hour) DO UPDATE
+      SET succeeded = usage_hourly.succeeded + EXCLUDED.succeeded, failed = usage_hourly.failed + EXCLUDED.failed`;
+  }
+
+  #hold(type: CredentialType, hour: number, entries: [string, Tally][]): void {
+    const key = `${type} ${hour}`;
+    let held = this.#held.get(key);
+    if (!held) this.#held.set(key, (held = { type, hour, tallies: new Map() }));
+    for (const [id, { succeeded, failed }] of entries) {
+      const tally = held.tallies.get(id);
+      if (tally) {
+        tally.succeeded += succeeded;
+        tally.failed += failed;
+      } else {
+        held.tallies.set(id, { succeeded, failed });
+        this.#heldCount += 1;
+      }
+    }
+  }
+
+  /** Over the limit: the oldest hours go first. */
+  #shed(): void {
+    let uses = 0;
+    for (const held of [...this.#held.values()].sort((a, b) => a.hour - b.hour)) {
+      for (const [id, tally] of held.tallies) {
+        if (this.#heldCount <= this.heldMax) break;
+        held.tallies.delete(id);
+        this.#heldCount -= 1;
+        uses += tally.succeeded + tally.failed;
+      }
+      if (held.tallies.size === 0) this.#held.delete(`${held.type} ${held.hour}`);
+    }
+    this.dropped.overflow += uses;
+    if (!this.#overflowing) {
+      this.#overflowing = true;
+      this.deps.log.warn({ heldMax: this.heldMax, uses }, 'usage kept for the database exceeds its limit: dropping the oldest counts until a write succeeds');
+    }
+  }
+
+  #dropUnconfirmed(entries: [string, Tally][]): void {
+    const uses = entries.reduce((sum, [, c]) => sum + c.succeeded + c.failed, 0);
+    this.dropped.unconfirmed += uses;
+    this.deps.log.warn({ uses, credentials: entries.length }, 'usage write lost its connection during COMMIT: not retried, so that no use is counted twice');
+  }
+
+  /** "Last used", rotated-out credentials still in use, and the networks seen. */
+  async #writeUse(type: CredentialType, batch: Map<string, Counts>, now: Date, findings: UsageFindings): Promise<void> {
     const entries = [...batch];
     for (let start = 0; start < entries.length; start += FLUSH_CHUNK) {
       const chunk = entries.slice(start, start + FLUSH_CHUNK);
-      const ids = chunk.map(([id]) => id);
-      const succeeded = chunk.map(([, c]) => c.succeeded);
-      const failed = chunk.map(([, c]) => c.failed);
-      // Both rollups in one statement: the data-modifying CTE writes the day, the outer insert the hour.
-      this.statements += 1;
-      await this.deps.prisma.$executeRaw`
-        WITH u AS (SELECT * FROM unnest(${ids}::text[], ${succeeded}::int[], ${failed}::int[]) AS u(id, succeeded, failed)),
-        daily AS (
-          INSERT INTO usage_daily (credential_type, credential_id, day, succeeded, failed)
-          SELECT ${type}, u.id, ${day}::date, u.succeeded, u.failed FROM u
-          ON CONFLICT (credential_type, credential_id, day) DO UPDATE
-          SET succeeded = usage_daily.succeeded + EXCLUDED.succeeded, failed = usage_daily.failed + EXCLUDED.failed)
-        INSERT INTO usage_hourly (credential_type, credential_id, hour, succeeded, failed)
-        SELECT ${type}, u.id, ${hour}, u.succeeded, u.failed FROM u
-        ON CONFLICT (credential_type, credential_id, hour) DO UPDATE
-        SET succeeded = usage_hourly.succeeded + EXCLUDED.succeeded, failed = usage_hourly.failed + EXCLUDED.failed`;
       const used = chunk.filter(([, c]) => c.succeeded > 0).map(([id]) => id);
       if (used.length > 0) {
         this.statements += 1;
@@ -255,9 +380,14 @@ export class Usage {
     for (const row of rows) findings.rotatedUses.push({ type: 'client', id: row.id, graceEndsAt: row.previous_secret_expires_at });
   }
 
+  /** The last flush (shutdown): tries the kept counts once more, and says what is lost. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     await this.flush();
+    if (this.#heldCount === 0) return;
+    let uses = 0;
+    for (const held of this.#held.values()) for (const tally of held.tallies.values()) uses += tally.succeeded + tally.failed;
+    this.deps.log.error({ uses, counts: this.#heldCount }, 'usage not recorded at shutdown: the database could not take it');
   }
 }
 

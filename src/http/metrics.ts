@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Usage } from '../credentials/usage.ts';
 import type { Database } from '../db/database.ts';
 import { databaseDown } from '../lib/failure-log.ts';
 import type { CredentialCache } from '../lib/invalidation.ts';
@@ -10,6 +11,7 @@ export interface MetricSources {
   limits?: Pick<Limiter, 'rejections' | 'redisStatus'>;
   cache?: Pick<CredentialCache, 'hits' | 'misses'>;
   db?: Pick<Database, 'pool'>;
+  usage?: Pick<Usage, 'dropped'>;
   /** The node's logger: the database outage state is kept beside it (lib/failure-log.ts). */
   log?: Logger;
 }
@@ -20,7 +22,7 @@ export interface MetricSources {
  * instead (cache hits, pool use, Redis state) is read when scraped.
  */
 export function createMetrics(sources: MetricSources = {}) {
-  const { limits, cache, db, log } = sources;
+  const { limits, cache, db, usage, log } = sources;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // The hot paths bump these plain numbers (a labelled inc hashes its labels on every call);
@@ -88,6 +90,21 @@ export function createMetrics(sources: MetricSources = {}) {
       collect() {
         this.inc(cache.misses - misses);
         misses = cache.misses;
+      },
+    });
+  }
+  if (usage) {
+    const reported = { overflow: 0, unconfirmed: 0 };
+    new Counter({
+      name: 'latchkey_usage_dropped_total',
+      help: 'Credential uses left out of the usage rollups: overflow (kept past the limit while the database was away), unconfirmed (a write whose COMMIT was lost)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+      collect() {
+        for (const reason of ['overflow', 'unconfirmed'] as const) {
+          this.inc({ reason }, usage.dropped[reason] - reported[reason]);
+          reported[reason] = usage.dropped[reason];
+        }
       },
     });
   }

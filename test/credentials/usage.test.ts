@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import { createApiKey, revokeApiKey } from '../../src/credentials/api-keys.ts';
-import { teamUsageSeries, usageSeries, utcDay } from '../../src/credentials/usage.ts';
+import { teamUsageSeries, Usage, usageSeries, utcDay } from '../../src/credentials/usage.ts';
+import { openDatabase, type Database } from '../../src/db/database.ts';
+import { createLogger } from '../../src/deps.ts';
+import { createMetrics } from '../../src/http/metrics.ts';
+import { withPg } from '../helpers/database.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
 import { accessToken, introspectAs } from '../helpers/oauth.ts';
-import { discover, rememberSecret, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
+import { cuttableProxy, type CuttableProxy } from '../helpers/proxy.ts';
+import { discover, eventually, rememberSecret, startTestServer, type Discovery, type TestServer } from '../helpers/server.ts';
 
 const API = 'https://api.example.test';
 const CLI = { type: 'cli' as const };
@@ -113,5 +118,149 @@ describe('usage rollups', () => {
     const series = await usageSeries(server.deps, 'client', 'never-used', 7);
     assert.equal(series.length, 7);
     assert.ok(series.every((p) => p.succeeded === 0 && p.failed === 0));
+  });
+});
+
+// A flush that fails for real (issue 9 §1.5): a writer whose connections go through a proxy in
+// front of this file's database, cut while it writes. Needs Postgres.
+const skip = process.env.DATABASE_URL ? false : 'needs DATABASE_URL (a proxy in front of Postgres)';
+
+describe('usage when a flush fails', { skip }, () => {
+  let proxy: CuttableProxy;
+  let db: Database;
+  const lines: string[] = [];
+  const log = createLogger({ LOG_LEVEL: 'info' }, { write: (line: string) => void lines.push(line) });
+  const logged = (message: string) => lines.filter((line) => line.includes(message)).map((line) => JSON.parse(line) as Record<string, unknown>);
+  let clock: Date;
+  const writer = (heldMax?: number) => new Usage({ prisma: db.prisma, now: () => clock, log }, heldMax);
+
+  before(async () => {
+    proxy = await cuttableProxy(server.database.url!, 5432);
+    db = await openDatabase({ databaseUrl: proxy.url, dataDir: server.database.dataDir, poolSize: 2 });
+  });
+  after(async () => {
+    await db?.close();
+    await proxy?.close();
+  });
+  beforeEach(() => void (lines.length = 0));
+
+  const hourly = async (id: string) =>
+    (await server.deps.prisma.usageHourly.findMany({ where: { credentialId: id }, orderBy: { hour: 'asc' } })).map((h) => [h.hour.toISOString(), h.succeeded, h.failed]);
+  const daily = async (id: string) => (await server.deps.prisma.usageDaily.findMany({ where: { credentialId: id } })).map((d) => [utcDay(d.day), d.succeeded, d.failed]);
+
+  it('keeps the counts of failed flushes, by hour, and writes each use once when the database is back', async () => {
+    const usage = writer();
+    clock = new Date(Date.UTC(2027, 1, 3, 9, 30));
+    for (let i = 0; i < 5; i++) usage.record('api_key', 'kept-key', true);
+    usage.record('api_key', 'kept-key', false);
+    usage.record('client', 'kept-app', true, undefined, 3);
+    proxy.cut();
+    try {
+      await usage.flush();
+      clock = new Date(Date.UTC(2027, 1, 3, 10, 5));
+      usage.record('api_key', 'kept-key', true, undefined, 2);
+      await usage.flush();
+      assert.deepEqual(await hourly('kept-key'), [], 'nothing written while cut');
+    } finally {
+      proxy.restore();
+    }
+    await usage.flush();
+    await usage.flush(); // and nothing again
+    assert.deepEqual(await hourly('kept-key'), [
+      ['2027-02-03T09:00:00.000Z', 5, 1],
+      ['2027-02-03T10:00:00.000Z', 2, 0],
+    ]);
+    assert.deepEqual(await daily('kept-key'), [['2027-02-03', 7, 1]]);
+    assert.deepEqual(await hourly('kept-app'), [['2027-02-03T09:00:00.000Z', 3, 0]]);
+    assert.deepEqual(usage.dropped, { overflow: 0, unconfirmed: 0 });
+  });
+
+  // A trigger holds the write at an advisory lock, in the upsert or (deferred) in its COMMIT,
+  // while the connection is cut. Lost in the upsert, nothing was committed: retried. Lost in
+  // COMMIT, the server commits once the lock goes: not retried, or it would count twice.
+  for (const { when, timing, unconfirmed } of [
+    { when: 'in the upsert', timing: 'NOT DEFERRABLE', unconfirmed: 0 },
+    { when: 'in COMMIT', timing: 'DEFERRABLE INITIALLY DEFERRED', unconfirmed: 4 },
+  ]) {
+    it(`counts each use once when the connection is lost ${when}`, async () => {
+      const usage = writer();
+      const id = `gated-${unconfirmed}`;
+      clock = new Date(Date.UTC(2027, 1, 4, 12));
+      await withPg(server.database.url!, async (gate) => {
+        await gate.query('CREATE FUNCTION usage_gate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4711); RETURN NULL; END $$');
+        await gate.query(`CREATE CONSTRAINT TRIGGER usage_gate AFTER INSERT OR UPDATE ON usage_hourly ${timing} FOR EACH ROW EXECUTE FUNCTION usage_gate()`);
+        await gate.query('SELECT pg_advisory_lock(4711)');
+        for (let i = 0; i < 3; i++) usage.record('api_key', id, true);
+        usage.record('api_key', id, false);
+        const flushing = usage.flush();
+        const waiting = () =>
+          gate.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 4711 AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+        await eventually(waiting, (r) => r.rows[0].n === 1, 10_000, 'the write did not reach the gate');
+        proxy.cut();
+        await flushing;
+        await gate.query('SELECT pg_advisory_unlock(4711)');
+        // Waits for the cut session to end: committed (COMMIT had arrived) or rolled back.
+        await gate.query('DROP TRIGGER usage_gate ON usage_hourly');
+        await gate.query('DROP FUNCTION usage_gate()');
+      }).finally(() => proxy.restore());
+      await usage.flush();
+      await usage.flush();
+      assert.deepEqual(await hourly(id), [['2027-02-04T12:00:00.000Z', 3, 1]]);
+      assert.deepEqual(await daily(id), [['2027-02-04', 3, 1]]);
+      assert.equal(usage.dropped.unconfirmed, unconfirmed);
+      assert.equal(logged('during COMMIT').length, unconfirmed ? 1 : 0);
+    });
+  }
+
+  it('keeps at most heldMax counts while the database is away, dropping the oldest hours first, counted and warned once', async () => {
+    const usage = writer(3);
+    const metrics = createMetrics({ usage });
+    const record = (hour: number, id: string, uses: number) => {
+      clock = new Date(Date.UTC(2027, 1, 5, hour, 10));
+      usage.record('api_key', id, true, undefined, uses);
+    };
+    proxy.cut();
+    try {
+      record(9, 'capped-a', 1);
+      record(9, 'capped-b', 2);
+      await usage.flush();
+      record(10, 'capped-c', 3);
+      record(10, 'capped-d', 4);
+      await usage.flush();
+      assert.equal(usage.dropped.overflow, 1, 'one hour-9 count went');
+      record(11, 'capped-e', 5);
+      await usage.flush();
+    } finally {
+      proxy.restore();
+    }
+    await usage.flush();
+    assert.deepEqual(usage.dropped, { overflow: 3, unconfirmed: 0 });
+    for (const id of ['capped-a', 'capped-b']) assert.deepEqual(await hourly(id), []);
+    assert.deepEqual(await hourly('capped-c'), [['2027-02-05T10:00:00.000Z', 3, 0]]);
+    assert.deepEqual(await hourly('capped-d'), [['2027-02-05T10:00:00.000Z', 4, 0]]);
+    assert.deepEqual(await hourly('capped-e'), [['2027-02-05T11:00:00.000Z', 5, 0]]);
+    const warned = logged('exceeds its limit');
+    assert.equal(warned.length, 1, 'warned once for the outage');
+    assert.equal(warned[0]!.level, 40);
+    assert.match(await metrics.registry.getSingleMetricAsString('latchkey_usage_dropped_total'), /latchkey_usage_dropped_total\{reason="overflow"\} 3\n/);
+  });
+
+  it('tries once more at shutdown and logs what it could not write', async () => {
+    const usage = writer();
+    clock = new Date(Date.UTC(2027, 1, 6, 8));
+    usage.record('api_key', 'shutdown-key', true, undefined, 2);
+    proxy.cut();
+    try {
+      await usage.flush();
+      usage.record('client', 'shutdown-app', false);
+      await usage.stop();
+    } finally {
+      proxy.restore();
+    }
+    const [lost] = logged('usage not recorded at shutdown');
+    assert.equal(lost?.level, 50);
+    assert.equal(lost?.uses, 3);
+    assert.equal(lost?.counts, 2);
+    assert.deepEqual(await hourly('shutdown-key'), []);
   });
 });

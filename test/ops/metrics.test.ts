@@ -76,6 +76,7 @@ describe('/metrics', () => {
       ['latchkey_redis_up', 'gauge'],
       ['latchkey_database_up', 'gauge'],
       ['latchkey_alerts_raised_total', 'counter'],
+      ['latchkey_usage_dropped_total', 'counter'],
     ]) {
       assert.equal(types.get(name!), type, `${name} is a ${type}`);
     }
