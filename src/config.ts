@@ -52,6 +52,12 @@ const schema = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   /** The schema owner's URL, for migrations only, when DATABASE_URL is a least-privilege role (docs/database-roles.md). */
   DATABASE_MIGRATION_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  /**
+   * Postgres: the longest a server waits for a connection or for a query's answer before it
+   * fails the request with 503 (issue 9 §1.9: a silent partition must not hang requests). The
+   * CLI waits this long to connect only: `audit export` and migrations may run for minutes.
+   */
+  DATABASE_TIMEOUT: duration('5s').refine((ms) => ms > 0, 'must be a positive duration such as 5s'),
   /** Embedded database, generated secret, mail files, control socket and lock: one process owns it. */
   LATCHKEY_DATA_DIR: z.string().min(1).default('./.latchkey'),
   /** Optional: cache invalidation over pub/sub and shared throttle counters across nodes. */

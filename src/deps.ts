@@ -58,18 +58,30 @@ export interface OpenOptions {
   create?: boolean;
   /** Who holds the embedded data directory, as its lock names it: `server` or a CLI command. */
   holder?: string;
+  /**
+   * A server's: every query waits DATABASE_TIMEOUT at most, so that a request on a silent
+   * database fails with 503 instead of hanging. The CLI's are not bounded (`audit export`).
+   */
+  serving?: boolean;
 }
 
 /** Opens storage and builds the services: shared by the server and the CLI. */
 export async function openDeps(config: Config, log: Logger, options: OpenOptions = {}): Promise<Deps> {
   // The database first: it refuses a data directory that is missing or held by another
   // process before anything (the generated secret) is written into it.
-  const db = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.LATCHKEY_DATA_DIR, ...options });
+  const db = await openDatabase({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.LATCHKEY_DATA_DIR,
+    connectTimeoutMs: config.DATABASE_TIMEOUT,
+    queryTimeoutMs: options.serving ? config.DATABASE_TIMEOUT : undefined,
+    create: options.create,
+    holder: options.holder,
+  });
   let secret: string;
   try {
     secret = await resolveMasterSecret(config.LATCHKEY_SECRET, config.LATCHKEY_DATA_DIR);
     // With a least-privilege DATABASE_URL, the owner applies migrations over a connection of its own.
-    if (config.DATABASE_MIGRATION_URL) await migrateAsOwner(config.DATABASE_MIGRATION_URL, config.LATCHKEY_DATA_DIR);
+    if (config.DATABASE_MIGRATION_URL) await migrateAsOwner(config.DATABASE_MIGRATION_URL, config.LATCHKEY_DATA_DIR, config.DATABASE_TIMEOUT);
     else await migrate(db);
   } catch (error) {
     await db.close();
@@ -110,8 +122,8 @@ export async function openDeps(config: Config, log: Logger, options: OpenOptions
   return deps;
 }
 
-async function migrateAsOwner(url: string, dataDir: string): Promise<void> {
-  const owner = await openDatabase({ databaseUrl: url, dataDir, poolSize: 1 });
+async function migrateAsOwner(url: string, dataDir: string, connectTimeoutMs: number): Promise<void> {
+  const owner = await openDatabase({ databaseUrl: url, dataDir, poolSize: 1, connectTimeoutMs });
   try {
     await migrate(owner);
   } finally {

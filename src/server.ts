@@ -42,7 +42,7 @@ export interface StartOptions {
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const config = loadConfig(options.env ?? process.env);
   const log = options.log ?? createLogger(config);
-  const deps = await openDeps(config, log, { holder: 'server' });
+  const deps = await openDeps(config, log, { holder: 'server', serving: true });
   let oauth: OAuthProvider;
   let metrics: Metrics;
   let common: Middleware;

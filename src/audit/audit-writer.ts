@@ -1,4 +1,5 @@
 import type { Database } from '../db/database.ts';
+import { isDatabaseUnavailable } from '../lib/errors.ts';
 import { appendAuditEventsNow, type AuditEventInput } from './audit-log.ts';
 
 interface Pending {
@@ -53,7 +54,10 @@ export class AuditWriter {
         this.onBatch(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
         for (const pending of batch) pending.resolve();
       } catch (error) {
-        for (const pending of batch) pending.reject(error);
+        // Events queued behind a batch that found the database out of reach would wait as long
+        // again for the same answer (a silent partition: the whole timeout, twice): they fail with it.
+        const failed = isDatabaseUnavailable(error) ? [...batch, ...this.#queue.splice(0)] : batch;
+        for (const pending of failed) pending.reject(error);
       }
     }
     this.#flushing = false;

@@ -49,6 +49,13 @@ export interface DatabaseOptions {
   dataDir: string;
   /** Pool size for Postgres. */
   poolSize?: number;
+  /** Postgres: the longest wait for a connection (a new one, or a free one from the pool); unset: no limit. */
+  connectTimeoutMs?: number;
+  /**
+   * Postgres: the longest wait for the answer to a query on the pool; unset: no limit. A query
+   * past it fails as the database being unreachable, and its connection is closed.
+   */
+  queryTimeoutMs?: number;
   /**
    * Embedded only: whether a missing data directory or database may be created (true by
    * default). Only `serve` and `migrate` create one; other CLI commands must find it.
@@ -70,11 +77,41 @@ export class DataDirMissing extends LatchkeyError {
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPGlite(options.dataDir, options.create ?? true, options.holder);
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openPGlite(options.dataDir, options.create ?? true, options.holder);
 }
 
-async function openPostgres(connectionString: string, max: number): Promise<Database> {
-  const pool = new pg.Pool({ connectionString, max });
+// TCP keepalive probes a connection after this long without traffic: a peer that is gone (not
+// just slow) then fails even a query that no timeout bounds, such as a migration. Node 22's
+// libuv probes every second after it; older ones leave the interval to the OS.
+const KEEPALIVE_DELAY_MS = 5_000;
+// node-pg's message for query_timeout (lib/client.js).
+const QUERY_TIMEOUT_MESSAGE = 'Query read timeout';
+
+const clientQuery = pg.Client.prototype.query as (this: pg.Client, ...args: unknown[]) => unknown;
+
+/**
+ * node-pg's query_timeout fails a query but leaves it on its connection, where it holds up every
+ * later query (across a partition, for good): Prisma's transactions would then wait as long
+ * again for their ROLLBACK and hand the client back to the pool without the error. So a client
+ * whose query timed out is ended at once (with a query in flight, end() destroys the socket):
+ * what waits behind it fails now, and the pool replaces it. (pool.query, which passes a
+ * callback, hands the pool the error itself, and the pool ends the client.)
+ */
+class PooledClient extends pg.Client {
+  override query(...args: unknown[]): any {
+    const result = clientQuery.apply(this, args);
+    if (result instanceof Promise) {
+      result.catch((error: unknown) => {
+        if ((error as Error | undefined)?.message === QUERY_TIMEOUT_MESSAGE) void this.end();
+      });
+    }
+    return result;
+  }
+}
+
+async function openPostgres(connectionString: string, options: DatabaseOptions): Promise<Database> {
+  const connection = { connectionString, connectionTimeoutMillis: options.connectTimeoutMs, keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS };
+  const pool = new pg.Pool({ ...connection, max: options.poolSize ?? 10, query_timeout: options.queryTimeoutMs, Client: PooledClient });
   // An idle client's error must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
@@ -86,14 +123,17 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
     // A named statement is parsed once per connection.
     query: async (sql, params) => (typeof sql === 'string' ? await pool.query(sql, params) : await pool.query(sql)).rows,
     async withSession(fn) {
-      const client = await pool.connect();
+      // A connection of its own, outside the pool's query timeout: a migration may wait for
+      // another node's lock, or build an index for minutes.
+      const client = new pg.Client(connection);
+      await client.connect();
       try {
         return await fn({
           exec: async (script) => void (await client.query(script)),
           query: async (sql, params) => (await client.query(sql, params)).rows,
         });
       } finally {
-        client.release();
+        await client.end();
       }
     },
     async listen(channel, onMessage, onState = () => {}) {
@@ -118,7 +158,8 @@ async function openPostgres(connectionString: string, max: number): Promise<Data
         if (!closed) retry();
       };
       const connect = async (): Promise<void> => {
-        const next = new pg.Client({ connectionString, keepAlive: true, application_name: LISTENER_NAME });
+        // LISTEN is part of connecting, bounded alike: a reconnect must not wait on a silent database.
+        const next = new pg.Client({ ...connection, query_timeout: options.connectTimeoutMs, application_name: LISTENER_NAME });
         next.on('notification', (message) => {
           if (message.channel === channel) onMessage(message.payload ?? '');
         });

@@ -191,15 +191,20 @@ function describeDatabaseProblem(code: string | undefined, databaseUrl: string):
 // Socket errors and Postgres SQLSTATEs that mean "the database is not there right now" (class
 // 08: connection exception; 57P01-03: shutting down or starting), not "the query was wrong".
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
-// pg reports a connection lost mid-query or a pool timeout as a plain Error with no code:
-// its message is the only mark it leaves (node-postgres lib/client.js, pg-pool index.js).
-const UNAVAILABLE_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+// pg reports a connection lost mid-query, a connect or pool timeout and a query timeout (a
+// silent partition) as a plain Error with no code: its message is the only mark it leaves
+// (node-postgres lib/client.js, pg-pool index.js). Prisma's pg adapter passes them on as they are.
+const UNAVAILABLE_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout)/;
 
 // Prisma's codes for the same (P1001 not reachable, P1002/P1008 timed out, P1017 connection
 // closed, P2024 no pool connection in time, P2037 too many connections), and its driver
 // adapters' kinds, which Prisma keeps in `meta.driverAdapterError.cause` rather than as a `cause`.
 const UNAVAILABLE_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2037']);
 const UNAVAILABLE_ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
+// An interactive transaction that got no connection within Prisma's maxWait (the pool is held
+// by queries a partition left unanswered). P2028 names every transaction-API error, so only
+// this message of it counts.
+const PRISMA_NO_CONNECTION = /Unable to start a transaction in the given time/;
 
 /**
  * The database could not be reached (as opposed to refusing a query): pages and credential
@@ -210,7 +215,9 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   for (let current = error, depth = 0; current && typeof current === 'object' && depth < 6; current = next(current), depth++) {
     const { code, message, kind, name } = current as { code?: unknown; message?: unknown; kind?: unknown; name?: unknown };
     if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
-    if (typeof code === 'string' && UNAVAILABLE_PRISMA_CODES.has(code) && typeof name === 'string' && name.startsWith('PrismaClient')) return true;
+    const prisma = typeof name === 'string' && name.startsWith('PrismaClient');
+    if (prisma && typeof code === 'string' && UNAVAILABLE_PRISMA_CODES.has(code)) return true;
+    if (prisma && code === 'P2028' && typeof message === 'string' && PRISMA_NO_CONNECTION.test(message)) return true;
     if (typeof kind === 'string' && UNAVAILABLE_ADAPTER_KINDS.has(kind)) return true;
     if (typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message)) return true;
   }

@@ -24,13 +24,30 @@ describe('isDatabaseUnavailable', () => {
       prismaError('P1001', { kind: 'DatabaseNotReachable', host: '127.0.0.1', port: 5432 }),
       prismaError('P2010', { kind: 'postgres', code: '57P01', severity: 'FATAL' }),
       prismaError('P1017', { kind: 'ConnectionClosed' }),
+      // A silent partition: node-pg's query, connect and pool timeouts, which Prisma's adapter passes on as they are…
+      new Error('Query read timeout'),
+      Object.assign(new Error('Connection terminated due to connection timeout'), { cause: new Error('Connection terminated unexpectedly') }),
+      // …and Prisma's own wait for a transaction's connection.
+      Object.assign(new Error('Transaction API error: Unable to start a transaction in the given time.'), { name: 'PrismaClientKnownRequestError', code: 'P2028' }),
     ]) {
       assert.equal(isDatabaseUnavailable(error), true, String((error as Error).message));
     }
   });
 
   it('leaves query errors and everything else alone', () => {
-    for (const error of [withCode('23505'), withCode('42P01'), new Error('boom'), null, undefined, 'text', { code: 8006 }, prismaError('P2002', { kind: 'UniqueConstraintViolation' }), withCode('P1001')]) {
+    for (const error of [
+      withCode('23505'),
+      withCode('42P01'),
+      new Error('boom'),
+      null,
+      undefined,
+      'text',
+      { code: 8006 },
+      prismaError('P2002', { kind: 'UniqueConstraintViolation' }),
+      withCode('P1001'),
+      // Other transaction-API errors are not an outage: a transaction that ran past its own timeout.
+      Object.assign(new Error('Transaction API error: A commit cannot be executed on an expired transaction.'), { name: 'PrismaClientKnownRequestError', code: 'P2028' }),
+    ]) {
       assert.equal(isDatabaseUnavailable(error), false, String(error));
     }
   });

@@ -15,6 +15,7 @@ describe('configuration', () => {
     assert.equal(config.LATCHKEY_DATA_DIR, './.latchkey');
     assert.equal(config.LATCHKEY_ACCESS_TOKEN_TTL, 600_000);
     assert.equal(config.DATABASE_URL, undefined);
+    assert.equal(config.DATABASE_TIMEOUT, 5_000);
   });
 
   it('reports one line per bad variable', () => {
@@ -48,6 +49,11 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ DATABASE_MIGRATION_URL: 'postgresql://owner@db/latchkey' }), /invalid DATABASE_MIGRATION_URL: only used with DATABASE_URL/);
     const both = loadConfig({ DATABASE_URL: 'postgresql://app@db/latchkey', DATABASE_MIGRATION_URL: 'postgresql://owner@db/latchkey' });
     assert.equal(both.DATABASE_MIGRATION_URL, 'postgresql://owner@db/latchkey');
+  });
+
+  it('reads the database timeout as a positive duration', () => {
+    assert.equal(loadConfig({ DATABASE_TIMEOUT: '30s' }).DATABASE_TIMEOUT, 30_000);
+    for (const bad of ['0s', '5', 'forever']) assert.throws(() => loadConfig({ DATABASE_TIMEOUT: bad }), /invalid DATABASE_TIMEOUT:/, bad);
   });
 
   it('stops the process at start with one clear line', () => {
