@@ -229,6 +229,21 @@ describe('the export is itself audited', () => {
     assert.deepEqual(events.map((e) => [e.type, e.actorId, e.data]), [['audit.exported', auditor.id, { format: 'jsonl', filters: {} }]]);
   });
 
+  it('refuses an export another site starts (a cross-site link carries the session cookie): no file, no event', async () => {
+    const start = await head();
+    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { referer: 'https://evil.example/page' }]) {
+      const answer = await admin.client.get('/admin/audit/export?format=jsonl&type=test.tick', headers);
+      assert.equal(answer.status, 403, JSON.stringify(headers));
+      assert.equal(answer.headers.get('content-disposition'), null);
+      assert.match(await answer.text(), /Start the export from the audit log page/);
+    }
+    assert.deepEqual(await newEvents(start), []);
+    // From its own page (same-origin), as the link on the audit screen does.
+    const own = await admin.client.get('/admin/audit/export?format=jsonl&type=test.tick', { 'sec-fetch-site': 'same-origin', referer: `${server.issuer}/admin/audit` });
+    assert.equal(own.status, 200);
+    assert.equal((await newEvents(start)).length, 1);
+  });
+
   it('refuses the export, with no file, when its event cannot be written', async () => {
     const record = server.deps.audit.record;
     server.deps.audit.record = () => Promise.reject(new Error('audit write failed'));

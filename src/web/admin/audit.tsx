@@ -8,7 +8,7 @@ import type { Deps } from '../../context.ts';
 import { InvalidRequest } from '../../lib/errors.ts';
 import { parseForm, textOf, type FieldErrors } from '../form.ts';
 import { actorOf, type PageContext } from '../page-state.ts';
-import type { PageRoutes } from '../pages.ts';
+import { renderErrorPage, sameOrigin, type PageRoutes } from '../pages.ts';
 import { chrome, renderPage } from '../render.ts';
 import { adminReader } from './guard.ts';
 
@@ -92,6 +92,12 @@ export const auditRoutes: PageRoutes = (router, deps) => {
 
   // The filtered view as a file, streamed a keyset page at a time (never built in memory).
   router.get('/audit/export', adminReader, async (ctx) => {
+    // The export records an event (below), so another site must not be able to start one in
+    // an admin's name: a top-level cross-site GET carries the session cookie (SameSite=lax).
+    if (!sameOrigin(ctx, deps.config.LATCHKEY_ISSUER) || crossSiteReferrer(ctx.get('referer'), deps.config.LATCHKEY_ISSUER)) {
+      deps.log.info({ requestId: ctx.state.requestId, path: ctx.path }, 'audit export refused: started from another site');
+      return renderErrorPage(ctx, 403, 'Start the export from the audit log page.');
+    }
     // JSON Lines unless asked otherwise: the format that keeps every field as it is stored.
     const format = textOf(ctx.query.format as string | string[] | undefined) || 'jsonl';
     if (format !== 'jsonl' && format !== 'csv') throw new InvalidRequest('choose the export format: JSON Lines (format=jsonl) or CSV (format=csv)');
@@ -119,3 +125,13 @@ export const auditRoutes: PageRoutes = (router, deps) => {
     ctx.body = Readable.from(exportAuditLines(all(), format));
   });
 };
+
+/** A Referer from another origin (browsers without Sec-Fetch-Site still send one on a link followed). */
+function crossSiteReferrer(referer: string, issuer: string): boolean {
+  if (!referer) return false;
+  try {
+    return new URL(referer).origin !== new URL(issuer).origin;
+  } catch {
+    return true;
+  }
+}
