@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from '../lib/errors.ts';
 import { warnUnlessOutage } from '../lib/failure-log.ts';
 import type { Deps } from '../context.ts';
 import type { Tx } from '../db/database.ts';
@@ -87,7 +88,7 @@ export class Usage {
   /** Statements written so far (tests prove there is no write per request). */
   statements = 0;
   /** Uses not recorded since start (metrics): over the held limit, or in a write whose commit went unconfirmed. */
-  readonly dropped = { overflow: 0, unconfirmed: 0 };
+  readonly dropped = { overflow: 0, unconfirmed: 0, refused: 0 };
   /** Told what each flush found (alerts): awaited, so that a flush is done when its alerts are. */
   onFindings: ((findings: UsageFindings) => Promise<void>) | undefined;
   /** Failed checks of one credential within a window that make a burst (config: LATCHKEY_ALERT_BURST). */
@@ -236,7 +237,13 @@ export class Usage {
           { timeout: 60_000 },
         );
       } catch (error) {
-        if (upserted) this.#dropUnconfirmed(chunk.entries);
+        // Refused by a database that answered (a count out of range, say): the same write
+        // would fail every flush, so it is dropped, and the chunks behind it go on.
+        if (!upserted && !isDatabaseUnavailable(error)) {
+          this.#drop('refused', chunk.entries, 'usage write refused by the database: not retried', error);
+          continue;
+        }
+        if (upserted) this.#drop('unconfirmed', chunk.entries, 'usage write lost its connection during COMMIT: not retried, so that no use is counted twice');
         for (const kept of chunks.slice(upserted ? index + 1 : index)) this.#hold(kept.type, kept.hour, kept.entries);
         if (this.#heldCount > this.heldMax) this.#shed();
         throw error;
@@ -300,10 +307,10 @@ export class Usage {
     }
   }
 
-  #dropUnconfirmed(entries: [string, Tally][]): void {
+  #drop(reason: 'unconfirmed' | 'refused', entries: [string, Tally][], message: string, err?: unknown): void {
     const uses = entries.reduce((sum, [, c]) => sum + c.succeeded + c.failed, 0);
-    this.dropped.unconfirmed += uses;
-    this.deps.log.warn({ uses, credentials: entries.length }, 'usage write lost its connection during COMMIT: not retried, so that no use is counted twice');
+    this.dropped[reason] += uses;
+    this.deps.log.warn({ uses, credentials: entries.length, ...(err ? { err } : {}) }, message);
   }
 
   /** "Last used", rotated-out credentials still in use, and the networks seen. */

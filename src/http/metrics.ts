@@ -94,14 +94,14 @@ export function createMetrics(sources: MetricSources = {}) {
     });
   }
   if (usage) {
-    const reported = { overflow: 0, unconfirmed: 0 };
+    const reported = { overflow: 0, unconfirmed: 0, refused: 0 };
     new Counter({
       name: 'latchkey_usage_dropped_total',
-      help: 'Credential uses left out of the usage rollups: overflow (kept past the limit while the database was away), unconfirmed (a write whose COMMIT was lost)',
+      help: 'Credential uses left out of the usage rollups: overflow (kept past the limit while the database was away), unconfirmed (a write whose COMMIT was lost), refused (a write the database refused)',
       labelNames: ['reason'] as const,
       registers: [registry],
       collect() {
-        for (const reason of ['overflow', 'unconfirmed'] as const) {
+        for (const reason of ['overflow', 'unconfirmed', 'refused'] as const) {
           this.inc({ reason }, usage.dropped[reason] - reported[reason]);
           reported[reason] = usage.dropped[reason];
         }

@@ -172,7 +172,24 @@ describe('usage when a flush fails', { skip }, () => {
     ]);
     assert.deepEqual(await daily('kept-key'), [['2027-02-03', 7, 1]]);
     assert.deepEqual(await hourly('kept-app'), [['2027-02-03T09:00:00.000Z', 3, 0]]);
-    assert.deepEqual(usage.dropped, { overflow: 0, unconfirmed: 0 });
+    assert.deepEqual(usage.dropped, { overflow: 0, unconfirmed: 0, refused: 0 });
+  });
+
+  it('drops, once, a write the database refuses (a count out of range) and still writes the others', async () => {
+    const usage = writer();
+    clock = new Date(Date.UTC(2027, 1, 5, 8, 0));
+    usage.record('api_key', 'huge-key', true, undefined, 2 ** 31); // beyond the int column
+    usage.record('client', 'fine-app', true, undefined, 2);
+    await usage.flush();
+    assert.deepEqual(await hourly('huge-key'), []);
+    assert.deepEqual(await hourly('fine-app'), [['2027-02-05T08:00:00.000Z', 2, 0]], 'the chunk behind it is written');
+    assert.equal(usage.dropped.refused, 2 ** 31);
+    assert.equal(logged('refused by the database').length, 1);
+    usage.record('api_key', 'huge-key', true);
+    await usage.flush();
+    assert.deepEqual(await hourly('huge-key'), [['2027-02-05T08:00:00.000Z', 1, 0]], 'not retried: later uses are written');
+    assert.equal(logged('refused by the database').length, 1);
+    assert.deepEqual(usage.dropped, { overflow: 0, unconfirmed: 0, refused: 2 ** 31 });
   });
 
   // A trigger holds the write at an advisory lock, in the upsert or (deferred) in its COMMIT,
@@ -234,7 +251,7 @@ describe('usage when a flush fails', { skip }, () => {
       proxy.restore();
     }
     await usage.flush();
-    assert.deepEqual(usage.dropped, { overflow: 3, unconfirmed: 0 });
+    assert.deepEqual(usage.dropped, { overflow: 3, unconfirmed: 0, refused: 0 });
     for (const id of ['capped-a', 'capped-b']) assert.deepEqual(await hourly(id), []);
     assert.deepEqual(await hourly('capped-c'), [['2027-02-05T10:00:00.000Z', 3, 0]]);
     assert.deepEqual(await hourly('capped-d'), [['2027-02-05T10:00:00.000Z', 4, 0]]);

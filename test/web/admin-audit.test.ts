@@ -231,7 +231,7 @@ describe('the export is itself audited', () => {
 
   it('refuses an export another site starts (a cross-site link carries the session cookie): no file, no event', async () => {
     const start = await head();
-    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { referer: 'https://evil.example/page' }]) {
+    for (const headers of [{ 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { referer: 'https://evil.example/page' }] as Record<string, string>[]) {
       const answer = await admin.client.get('/admin/audit/export?format=jsonl&type=test.tick', headers);
       assert.equal(answer.status, 403, JSON.stringify(headers));
       assert.equal(answer.headers.get('content-disposition'), null);
