@@ -57,7 +57,8 @@ const schema = z.object({
    * fails the request with 503 (issue 9 §1.9: a silent partition must not hang requests). The
    * CLI waits this long to connect only: `audit export` and migrations may run for minutes.
    */
-  DATABASE_TIMEOUT: duration('5s').refine((ms) => ms > 0, 'must be a positive duration such as 5s'),
+  // At most 10 minutes: timers past 2^31 ms fire at once, which would fail every query.
+  DATABASE_TIMEOUT: duration('5s').refine((ms) => ms > 0 && ms <= 600_000, 'must be a positive duration up to 10m, such as 5s'),
   /** Embedded database, generated secret, mail files, control socket and lock: one process owns it. */
   LATCHKEY_DATA_DIR: z.string().min(1).default('./.latchkey'),
   /** Optional: cache invalidation over pub/sub and shared throttle counters across nodes. */

@@ -1,5 +1,4 @@
 import type { Database } from '../db/database.ts';
-import { isDatabaseUnavailable } from '../lib/errors.ts';
 import { appendAuditEventsNow, type AuditEventInput } from './audit-log.ts';
 
 interface Pending {
@@ -54,9 +53,10 @@ export class AuditWriter {
         this.onBatch(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
         for (const pending of batch) pending.resolve();
       } catch (error) {
-        // Events queued behind a batch that found the database out of reach would wait as long
-        // again for the same answer (a silent partition: the whole timeout, twice): they fail with it.
-        const failed = isDatabaseUnavailable(error) ? [...batch, ...this.#queue.splice(0)] : batch;
+        // Events queued behind a batch that timed out waiting on the database (a silent
+        // partition) would wait the whole timeout again for the same answer: they fail with it.
+        // A quick failure (one stale connection reset) fails its own batch only.
+        const failed = timedOut(error) ? [...batch, ...this.#queue.splice(0)] : batch;
         for (const pending of failed) pending.reject(error);
       }
     }
@@ -64,3 +64,7 @@ export class AuditWriter {
     for (const resolve of this.#idle.splice(0)) resolve();
   }
 }
+
+// node-pg's timeouts (lib/client.js, pg-pool): "Query read timeout", "timeout exceeded when
+// trying to connect", "Connection terminated due to connection timeout".
+const timedOut = (error: unknown) => error instanceof Error && /timeout/i.test(error.message);

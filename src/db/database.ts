@@ -114,6 +114,17 @@ async function openPostgres(connectionString: string, options: DatabaseOptions):
   const pool = new pg.Pool({ ...connection, max: options.poolSize ?? 10, query_timeout: options.queryTimeoutMs, Client: PooledClient });
   // An idle client's error must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  if (options.queryTimeoutMs) {
+    // The query timeout only stops this node waiting. Across a partition, Postgres would keep
+    // running what was sent, then hold an open transaction's locks (the audit chain's among
+    // them: every node's token issuance) until its own keepalive gives up, hours later. So
+    // the server ends those too, after twice the client's patience. Set per session rather
+    // than as startup parameters, which a transaction-pooling PgBouncer refuses.
+    const limit = 2 * options.queryTimeoutMs;
+    pool.on('connect', (client) => {
+      client.query(`SET statement_timeout = ${limit}; SET idle_in_transaction_session_timeout = ${limit}`).catch(() => {});
+    });
+  }
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const listeners = new Set<pg.Client>();
   return {

@@ -53,7 +53,7 @@ describe('configuration', () => {
 
   it('reads the database timeout as a positive duration', () => {
     assert.equal(loadConfig({ DATABASE_TIMEOUT: '30s' }).DATABASE_TIMEOUT, 30_000);
-    for (const bad of ['0s', '5', 'forever']) assert.throws(() => loadConfig({ DATABASE_TIMEOUT: bad }), /invalid DATABASE_TIMEOUT:/, bad);
+    for (const bad of ['0s', '5', 'forever', '11m', '30d']) assert.throws(() => loadConfig({ DATABASE_TIMEOUT: bad }), /invalid DATABASE_TIMEOUT:/, bad);
   });
 
   it('stops the process at start with one clear line', () => {

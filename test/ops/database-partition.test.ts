@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
+import pg from 'pg';
 import { loadConfig } from '../../src/config.ts';
 import type { Deps } from '../../src/context.ts';
 import { openDatabase } from '../../src/db/database.ts';
@@ -227,6 +228,32 @@ describe('the pool under a partition', { skip }, () => {
       silent.restore();
       await db.close();
       await silent.close();
+    }
+  });
+
+  it('has Postgres end what a partition leaves behind: an open transaction holding a lock, a statement still running', async () => {
+    const db = await open(database.url!);
+    const other = new pg.Client({ connectionString: database.url! });
+    await other.connect();
+    try {
+      const settings = await db.query("SELECT current_setting('statement_timeout') AS statement, current_setting('idle_in_transaction_session_timeout') AS idle");
+      assert.deepEqual(settings, [{ statement: `${(2 * TIMEOUT_MS) / 1000}s`, idle: `${(2 * TIMEOUT_MS) / 1000}s` }]);
+      // A transaction that takes the audit chain's lock, then goes quiet (its node cut off).
+      const quiet = db.prisma.$transaction(
+        async (tx) => {
+          await tx.$executeRaw`SELECT pg_advisory_xact_lock(72707370)`;
+          await new Promise((resolve) => setTimeout(resolve, 4 * TIMEOUT_MS));
+        },
+        { timeout: 10 * TIMEOUT_MS },
+      );
+      quiet.catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 3 * TIMEOUT_MS));
+      const [{ taken }] = (await other.query<{ taken: boolean }>('SELECT pg_try_advisory_xact_lock(72707370) AS taken')).rows as [{ taken: boolean }];
+      assert.equal(taken, true, 'the lock is free again: Postgres ended the idle transaction');
+      await assert.rejects(quiet);
+    } finally {
+      await other.end();
+      await db.close();
     }
   });
 
