@@ -18,10 +18,21 @@ function ipv6Groups(ip: string): number[] | undefined {
   return [...before, ...Array<number>(8 - before.length - after.length).fill(0), ...after];
 }
 
+const ipv4Of = (groups: number[]) => [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join('.');
+
 /** The IPv4 address an IPv4-mapped IPv6 address (::ffff:a.b.c.d) stands for. */
 function mappedIPv4(groups: number[]): string | undefined {
   if (!groups.slice(0, 5).every((group) => group === 0) || groups[5] !== 0xffff) return undefined;
-  return [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join('.');
+  return ipv4Of(groups);
+}
+
+/**
+ * The IPv4 client behind the well-known NAT64 prefix (64:ff9b::/96, RFC 6052): on an
+ * IPv6-only server behind a translator, every IPv4 client shares that one /64.
+ */
+function nat64IPv4(groups: number[]): string | undefined {
+  if (groups[0] !== 0x64 || groups[1] !== 0xff9b || !groups.slice(2, 6).every((group) => group === 0)) return undefined;
+  return ipv4Of(groups);
 }
 
 const prefixOf = (groups: number[], count: number) => groups.slice(0, count).map((group) => group.toString(16)).join(':');
@@ -29,7 +40,7 @@ const prefixOf = (groups: number[], count: number) => groups.slice(0, count).map
 /**
  * The key every per-peer limit and throttle counts by. An IPv6 peer is keyed by its /64: a
  * subscriber is routinely given a whole /64 (RFC 6177), so keyed by address it could walk
- * through 2^64 fresh budgets. An IPv4-mapped address is its IPv4 address; IPv4 and anything
+ * through 2^64 fresh budgets. An IPv4-mapped or NAT64 address is its IPv4 address; IPv4 and anything
  * that is not an address (a proxy's odd header) stay as they are.
  */
 export function peerKey(ip: string): string {
@@ -38,7 +49,7 @@ export function peerKey(ip: string): string {
   if (ip.startsWith('::ffff:') && isIPv4(ip.slice(7))) return ip.slice(7);
   const groups = ipv6Groups(ip);
   if (!groups) return ip;
-  return mappedIPv4(groups) ?? `${prefixOf(groups, 4)}::/64`;
+  return mappedIPv4(groups) ?? nat64IPv4(groups) ?? `${prefixOf(groups, 4)}::/64`;
 }
 
 /**

@@ -17,8 +17,11 @@ describe('peerKey: what a per-peer limit counts by', () => {
       ['2001:db8:1::2:3', '2001:db8:1:0::/64'],
       ['::', '0:0:0:0::/64'],
       ['::1', '0:0:0:0::/64'],
-      // NAT64 is not a mapped address: it stays IPv6.
-      ['64:ff9b::198.51.100.7', '64:ff9b:0:0::/64'],
+      // Behind a NAT64 translator (64:ff9b::/96), each IPv4 client is its own peer.
+      ['64:ff9b::198.51.100.7', '198.51.100.7'],
+      ['64:ff9b::c633:6408', '198.51.100.8'],
+      // Only the /96: another address of 64:ff9b::/64 is IPv6.
+      ['64:ff9b::1:0:0:1', '64:ff9b:0:0::/64'],
     ];
     for (const [ip, key] of cases) assert.equal(peerKey(ip), key, ip);
     assert.notEqual(peerKey('2001:db8:1:2::1'), peerKey('2001:db8:1:3::1'), 'the next /64 is another peer');
