@@ -268,12 +268,17 @@ describe('suspending a key', () => {
     assert.equal((await events('api_key.unsuspended', key.id)).length, 1);
   });
 
-  it('a revoked key offers neither, and refuses a forged suspend with a message', async () => {
+  it('a revoked key offers neither, and refuses a forged suspend or unsuspend with a message', async () => {
+    await act(admin, page, `${page}/suspend`, { reason: 'suspended, then revoked' });
     await act(admin, page, `${page}/revoke`, { reason: 'done with it' });
     assert.doesNotMatch(await text(await admin.client.get(page)), />(Suspend|Unsuspend)<\/button>/);
-    const answer = await admin.client.post(`${page}/suspend`, { reason: 'late', confirm: 'yes' });
-    assert.match(await text(await admin.client.follow(answer)), /Nothing changed: this key is revoked/);
-    assert.equal((await events('api_key.suspended', key.id)).length, 1);
+    const unsuspendedBefore = (await events('api_key.unsuspended', key.id)).length;
+    for (const action of ['suspend', 'unsuspend']) {
+      const answer = await admin.client.post(`${page}/${action}`, { reason: 'late', confirm: 'yes' });
+      assert.match(await text(await admin.client.follow(answer)), /Nothing changed: this key is revoked/, action);
+    }
+    assert.equal((await events('api_key.suspended', key.id)).length, 2);
+    assert.equal((await events('api_key.unsuspended', key.id)).length, unsuspendedBefore);
   });
 });
 

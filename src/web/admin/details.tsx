@@ -160,7 +160,11 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         sentence: (label) => `Key ${label} works again within a second, on every node, unless its team is suspended.`,
         button: 'Unsuspend',
         danger: false,
-        already: async (id) => ((await findKey(id)).suspendedAt ? null : 'this key is not suspended'),
+        already: async (id) => {
+          const row = await findKey(id);
+          const key = presentApiKey(row, deps.now());
+          return !row.suspendedAt ? 'this key is not suspended' : key.live ? null : `this key is ${key.status}`;
+        },
         run: async (id, reason, ctx) => {
           await unsuspendApiKey(deps, id, reason, actorOf(ctx));
           return `Key lk_${id} is no longer suspended.`;
