@@ -111,20 +111,22 @@ class PooledClient extends pg.Client {
 
 async function openPostgres(connectionString: string, options: DatabaseOptions): Promise<Database> {
   const connection = { connectionString, connectionTimeoutMillis: options.connectTimeoutMs, keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS };
-  const pool = new pg.Pool({ ...connection, max: options.poolSize ?? 10, query_timeout: options.queryTimeoutMs, Client: PooledClient });
-  // An idle client's error must not crash the process; the pool replaces it.
-  pool.on('error', () => {});
-  if (options.queryTimeoutMs) {
+  const limit = options.queryTimeoutMs && 2 * options.queryTimeoutMs;
+  const pool = new pg.Pool({
+    ...connection,
+    max: options.poolSize ?? 10,
+    query_timeout: options.queryTimeoutMs,
+    Client: PooledClient,
     // The query timeout only stops this node waiting. Across a partition, Postgres would keep
     // running what was sent, then hold an open transaction's locks (the audit chain's among
-    // them: every node's token issuance) until its own keepalive gives up, hours later. So
-    // the server ends those too, after twice the client's patience. Set per session rather
-    // than as startup parameters, which a transaction-pooling PgBouncer refuses.
-    const limit = 2 * options.queryTimeoutMs;
-    pool.on('connect', (client) => {
-      client.query(`SET statement_timeout = ${limit}; SET idle_in_transaction_session_timeout = ${limit}`).catch(() => {});
-    });
-  }
+    // them: every node's token issuance) until its own keepalive gives up, hours later. So the
+    // server ends those too, after twice the client's patience: set per session before the
+    // pool lends a connection out (a failure ends it), not as startup parameters, which a
+    // transaction-pooling PgBouncer refuses.
+    ...(limit ? { onConnect: (client: pg.ClientBase) => client.query(`SET statement_timeout = ${limit}; SET idle_in_transaction_session_timeout = ${limit}`) } : {}),
+  });
+  // An idle client's error must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const listeners = new Set<pg.Client>();
   return {
