@@ -54,6 +54,13 @@ export class CredentialCache {
    * removed when an entry leaves the cache for any reason, so groups stay bounded by `max`.
    */
   #groups = new Map<string, Set<string>>();
+  /**
+   * Loads under way, by key, with the epoch each began in: lookups of that key arriving
+   * meanwhile share the load, where an entry ending (its TTL) under load would otherwise send
+   * every concurrent request to the database. Only within one epoch: a lookup that arrives after
+   * an invalidation never gets a value loaded before it.
+   */
+  #loading = new Map<string, { epoch: number; value: Promise<object | null> }>();
   /** Lookups answered from the cache and lookups that had to load (read by /metrics when scraped). */
   hits = 0;
   misses = 0;
@@ -122,6 +129,18 @@ export class CredentialCache {
     }
     this.misses++;
     const epoch = this.#epoch;
+    const under = this.#loading.get(key);
+    if (under?.epoch === epoch) return under.value as Promise<T | null>;
+    const value = this.#load(key, epoch, load, groupOf);
+    this.#loading.set(key, { epoch, value });
+    try {
+      return await value;
+    } finally {
+      if (this.#loading.get(key)?.value === value) this.#loading.delete(key);
+    }
+  }
+
+  async #load<T extends object>(key: string, epoch: number, load: () => Promise<T | null>, groupOf?: (value: T) => string | null): Promise<T | null> {
     const value = await load();
     if (this.#listening && epoch === this.#epoch) {
       const group = value && groupOf ? groupOf(value) : null;
