@@ -1,6 +1,7 @@
 // API-key introspection (POST /introspect, RFC 7662) on a warm Latchkey node vs an empty koa
 // handler, and the same bench with 1,000 and with 1,000,000 stored keys (bulk-seeded in SQL).
 // ~100 real keys (digests that match) are introspected in rotation, so the cache is exercised.
+// JWT introspection too, on the smallest scale's node: ~100 access tokens from its /token, in rotation.
 // Each scale has its own database and node; the baseline and the nodes are measured in
 // alternating rounds, and each ratio is the median of per-round ratios.
 import { pathToFileURL } from 'node:url';
@@ -45,8 +46,19 @@ export interface ScaleResult {
   rss_mib_after: number | null;
 }
 
+export interface JwtIntrospectionResult {
+  tokens_in_rotation: number;
+  figures: Figures & { rounds_rps: number[] };
+  ratio_vs_empty_koa: number;
+  ratio_rounds: number[];
+  bar_ratio: number;
+  pass: boolean;
+}
+
 export interface IntrospectionResults {
   empty_koa: Figures & { rounds_rps: number[] };
+  /** JWT access tokens (signature, lifetime, revocation list) on the smallest scale's node. */
+  jwt: JwtIntrospectionResult | null;
   rounds: number;
   real_keys_in_rotation: number;
   scales: ScaleResult[];
@@ -110,6 +122,22 @@ interface Scale {
   seeded: Awaited<ReturnType<typeof seed>>;
   node: Child;
   requests: LoadRequest[];
+  /** Introspection of the client's own JWT access tokens. */
+  jwtRequests: LoadRequest[];
+}
+
+const JWT_BAR = 0.25;
+
+/** Access tokens from the node's own token endpoint, for the client that introspects them. */
+async function accessTokens(url: string, authorization: string, count: number): Promise<string[]> {
+  const tokens: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const answer = await fetch(`${url}/token`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&scope=s' });
+    const body = (await answer.json()) as { access_token?: string };
+    if (answer.status !== 200 || !body.access_token) throw new Error(`token for the JWT introspection bench: ${answer.status} ${JSON.stringify(body)}`);
+    tokens.push(body.access_token);
+  }
+  return tokens;
 }
 
 /** One database and one warm node per scale, all running, so that rounds can alternate. */
@@ -135,7 +163,14 @@ async function prepareScale(target: number): Promise<Scale> {
     const body = await probe.text();
     if (probe.status !== 200 || !(JSON.parse(body) as { active?: boolean }).active) throw new Error(`introspection probe failed: ${probe.status} ${body}`);
   }
-  return { target, db, seeded, node, requests };
+  const jwts = target === SCALES[0] ? await accessTokens(node.url, headers.authorization, REAL_KEYS) : [];
+  const jwtRequests: LoadRequest[] = jwts.map((token) => ({ method: 'POST', path: '/introspect', headers, body: `token=${encodeURIComponent(token)}` }));
+  for (const request of jwtRequests.slice(0, 1)) {
+    const probe = await fetch(`${node.url}/introspect`, { method: 'POST', headers, body: request.body });
+    const body = await probe.text();
+    if (probe.status !== 200 || !(JSON.parse(body) as { active?: boolean }).active) throw new Error(`JWT introspection probe failed: ${probe.status} ${body}`);
+  }
+  return { target, db, seeded, node, requests, jwtRequests };
 }
 
 export async function runIntrospectionBench(): Promise<IntrospectionResults> {
@@ -149,7 +184,10 @@ export async function runIntrospectionBench(): Promise<IntrospectionResults> {
       // The baseline answers the same requests (it ignores them), on the same connection count.
       { name: 'introspect/empty-koa', url: koa.url, requests: scales[0]!.requests, pid: koa.pid },
       ...scales.map((s) => ({ name: `introspect/latchkey ${s.target}`, url: s.node.url, requests: s.requests, pid: s.node.pid })),
+      { name: 'introspect/latchkey jwt', url: scales[0]!.node.url, requests: scales[0]!.jwtRequests, pid: scales[0]!.node.pid },
     ]);
+    const jwtRuns = scaleRuns.pop()!;
+    const jwtRatio = roundRatios(jwtRuns, koaRuns!);
     const results: ScaleResult[] = scales.map((s, i) => {
       const { ratio, rounds } = roundRatios(scaleRuns[i]!, koaRuns!);
       return {
@@ -169,6 +207,14 @@ export async function runIntrospectionBench(): Promise<IntrospectionResults> {
     const rss = results.at(-1)?.rss_mib_after ?? null;
     return {
       empty_koa: medianRun(koaRuns!),
+      jwt: {
+        tokens_in_rotation: scales[0]!.jwtRequests.length,
+        figures: medianRun(jwtRuns),
+        ratio_vs_empty_koa: jwtRatio.ratio,
+        ratio_rounds: jwtRatio.rounds,
+        bar_ratio: JWT_BAR,
+        pass: jwtRatio.ratio >= JWT_BAR,
+      },
       rounds: koaRuns!.length,
       real_keys_in_rotation: scales[0]!.requests.length,
       scales: results,

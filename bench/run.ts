@@ -45,6 +45,7 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null,
     for (const s of intro.scales) {
       rows.push(row(`introspect: Latchkey, ${s.stored_keys.toLocaleString('en')} keys`, s.figures));
     }
+    if (intro.jwt) rows.push(row('introspect: Latchkey, JWT access tokens', intro.jwt.figures));
   }
   if (verify) {
     rows.push(row('verify: empty koa handler', verify.empty_koa));
@@ -62,6 +63,10 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null,
     for (const s of intro.scales) {
       const rounds = s.ratio_rounds.map((r) => r.toFixed(2)).join(', ');
       bars.push([`introspect req/s at ${s.stored_keys.toLocaleString('en')} keys / empty koa`, `${s.ratio_vs_empty_koa.toFixed(3)}x (rounds ${rounds})`, '>= 0.5x', verdict(s.ratio_vs_empty_koa >= intro.bar_ratio)]);
+    }
+    if (intro.jwt) {
+      const j = intro.jwt;
+      bars.push(['introspect req/s, JWT access tokens / empty koa', `${j.ratio_vs_empty_koa.toFixed(3)}x (rounds ${j.ratio_rounds.map((r) => r.toFixed(2)).join(', ')})`, `>= ${j.bar_ratio}x`, verdict(j.pass)]);
     }
     if (intro.p50_change !== null) {
       const [a, b] = [intro.scales[0]!, intro.scales.at(-1)!];

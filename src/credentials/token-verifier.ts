@@ -1,4 +1,5 @@
 import { createLocalJWKSet, errors, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type Provider from 'oidc-provider';
 import type { Deps } from '../context.ts';
 
@@ -30,6 +31,8 @@ const OPAQUE_TOKEN = /^[\w-]{43}$/;
 
 /** Clock and rounding slack on a token's lifetime. */
 const LIFETIME_LEEWAY_S = 60;
+/** Tokens whose signature and claims checked out, remembered (about 1 KiB each). */
+const VERIFIED_MAX = 10_000;
 
 export function createTokenVerifier(deps: Pick<Deps, 'config' | 'now'>, publicJwks: { keys: JWK[] }, provider: Provider): TokenVerifier {
   // Keys are chosen by kid among our own only; jku/x5u/embedded jwk headers are never consulted,
@@ -39,11 +42,25 @@ export function createTokenVerifier(deps: Pick<Deps, 'config' | 'now'>, publicJw
   // Latchkey never issues a token that lives longer than LATCHKEY_ACCESS_TOKEN_TTL: one that
   // claims to (exp 10 years after iat) was not minted by this configuration (issue 9 §1.11).
   const maxLifetime = deps.config.LATCHKEY_ACCESS_TOKEN_TTL / 1000 + LIFETIME_LEEWAY_S;
+  // A resource server introspects the same token on every call it serves, and an ES256
+  // signature check costs more than the rest of the answer. The same bytes under the same keys
+  // (this verifier lives as long as its key set) verify the same way, so a token that checked
+  // out is remembered; only the clock is checked again on each use. Revocation is looked up
+  // by the caller every time, as before.
+  const verified = new LRUCache<string, JWTPayload>({ max: VERIFIED_MAX });
   return {
     async verifyJwt(token) {
+      const known = verified.get(token);
+      if (known) {
+        const now = Math.floor(deps.now().getTime() / 1000);
+        // jose's own tests, without tolerance: expired at exp, not valid before nbf.
+        if (known.exp! <= now) return { failure: 'EXPIRED', claims: known };
+        if (known.nbf === undefined || known.nbf <= now) return { claims: known };
+      }
       try {
         const { payload } = await jwtVerify(token, keys, { algorithms, issuer: deps.config.LATCHKEY_ISSUER, typ: 'at+jwt', requiredClaims: ['exp', 'iat', 'jti', 'client_id'], currentDate: deps.now() });
         if (payload.exp! - payload.iat! > maxLifetime) return { failure: 'INVALID' };
+        verified.set(token, payload);
         return { claims: payload };
       } catch (error) {
         // jose checks the signature before the claims: an expired token's claims are genuine.
