@@ -94,16 +94,16 @@ export function createMetrics(sources: MetricSources = {}) {
     });
   }
   if (usage) {
-    const reported = { overflow: 0, unconfirmed: 0, refused: 0 };
+    const reported: Record<string, number> = {};
     new Counter({
       name: 'latchkey_usage_dropped_total',
       help: 'Credential uses left out of the usage rollups: overflow (kept past the limit while the database was away), unconfirmed (a write whose COMMIT was lost), refused (a write the database refused)',
       labelNames: ['reason'] as const,
       registers: [registry],
       collect() {
-        for (const reason of ['overflow', 'unconfirmed', 'refused'] as const) {
-          this.inc({ reason }, usage.dropped[reason] - reported[reason]);
-          reported[reason] = usage.dropped[reason];
+        for (const [reason, dropped] of Object.entries(usage.dropped)) {
+          this.inc({ reason }, dropped - (reported[reason] ?? 0));
+          reported[reason] = dropped;
         }
       },
     });

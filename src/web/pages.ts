@@ -100,10 +100,14 @@ function csrfToken(deps: Deps, ctx: Context): string {
 }
 
 export function sameOrigin(ctx: Context, issuer: string): boolean {
+  const own = new URL(issuer).origin;
   const origin = ctx.get('origin');
-  if (origin && origin !== new URL(issuer).origin) return false;
+  if (origin && origin !== own) return false;
   const site = ctx.get('sec-fetch-site');
-  return !site || site === 'same-origin' || site === 'none';
+  if (site && site !== 'same-origin' && site !== 'none') return false;
+  // Browsers without Sec-Fetch-Site still send a Referer on a link followed from another site.
+  const referer = ctx.get('referer');
+  return !referer || URL.parse(referer)?.origin === own;
 }
 
 /** Compares the token a form carried with this request's, in constant time. */

@@ -203,19 +203,19 @@ export function KeyAdminPage(props: { chrome: Chrome; now: Date; view: KeyAdminV
       </div>
       <LimitsPanel limits={props.view.limits} what="key" changeHref={props.canAct ? `/admin/keys/${key.id}/plan` : null} />
       {props.canAct && key.live ? (
-        <SuspendPanel
-          csrf={props.chrome.csrf}
-          page={`/admin/keys/${key.id}`}
-          suspended={key.status === 'suspended'}
-          errors={props.errors}
-          unsuspend="Services using this key are accepted again within a second, on every node, unless its team is suspended."
-          suspend="Services using this key will be refused within a second, on every node, until it is unsuspended. Unlike revoking, this can be undone."
-        />
-      ) : null}
-      {props.canAct && key.live ? (
-        <ActionPanel csrf={props.chrome.csrf} id="revoke" title="Revoke" action={`/admin/keys/${key.id}/revoke`} button="Revoke" danger errors={props.errors}>
-          <p>Services using this key will be refused within a second, on every node. This cannot be undone.</p>
-        </ActionPanel>
+        <>
+          <SuspendPanel
+            csrf={props.chrome.csrf}
+            page={`/admin/keys/${key.id}`}
+            suspended={key.status === 'suspended'}
+            errors={props.errors}
+            unsuspend="Services using this key are accepted again within a second, on every node, unless its team is suspended."
+            suspend="Services using this key will be refused within a second, on every node, until it is unsuspended. Unlike revoking, this can be undone."
+          />
+          <ActionPanel csrf={props.chrome.csrf} id="revoke" title="Revoke" action={`/admin/keys/${key.id}/revoke`} button="Revoke" danger errors={props.errors}>
+            <p>Services using this key will be refused within a second, on every node. This cannot be undone.</p>
+          </ActionPanel>
+        </>
       ) : null}
       <UsagePanel series={props.view.usage} lastUsedAt={key.lastUsedAt} now={now} what="key" />
       <EventsPanel events={props.view.events} now={now} subject={{ type: 'api_key', id: key.id }} />
