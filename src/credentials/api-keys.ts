@@ -164,7 +164,8 @@ export async function revokeApiKey(deps: Deps, id: string, options: { reason?: s
       await appendAuditEvents(tx, [actorEvent(actor, 'api_key.revoked', 'api_key', id, { reason, teamId: key.teamId })], now);
       await invalidate(`key:${id}`);
     }
-    return { id, status: 'revoked' as const, revoked_at: (key.revokedAt ?? now).toISOString() };
+    // `changed` tells a caller that raced another revocation that its own changed nothing.
+    return { id, status: 'revoked' as const, revoked_at: (key.revokedAt ?? now).toISOString(), changed: !key.revokedAt };
   });
 }
 
@@ -173,26 +174,34 @@ export async function revokeApiKey(deps: Deps, id: string, options: { reason?: s
  * within a second until unsuspendApiKey. Used by an alert under the team's auto-suspend policy
  * (limits/alerts.ts) and by operators. Suspending a suspended key changes nothing.
  */
-export async function suspendApiKey(deps: Pick<Deps, 'prisma' | 'cache' | 'now'>, id: string, reason: string, actor: Actor): Promise<{ id: string; suspended: boolean }> {
+export async function suspendApiKey(deps: Pick<Deps, 'prisma' | 'cache' | 'now'>, id: string, reason: string, actor: Actor): Promise<KeySuspension> {
   return setKeySuspension(deps, id, reason, actor, true);
 }
 
-export async function unsuspendApiKey(deps: Pick<Deps, 'prisma' | 'cache' | 'now'>, id: string, reason: string, actor: Actor): Promise<{ id: string; suspended: boolean }> {
+export async function unsuspendApiKey(deps: Pick<Deps, 'prisma' | 'cache' | 'now'>, id: string, reason: string, actor: Actor): Promise<KeySuspension> {
   return setKeySuspension(deps, id, reason, actor, false);
 }
 
-async function setKeySuspension(deps: Pick<Deps, 'prisma' | 'cache' | 'now'>, id: string, reason: string, actor: Actor, suspend: boolean) {
+/** `changed` is false when the key already was as asked: decided under the key's lock, so of two concurrent requests exactly one changes it. */
+export interface KeySuspension {
+  id: string;
+  suspended: boolean;
+  changed: boolean;
+}
+
+async function setKeySuspension(deps: Pick<Deps, 'prisma' | 'cache' | 'now'>, id: string, reason: string, actor: Actor, suspend: boolean): Promise<KeySuspension> {
   const why = parseReason(reason);
   const now = deps.now();
   return changeCredentials(deps, async (tx, invalidate) => {
     const key = await lockKey(tx, id);
     if (suspend && key.revokedAt) throw new Conflict('api key is revoked');
-    if ((key.suspendedAt !== null) !== suspend) {
+    const changed = (key.suspendedAt !== null) !== suspend;
+    if (changed) {
       await tx.apiKey.update({ where: { id }, data: { suspendedAt: suspend ? now : null } });
       await appendAuditEvents(tx, [actorEvent(actor, suspend ? 'api_key.suspended' : 'api_key.unsuspended', 'api_key', id, { reason: why, teamId: key.teamId })], now);
       await invalidate(`key:${id}`);
     }
-    return { id, suspended: suspend };
+    return { id, suspended: suspend, changed };
   });
 }
 

@@ -280,19 +280,20 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
  * Revokes a client: its secrets stop working and every token it holds introspects inactive.
  * Already revoked: nothing changes and no second event. The reason (admin screens) is audited.
  */
-export async function revokeClient(deps: Deps, id: string, actor: Actor, options: { reason?: string } = {}): Promise<{ client_id: string; revoked_at: string }> {
+/** `changed` is false when it already was revoked (decided under the client's lock: of two concurrent revocations, one changes it). */
+export async function revokeClient(deps: Deps, id: string, actor: Actor, options: { reason?: string } = {}): Promise<{ client_id: string; revoked_at: string; changed: boolean }> {
   const reason = options.reason?.slice(0, 500);
   const now = deps.now();
-  const revokedAt = await changeCredentials(deps, async (tx, invalidate) => {
+  const { revokedAt, changed } = await changeCredentials(deps, async (tx, invalidate) => {
     const client = await lockClient(tx, id);
-    if (client.status === 'revoked') return client.revokedAt ?? now;
+    if (client.status === 'revoked') return { revokedAt: client.revokedAt ?? now, changed: false };
     await tx.oAuthClient.update({ where: { id }, data: { status: 'revoked', revokedAt: now } });
     await tx.oidcPayload.deleteMany({ where: { payload: { path: ['clientId'], equals: id } } });
     await appendAuditEvents(tx, [actorEvent(actor, 'client.revoked', 'client', id, { teamId: client.teamId, ...(reason ? { reason } : {}) })], now);
     await invalidate(`client:${id}`);
-    return now;
+    return { revokedAt: now, changed: true };
   });
-  return { client_id: id, revoked_at: revokedAt.toISOString() };
+  return { client_id: id, revoked_at: revokedAt.toISOString(), changed };
 }
 
 export interface RevokedClientTokens {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createApiKey, revokeApiKey, suspendApiKey, unsuspendApiKey } from '../../src/credentials/api-keys.ts';
+import { revokeClient } from '../../src/credentials/clients.ts';
 import { cli, cliJson } from '../helpers/cli.ts';
 import { createClient, createScope, type CreatedClient } from '../helpers/factories.ts';
 import { accessToken, authAs, introspectAs, postForm } from '../helpers/oauth.ts';
@@ -87,5 +89,32 @@ describe('revocation (RFC 7009)', () => {
     const anonymous = await postForm(meta.revocation_endpoint, { token: 'x' });
     assert.equal(anonymous.status, 401);
     assert.equal(anonymous.body.error, 'invalid_client');
+  });
+});
+
+describe('concurrent state changes', () => {
+  const OPERATOR = { type: 'cli' as const };
+  const eventsOf = (type: string, subjectId: string) => server.deps.prisma.auditEvent.count({ where: { type, subjectId } });
+
+  // Two admins acting on one credential at the same moment: the row lock decides, and the one
+  // whose change came second is told so (the pages then say "Nothing changed"), not "done".
+  it('tells exactly one of two concurrent suspensions, unsuspensions or revocations that it changed the key', async () => {
+    const key = await createApiKey(server.deps, { name: 'race', scopes: [scope], audiences: [API] }, OPERATOR);
+    rememberSecret(key.key);
+    const twice = async <T extends { changed: boolean }>(act: () => Promise<T>) => (await Promise.all([act(), act()])).map((r) => r.changed).sort();
+    assert.deepEqual(await twice(() => suspendApiKey(server.deps, key.id, 'first', OPERATOR)), [false, true]);
+    assert.equal(await eventsOf('api_key.suspended', key.id), 1);
+    assert.deepEqual(await twice(() => unsuspendApiKey(server.deps, key.id, 'back', OPERATOR)), [false, true]);
+    assert.equal(await eventsOf('api_key.unsuspended', key.id), 1);
+    assert.deepEqual(await twice(() => revokeApiKey(server.deps, key.id, { reason: 'leaked' }, OPERATOR)), [false, true]);
+    assert.equal(await eventsOf('api_key.revoked', key.id), 1);
+  });
+
+  it('tells exactly one of two concurrent revocations of an application that it changed it', async () => {
+    const app = await createClient(server, { scopes: [scope], audiences: [API] });
+    const results = await Promise.all([revokeClient(server.deps, app.client_id, OPERATOR), revokeClient(server.deps, app.client_id, OPERATOR)]);
+    assert.deepEqual(results.map((r) => r.changed).sort(), [false, true]);
+    assert.equal(results[0]!.revoked_at, results[1]!.revoked_at);
+    assert.equal(await eventsOf('client.revoked', app.client_id), 1);
   });
 });

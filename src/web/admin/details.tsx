@@ -16,7 +16,7 @@ import { CLIENT_ID, revokeClient, revokeClientTokens } from '../../credentials/c
 import { API_KEY_VIEW_SELECT, APPLICATION_VIEW_SELECT, presentApiKey, presentApplication } from '../../credentials/presenters.ts';
 import { teamUsageSeries, usageSeries } from '../../credentials/usage.ts';
 import type { Deps } from '../../context.ts';
-import { NotFound } from '../../lib/errors.ts';
+import { Conflict, NotFound } from '../../lib/errors.ts';
 import { credentialLimits } from '../../limits/plans.ts';
 import { adminPolicy } from '../../policies/admin.ts';
 import { textOf } from '../form.ts';
@@ -150,7 +150,8 @@ export const detailRoutes: PageRoutes = (router, deps) => {
           return key.status === 'suspended' ? 'this key is already suspended' : key.live ? null : `this key is ${key.status}`;
         },
         run: async (id, reason, ctx) => {
-          await suspendApiKey(deps, id, reason, actorOf(ctx));
+          // Another admin may have suspended it since the check above: only one of us changed it.
+          if (!(await suspendApiKey(deps, id, reason, actorOf(ctx))).changed) throw new Conflict('this key is already suspended');
           return `Key lk_${id} suspended: services using it are refused until it is unsuspended.`;
         },
       },
@@ -166,7 +167,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
           return !row.suspendedAt ? 'this key is not suspended' : key.live ? null : `this key is ${key.status}`;
         },
         run: async (id, reason, ctx) => {
-          await unsuspendApiKey(deps, id, reason, actorOf(ctx));
+          if (!(await unsuspendApiKey(deps, id, reason, actorOf(ctx))).changed) throw new Conflict('this key is not suspended');
           return `Key lk_${id} is no longer suspended.`;
         },
       },
@@ -178,7 +179,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         danger: true,
         already: async (id) => ((await findKey(id)).revokedAt ? 'this key is already revoked' : null),
         run: async (id, reason, ctx) => {
-          await revokeApiKey(deps, id, { reason }, actorOf(ctx));
+          if (!(await revokeApiKey(deps, id, { reason }, actorOf(ctx))).changed) throw new Conflict('this key is already revoked');
           return `Key lk_${id} revoked: services using it are refused from now on.`;
         },
       },
@@ -225,7 +226,7 @@ export const detailRoutes: PageRoutes = (router, deps) => {
         danger: true,
         already: async (id) => ((await findApplication(id)).status === 'revoked' ? 'this application is already revoked' : null),
         run: async (id, reason, ctx) => {
-          await revokeClient(deps, id, actorOf(ctx), { reason });
+          if (!(await revokeClient(deps, id, actorOf(ctx), { reason })).changed) throw new Conflict('this application is already revoked');
           return 'Application revoked: its secrets and tokens are refused from now on.';
         },
       },

@@ -22,7 +22,7 @@ import type { PageRoutes } from '../pages.ts';
 import { chrome, flashOnConflict, redirectWith, renderPage } from '../render.ts';
 import { signedIn } from '../signed-in.ts';
 import { retiredAmong } from '../../credentials/scopes.ts';
-import { LatchkeyError } from '../../lib/errors.ts';
+import { Conflict, LatchkeyError } from '../../lib/errors.ts';
 import { DroppedScopes, type ScopeCatalog } from '../../../views/credential-fields.tsx';
 import { audiencesAreTyped, audiencesText, chosenScopes, graceForm, graceOf, scopeCatalog, scopesProblem } from './credential-forms.ts';
 
@@ -217,7 +217,7 @@ export const applicationsRoutes: PageRoutes = (router, deps) => {
     }
     if (application.status === 'revoked') return redirectWith(ctx, back, { kind: 'error', text: 'Nothing changed: this application was already revoked.' });
     await flashOnConflict(ctx, back, async () => {
-      await revokeClient(deps, application.id, actorOf(ctx));
+      if (!(await revokeClient(deps, application.id, actorOf(ctx))).changed) throw new Conflict('this application was already revoked');
       redirectWith(ctx, back, { kind: 'success', text: `Application ${application.id} revoked: its secrets and tokens are refused from now on.` });
     });
   });

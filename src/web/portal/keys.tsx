@@ -8,7 +8,7 @@ import {
 } from '../../../views/portal/keys.tsx';
 import { ConfirmPage, Time } from '../../../views/components.tsx';
 import { DroppedScopes, EXPIRY_CHOICES, type ScopeCatalog } from '../../../views/credential-fields.tsx';
-import { LatchkeyError } from '../../lib/errors.ts';
+import { Conflict, LatchkeyError } from '../../lib/errors.ts';
 import { revokeApiKey, rotateApiKey } from '../../credentials/api-keys.ts';
 import { credentialName, NameTaken } from '../../credentials/names.ts';
 import { KEY_ID } from '../../credentials/api-key-format.ts';
@@ -185,7 +185,8 @@ export const keysRoutes: PageRoutes = (router, deps) => {
     }
     if (key.revokedAt) return redirectWith(ctx, back, { kind: 'error', text: 'Nothing changed: this key was already revoked.' });
     await flashOnConflict(ctx, back, async () => {
-      await revokeApiKey(deps, key.id, { reason: reason || undefined }, actorOf(ctx));
+      // A teammate may have revoked it since the check above: only one of us changed it.
+      if (!(await revokeApiKey(deps, key.id, { reason: reason || undefined }, actorOf(ctx))).changed) throw new Conflict('this key was already revoked');
       redirectWith(ctx, back, { kind: 'success', text: `Key ${key.prefix} revoked: services using it are refused from now on.` });
     });
   });
