@@ -35,7 +35,7 @@ export interface UsageFindings {
   newNetworks: { type: CredentialType; id: string; network: string }[];
   /** A rotated-out key, or an application's previous secret, used inside its grace window. */
   rotatedUses: { type: CredentialType; id: string; graceEndsAt: Date }[];
-  /** Failed checks of one credential reached the burst threshold within the burst window. */
+  /** Failed checks of one credential, on all nodes together, reached the burst threshold in one burst window. */
   bursts: { type: CredentialType; id: string; failed: number; windowStart: Date }[];
 }
 
@@ -80,9 +80,8 @@ export class Usage {
   #heldCount = 0;
   /** Whether counts were dropped over `heldMax` since the database last took a write: warned once. */
   #overflowing = false;
-  /** Failed checks per credential, per minute, over the burst window (failures only: not the hot path). */
-  #failures = new Map<string, { minute: number; count: number }[]>();
-  #bursts: UsageFindings['bursts'] = [];
+  /** Failed checks since the last flush, per credential and burst window (failures only: not the hot path). */
+  #failures = new Map<string, { type: CredentialType; id: string; slot: number; count: number }>();
   /** (type, id, network) → when this node last wrote it: keeps network writes to new pairs. */
   #networksWritten = new Map<string, number>();
   /** Statements written so far (tests prove there is no write per request). */
@@ -134,30 +133,13 @@ export class Usage {
     this.#previousSecrets.add(clientId);
   }
 
-  /**
-   * Counts failures per minute over the burst window; one finding when the count reaches the
-   * threshold, dated by the window slot it falls in (alerts dedupe on that slot). Counted per
-   * node: with several nodes behind a balancer each sees its share of a burst.
-   */
+  /** Counts a failure in the fixed burst window it falls in; the flush adds it to every node's count. */
   #countFailure(type: CredentialType, id: string, rule: BurstRule): void {
-    const now = this.deps.now().getTime();
-    const minute = Math.floor(now / 60_000);
-    const oldest = minute - Math.ceil(rule.windowMs / 60_000) + 1;
-    const key = `${type}:${id}`;
-    const buckets = (this.#failures.get(key) ?? []).filter((b) => b.minute >= oldest);
-    const last = buckets.at(-1);
-    if (last?.minute === minute) last.count += 1;
-    else buckets.push({ minute, count: 1 });
-    this.#failures.set(key, buckets);
-    const total = buckets.reduce((sum, b) => sum + b.count, 0);
-    if (total === rule.failed) {
-      const windowStart = new Date(Math.floor(now / rule.windowMs) * rule.windowMs);
-      this.#bursts.push({ type, id, failed: total, windowStart });
-    }
-    // Forget credentials whose failures have aged out, so the map stays small.
-    if (this.#failures.size > 10_000) {
-      for (const [k, b] of this.#failures) if ((b.at(-1)?.minute ?? 0) < oldest) this.#failures.delete(k);
-    }
+    const slot = Math.floor(this.deps.now().getTime() / rule.windowMs) * rule.windowMs;
+    const key = `${type} ${id} ${slot}`;
+    const counted = this.#failures.get(key);
+    if (counted) counted.count += 1;
+    else this.#failures.set(key, { type, id, slot, count: 1 });
   }
 
   start(intervalMs = 5_000): void {
@@ -176,9 +158,9 @@ export class Usage {
   }
 
   async #flush(): Promise<void> {
-    const bursts = this.#bursts;
-    this.#bursts = [];
-    const findings: UsageFindings = { newNetworks: [], rotatedUses: [], bursts };
+    const findings: UsageFindings = { newNetworks: [], rotatedUses: [], bursts: [] };
+    const failures = this.#failures;
+    this.#failures = new Map();
     const rollups: Rollup[] = [...this.#held.values()];
     this.#held = new Map();
     this.#heldCount = 0;
@@ -201,6 +183,7 @@ export class Usage {
       );
     }
     writes.push(this.#writeRollups(rollups));
+    if (failures.size > 0 && this.burst) writes.push(this.#writeFailures([...failures.values()], this.burst, findings));
     const failure = (await Promise.allSettled(writes)).find((result) => result.status === 'rejected');
     // Every 5 s while the database is down: said once per outage (lib/failure-log.ts).
     if (failure) warnUnlessOutage(this.deps.log, failure.reason, 'could not record credential usage');
@@ -314,6 +297,32 @@ export class Usage {
   }
 
   /** "Last used", rotated-out credentials still in use, and the networks seen. */
+  /**
+   * Adds this node's failures to the shared count of each burst window, one statement per chunk.
+   * The row lock orders concurrent flushes, so exactly one of them takes a window's count past
+   * the threshold and reports the burst: N nodes behind a balancer alert as one would. Windows
+   * are fixed slots (alerts dedupe on them), so failures that straddle a slot boundary count
+   * in two windows. Failures a flush could not write are not retried: the rollups keep them.
+   */
+  async #writeFailures(failures: { type: CredentialType; id: string; slot: number; count: number }[], rule: BurstRule, findings: UsageFindings): Promise<void> {
+    for (let start = 0; start < failures.length; start += FLUSH_CHUNK) {
+      const chunk = failures.slice(start, start + FLUSH_CHUNK);
+      this.statements += 1;
+      const rows = await this.deps.prisma.$queryRaw<{ credential_type: CredentialType; credential_id: string; slot: Date; failed: number }[]>`
+        INSERT INTO failure_window AS w (credential_type, credential_id, slot, failed)
+        SELECT * FROM unnest(${chunk.map((f) => f.type)}::text[], ${chunk.map((f) => f.id)}::text[], ${chunk.map((f) => new Date(f.slot))}::timestamptz[], ${chunk.map((f) => f.count)}::int[])
+        ON CONFLICT (credential_type, credential_id, slot) DO UPDATE SET failed = w.failed + excluded.failed
+        RETURNING w.credential_type, w.credential_id, w.slot, w.failed`;
+      const added = new Map(chunk.map((f) => [`${f.type} ${f.id} ${f.slot}`, f.count]));
+      for (const row of rows) {
+        const before = row.failed - (added.get(`${row.credential_type} ${row.credential_id} ${row.slot.getTime()}`) ?? row.failed);
+        if (row.failed >= rule.failed && before < rule.failed) {
+          findings.bursts.push({ type: row.credential_type, id: row.credential_id, failed: row.failed, windowStart: row.slot });
+        }
+      }
+    }
+  }
+
   async #writeUse(type: CredentialType, batch: Map<string, Counts>, now: Date, findings: UsageFindings): Promise<void> {
     const entries = [...batch];
     for (let start = 0; start < entries.length; start += FLUSH_CHUNK) {

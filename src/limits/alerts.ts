@@ -233,6 +233,7 @@ export async function pruneAlertData(deps: Pick<Deps, 'prisma'>, now: Date): Pro
   await deps.prisma.usageHourly.deleteMany({ where: { hour: { lt: ago(7) } } });
   await deps.prisma.credentialNetwork.deleteMany({ where: { lastSeen: { lt: ago(31) } } });
   await deps.prisma.credentialAlert.deleteMany({ where: { raisedAt: { lt: ago(30) } } });
+  await deps.prisma.failureWindow.deleteMany({ where: { slot: { lt: ago(31) } } });
   await deps.prisma.sentReminder.deleteMany({ where: { dueAt: { lt: ago(30) } } });
 }
 
