@@ -1,7 +1,7 @@
 // Shared helpers for the benchmarks: child processes, throwaway databases, autocannon runs.
 // Everything here targets 127.0.0.1 only and is bounded in time.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createHistogram } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -167,6 +167,25 @@ export function cpuMs(pid: number): number | null {
 }
 const CLOCK_TICKS = 100;
 
+/**
+ * The local PostgreSQL server's processes (postmaster, backends, WAL writer…): on a machine
+ * where it shares the cores with the server under test, its work per request is part of the cost.
+ */
+export function postgresPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+const cpuOfAll = (pids: number[]) => pids.reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
+
 /** Resident set size of a process, from /proc (MiB). */
 export function rssMiB(pid: number): number | null {
   try {
@@ -204,6 +223,8 @@ export interface Figures {
   /** Server CPU (user + system) per 2xx response during the measured run, and its share of one core. */
   server_cpu_us_per_req: number | null;
   server_cpu_cores: number | null;
+  /** CPU of the database processes per 2xx response (only where measured: the token bench). */
+  database_cpu_us_per_req?: number | null;
 }
 
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
@@ -236,7 +257,7 @@ async function cannon(url: string, requests: LoadRequest[], seconds: number, con
  * A warm-up run, then the measured run on fresh connections. Requests are cycled in order on
  * each connection (autocannon builds them once, so rotating bodies cost nothing per request).
  */
-export async function measure(name: string, url: string, requests: LoadRequest[], options: { connections?: number; warmup?: number; duration?: number; pid?: number } = {}): Promise<Figures & { warmupOk: number; warmupNon2xx: number }> {
+export async function measure(name: string, url: string, requests: LoadRequest[], options: { connections?: number; warmup?: number; duration?: number; pid?: number; database?: () => number[] } = {}): Promise<Figures & { warmupOk: number; warmupNon2xx: number }> {
   const connections = options.connections ?? CONNECTIONS;
   const warmupSeconds = options.warmup ?? WARMUP_S;
   const seconds = options.duration ?? DURATION_S;
@@ -244,8 +265,12 @@ export async function measure(name: string, url: string, requests: LoadRequest[]
   const warm = await cannon(url, requests, warmupSeconds, connections);
   log(`${name}: measuring ${seconds}s with ${connections} connections`);
   const cpuBefore = options.pid ? cpuMs(options.pid) : null;
+  // Backends live as long as their pooled connections, so the same processes are read after.
+  const databasePids = options.database?.() ?? [];
+  const databaseBefore = cpuOfAll(databasePids);
   const { result, histogram } = await cannon(url, requests, seconds, connections);
   const cpuAfter = options.pid ? cpuMs(options.pid) : null;
+  const databaseCpu = cpuOfAll(databasePids) - databaseBefore;
   const cpu = cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null;
   const us = (p: number) => round(histogram.percentile(p) / 1000, 3);
   const figures = {
@@ -263,10 +288,11 @@ export async function measure(name: string, url: string, requests: LoadRequest[]
     connections,
     server_cpu_us_per_req: cpu === null || result['2xx'] === 0 ? null : Math.round((cpu * 1000) / result['2xx']),
     server_cpu_cores: cpu === null ? null : round(cpu / 1000 / result.duration, 2),
+    ...(options.database ? { database_cpu_us_per_req: result['2xx'] === 0 ? null : Math.round((databaseCpu * 1000) / result['2xx']) } : {}),
     warmupOk: warm.result['2xx'],
     warmupNon2xx: warm.result.non2xx,
   };
-  log(`${name}: ${figures.rps} req/s, p50 ${figures.p50_ms} ms, p99 ${figures.p99_ms} ms, non-2xx ${figures.non2xx}, errors ${figures.errors}${figures.server_cpu_us_per_req === null ? '' : `, server CPU ${figures.server_cpu_us_per_req} µs/req (${figures.server_cpu_cores} cores)`}`);
+  log(`${name}: ${figures.rps} req/s, p50 ${figures.p50_ms} ms, p99 ${figures.p99_ms} ms, non-2xx ${figures.non2xx}, errors ${figures.errors}${figures.server_cpu_us_per_req === null ? '' : `, server CPU ${figures.server_cpu_us_per_req} µs/req (${figures.server_cpu_cores} cores)`}${figures.database_cpu_us_per_req == null ? '' : `, database CPU ${figures.database_cpu_us_per_req} µs/req`}`);
   return figures;
 }
 
@@ -275,6 +301,8 @@ export interface Target {
   url: string;
   requests: LoadRequest[];
   pid?: number;
+  /** The database processes whose CPU per request is reported beside the server's. */
+  database?: () => number[];
 }
 
 export type Measured = Awaited<ReturnType<typeof measure>>;
@@ -288,7 +316,7 @@ export async function measureRounds(targets: Target[], rounds = ROUNDS): Promise
   const runs: Measured[][] = targets.map(() => []);
   for (let round = 1; round <= rounds; round++) {
     for (const [i, target] of targets.entries()) {
-      runs[i]!.push(await measure(`${target.name} (round ${round}/${rounds})`, target.url, target.requests, { pid: target.pid }));
+      runs[i]!.push(await measure(`${target.name} (round ${round}/${rounds})`, target.url, target.requests, { pid: target.pid, database: target.database }));
     }
   }
   return runs;

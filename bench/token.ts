@@ -13,6 +13,7 @@ import {
   log,
   measureRounds,
   medianRun,
+  postgresPids,
   roundRatios,
   rssMiB,
   SERVER_MALLOC_ARENA_MAX,
@@ -108,7 +109,7 @@ export async function runTokenBench(): Promise<TokenResults> {
       const check = await fetch(`${bare.url}/token`, { method: 'POST', headers: tokenRequest(client.client_id, client.client_secret, false).headers, body: 'grant_type=client_credentials&scope=s' });
       if (check.status !== 200) throw new Error(`bare provider /token answered ${check.status}: ${await check.text()}`);
       [latchkeyRuns, bareRuns] = (await measureRounds([
-        { name: 'token/latchkey', url: latchkey.url, requests: [tokenRequest(client.client_id, client.client_secret, true)], pid: latchkey.pid },
+        { name: 'token/latchkey', url: latchkey.url, requests: [tokenRequest(client.client_id, client.client_secret, true)], pid: latchkey.pid, database: postgresPids },
         { name: 'token/bare-oidc-provider', url: bare.url, requests: [tokenRequest(client.client_id, client.client_secret, false)], pid: bare.pid },
       ])) as [Measured[], Measured[]];
       rss = rssMiB(latchkey.pid);
