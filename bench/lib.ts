@@ -168,8 +168,9 @@ export function cpuMs(pid: number): number | null {
 const CLOCK_TICKS = 100;
 
 /**
- * The local PostgreSQL server's processes (postmaster, backends, WAL writer…): on a machine
- * where it shares the cores with the server under test, its work per request is part of the cost.
+ * Every process named postgres on this machine (postmaster, backends, WAL writer…: the bench's
+ * database server, and any other cluster): where they share the cores with the server under
+ * test, their work per request is part of the cost.
  */
 export function postgresPids(): number[] {
   const pids: number[] = [];
@@ -184,7 +185,15 @@ export function postgresPids(): number[] {
   return pids;
 }
 
-const cpuOfAll = (pids: number[]) => pids.reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0);
+/** CPU time of a set of processes by pid (ms); a process gone since is absent. */
+const cpuByPid = (pids: number[]) => new Map(pids.flatMap((pid) => { const ms = cpuMs(pid); return ms === null ? [] : [[pid, ms] as const]; }));
+
+/** What processes used between two readings: those present at both, plus all of those that started since. */
+function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ms] of after) total += ms - (before.get(pid) ?? 0);
+  return total;
+}
 
 /** Resident set size of a process, from /proc (MiB). */
 export function rssMiB(pid: number): number | null {
@@ -265,12 +274,11 @@ export async function measure(name: string, url: string, requests: LoadRequest[]
   const warm = await cannon(url, requests, warmupSeconds, connections);
   log(`${name}: measuring ${seconds}s with ${connections} connections`);
   const cpuBefore = options.pid ? cpuMs(options.pid) : null;
-  // Backends live as long as their pooled connections, so the same processes are read after.
-  const databasePids = options.database?.() ?? [];
-  const databaseBefore = cpuOfAll(databasePids);
+  const databaseBefore = cpuByPid(options.database?.() ?? []);
   const { result, histogram } = await cannon(url, requests, seconds, connections);
   const cpuAfter = options.pid ? cpuMs(options.pid) : null;
-  const databaseCpu = cpuOfAll(databasePids) - databaseBefore;
+  // A process that ended during the run (rare: backends live as long as their pooled connections) is not counted.
+  const databaseCpu = options.database ? cpuBetween(databaseBefore, cpuByPid(options.database())) : 0;
   const cpu = cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null;
   const us = (p: number) => round(histogram.percentile(p) / 1000, 3);
   const figures = {

@@ -58,7 +58,7 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null,
     bars.push(['token req/s, Latchkey / bare', `${token.ratio_rps.toFixed(3)}x (rounds ${token.ratio_rounds.map((r) => r.toFixed(2)).join(', ')})`, '>= 0.8x', verdict(token.pass)]);
     const cpu = (f: Figures) => f.server_cpu_us_per_req ?? '-';
     // On one machine the database's work per token shares the cores with both servers under test.
-    bars.push(['token CPU per token (median rounds)', `Latchkey ${cpu(token.latchkey)} µs + Postgres ${token.latchkey.database_cpu_us_per_req ?? '-'} µs; bare ${cpu(token.bare)} µs`, 'info', 'n/a']);
+    bars.push(['token CPU per token (the median round)', `Latchkey ${cpu(token.latchkey)} µs + all postgres processes ${token.latchkey.database_cpu_us_per_req ?? '-'} µs; bare ${cpu(token.bare)} µs`, 'info', 'n/a']);
     const a = token.audit;
     bars.push(['token.issued events vs 200s (by jti)', `${a.token_issued_rows} rows / ${a.responses_200} 200s, ${a.jtis_without_event} missing, +${a.extra_rows} in flight`, 'none missing', verdict(a.pass)]);
   }

@@ -31,7 +31,10 @@ const rate = (fallback: string) =>
       const match = /^(\d{1,9})\/(\S+)$/.exec(value.trim());
       try {
         if (!match || Number(match[1]) < 1) throw new Error('must be N/DURATION, e.g. 100/1m');
-        return { limit: Number(match[1]), windowMs: parseDuration(match[2]!) };
+        const windowMs = parseDuration(match[2]!);
+        // A zero window counts nothing; beyond 30 days the counters' rows are pruned while current.
+        if (windowMs < 1_000 || windowMs > 30 * 86_400_000) throw new Error('the window must be between 1s and 30d');
+        return { limit: Number(match[1]), windowMs };
       } catch (error) {
         ctx.addIssue({ code: 'custom', message: (error as Error).message });
         return z.NEVER;

@@ -35,8 +35,11 @@ export interface UsageFindings {
   newNetworks: { type: CredentialType; id: string; network: string }[];
   /** A rotated-out key, or an application's previous secret, used inside its grace window. */
   rotatedUses: { type: CredentialType; id: string; graceEndsAt: Date }[];
-  /** Failed checks of one credential, on all nodes together, reached the burst threshold in one burst window. */
-  bursts: { type: CredentialType; id: string; failed: number; windowStart: Date }[];
+  /**
+   * Failed checks of one credential, on all nodes together, reached the burst threshold within
+   * the window's length: about `failed` of them since `since`; `windowStart` is the slot it is raised for.
+   */
+  bursts: { type: CredentialType; id: string; failed: number; windowStart: Date; since: Date }[];
 }
 
 /** Counts of one credential type and UTC hour (ms) to add to the rollups. */
@@ -241,16 +244,17 @@ export class Usage {
     const failed = entries.map(([, c]) => c.failed);
     const at = new Date(hour);
     // Both rollups in one statement: the data-modifying CTE writes the day, the outer insert the hour.
+    // Rows in key order, so that two nodes flushing the same credentials lock them in one order (no deadlock).
     this.statements += 1;
     await tx.$executeRaw`
       WITH u AS (SELECT * FROM unnest(${ids}::text[], ${succeeded}::int[], ${failed}::int[]) AS u(id, succeeded, failed)),
       daily AS (
         INSERT INTO usage_daily (credential_type, credential_id, day, succeeded, failed)
-        SELECT ${type}, u.id, ${utcDay(at)}::date, u.succeeded, u.failed FROM u
+        SELECT ${type}, u.id, ${utcDay(at)}::date, u.succeeded, u.failed FROM u ORDER BY u.id
         ON CONFLICT (credential_type, credential_id, day) DO UPDATE
         SET succeeded = usage_daily.succeeded + EXCLUDED.succeeded, failed = usage_daily.failed + EXCLUDED.failed)
       INSERT INTO usage_hourly (credential_type, credential_id, hour, succeeded, failed)
-      SELECT ${type}, u.id, ${at}, u.succeeded, u.failed FROM u
+      SELECT ${type}, u.id, ${at}, u.succeeded, u.failed FROM u ORDER BY u.id
       ON CONFLICT (credential_type, credential_id, hour) DO UPDATE
       SET succeeded = usage_hourly.succeeded + EXCLUDED.succeeded, failed = usage_hourly.failed + EXCLUDED.failed`;
   }
@@ -296,33 +300,50 @@ export class Usage {
     this.deps.log.warn({ uses, credentials: entries.length, ...(err ? { err } : {}) }, message);
   }
 
-  /** "Last used", rotated-out credentials still in use, and the networks seen. */
   /**
-   * Adds this node's failures to the shared count of each burst window, one statement per chunk.
-   * The row lock orders concurrent flushes, so exactly one of them takes a window's count past
-   * the threshold and reports the burst: N nodes behind a balancer alert as one would. Windows
-   * are fixed slots (alerts dedupe on them), so failures that straddle a slot boundary count
-   * in two windows. Failures a flush could not write are not retried: the rollups keep them.
+   * Adds this node's failures to the shared count of each burst window, one statement per
+   * chunk, and reports a burst when the failures of the last window's length, on all nodes,
+   * reach the threshold. That count is estimated the way sliding-window limiters do: this
+   * slot's count plus the previous slot's, weighted by how much of it still falls within the
+   * window, so failures that straddle a slot boundary still add up. The row lock orders
+   * concurrent flushes (rows are written in key order, so two flushes cannot deadlock), so
+   * exactly one of them takes the count past the threshold: N nodes behind a balancer alert
+   * as one would, once per slot (alerts dedupe on it). Failures a flush could not write are
+   * not retried; the rollups keep their counts.
    */
   async #writeFailures(failures: { type: CredentialType; id: string; slot: number; count: number }[], rule: BurstRule, findings: UsageFindings): Promise<void> {
+    const now = this.deps.now().getTime();
     for (let start = 0; start < failures.length; start += FLUSH_CHUNK) {
       const chunk = failures.slice(start, start + FLUSH_CHUNK);
       this.statements += 1;
-      const rows = await this.deps.prisma.$queryRaw<{ credential_type: CredentialType; credential_id: string; slot: Date; failed: number }[]>`
-        INSERT INTO failure_window AS w (credential_type, credential_id, slot, failed)
-        SELECT * FROM unnest(${chunk.map((f) => f.type)}::text[], ${chunk.map((f) => f.id)}::text[], ${chunk.map((f) => new Date(f.slot))}::timestamptz[], ${chunk.map((f) => f.count)}::int[])
-        ON CONFLICT (credential_type, credential_id, slot) DO UPDATE SET failed = w.failed + excluded.failed
-        RETURNING w.credential_type, w.credential_id, w.slot, w.failed`;
-      const added = new Map(chunk.map((f) => [`${f.type} ${f.id} ${f.slot}`, f.count]));
+      // The previous slot is read as it was before this statement, plus what this flush adds to it.
+      const rows = await this.deps.prisma.$queryRaw<{ credential_type: CredentialType; credential_id: string; slot: Date; failed: number; added: number; previous: number }[]>`
+        WITH input AS (
+          SELECT * FROM unnest(${chunk.map((f) => f.type)}::text[], ${chunk.map((f) => f.id)}::text[], ${chunk.map((f) => new Date(f.slot))}::timestamptz[], ${chunk.map((f) => f.count)}::int[])
+            AS i (credential_type, credential_id, slot, added)
+        ), counted AS (
+          INSERT INTO failure_window AS w (credential_type, credential_id, slot, failed)
+          SELECT credential_type, credential_id, slot, added FROM input ORDER BY credential_type, credential_id, slot
+          ON CONFLICT (credential_type, credential_id, slot) DO UPDATE SET failed = w.failed + excluded.failed
+          RETURNING w.credential_type, w.credential_id, w.slot, w.failed
+        )
+        SELECT c.credential_type, c.credential_id, c.slot, c.failed, i.added, (coalesce(p.failed, 0) + coalesce(pi.added, 0))::int AS previous
+          FROM counted c
+          JOIN input i ON i.credential_type = c.credential_type AND i.credential_id = c.credential_id AND i.slot = c.slot
+          LEFT JOIN failure_window p ON p.credential_type = c.credential_type AND p.credential_id = c.credential_id AND p.slot = c.slot - ${rule.windowMs} * interval '1 millisecond'
+          LEFT JOIN input pi ON pi.credential_type = c.credential_type AND pi.credential_id = c.credential_id AND pi.slot = c.slot - ${rule.windowMs} * interval '1 millisecond'`;
       for (const row of rows) {
-        const before = row.failed - (added.get(`${row.credential_type} ${row.credential_id} ${row.slot.getTime()}`) ?? row.failed);
-        if (row.failed >= rule.failed && before < rule.failed) {
-          findings.bursts.push({ type: row.credential_type, id: row.credential_id, failed: row.failed, windowStart: row.slot });
+        const slot = row.slot.getTime();
+        const carried = row.previous * Math.max(0, 1 - (now - slot) / rule.windowMs);
+        const after = carried + row.failed;
+        if (after >= rule.failed && after - row.added < rule.failed) {
+          findings.bursts.push({ type: row.credential_type, id: row.credential_id, failed: Math.round(after), windowStart: row.slot, since: new Date(carried > 0 ? now - rule.windowMs : slot) });
         }
       }
     }
   }
 
+  /** "Last used", rotated-out credentials still in use, and the networks seen. */
   async #writeUse(type: CredentialType, batch: Map<string, Counts>, now: Date, findings: UsageFindings): Promise<void> {
     const entries = [...batch];
     for (let start = 0; start < entries.length; start += FLUSH_CHUNK) {

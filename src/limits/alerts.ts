@@ -78,7 +78,7 @@ export class Alerts {
         type: b.type,
         id: b.id,
         window: b.windowStart.toISOString(),
-        figures: { failed: b.failed, windowMs: this.deps.config.LATCHKEY_ALERT_BURST.windowMs, since: b.windowStart.toISOString() },
+        figures: { failed: b.failed, windowMs: this.deps.config.LATCHKEY_ALERT_BURST.windowMs, since: b.since.toISOString() },
       })),
       ...(this.deps.config.LATCHKEY_ALERT_NEW_NETWORK ? findings.newNetworks : []).map((n): Alert => ({
         kind: 'new_network',
@@ -228,12 +228,14 @@ export class Alerts {
  * unseen for 30 days are new again anyway, and alert and reminder rows outlive every window
  * they deduplicate by 30 days.
  */
-export async function pruneAlertData(deps: Pick<Deps, 'prisma'>, now: Date): Promise<void> {
+export async function pruneAlertData(deps: Pick<Deps, 'prisma' | 'config'>, now: Date): Promise<void> {
   const ago = (days: number) => new Date(now.getTime() - days * 86_400_000);
   await deps.prisma.usageHourly.deleteMany({ where: { hour: { lt: ago(7) } } });
   await deps.prisma.credentialNetwork.deleteMany({ where: { lastSeen: { lt: ago(31) } } });
   await deps.prisma.credentialAlert.deleteMany({ where: { raisedAt: { lt: ago(30) } } });
-  await deps.prisma.failureWindow.deleteMany({ where: { slot: { lt: ago(31) } } });
+  // Only the current and the previous slot are ever read (credentials/usage.ts).
+  const burstWindowMs = deps.config.LATCHKEY_ALERT_BURST.windowMs;
+  await deps.prisma.failureWindow.deleteMany({ where: { slot: { lt: new Date(now.getTime() - Math.max(3 * burstWindowMs, 3_600_000)) } } });
   await deps.prisma.sentReminder.deleteMany({ where: { dueAt: { lt: ago(30) } } });
 }
 

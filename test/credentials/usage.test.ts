@@ -114,6 +114,39 @@ describe('usage rollups', () => {
     }
   });
 
+  it('finds a burst whose failures straddle two windows: the last window\'s length counts, not the fixed slot', async () => {
+    const { usage } = server.deps;
+    const [realNow, rule, observe] = [server.deps.now, usage.burst, usage.onFindings];
+    const slot = Date.UTC(2027, 1, 3, 10, 0);
+    let clock = new Date(slot - 60_000);
+    const found: { id: string; failed: number; windowStart: Date; since: Date }[] = [];
+    server.deps.now = () => clock;
+    usage.burst = { failed: 5, windowMs: 600_000 };
+    usage.onFindings = async (findings) => void found.push(...findings.bursts);
+    try {
+      await usage.flush();
+      // 3 failures in the last minute of one 10-minute window, 3 in the first minute of the next:
+      // no window holds 5, but the last 10 minutes do (3 × 9/10 carried + 3).
+      for (let i = 0; i < 3; i++) usage.record('api_key', 'straddled-key', false);
+      await usage.flush();
+      assert.deepEqual(found, []);
+      clock = new Date(slot + 60_000);
+      for (let i = 0; i < 3; i++) usage.record('api_key', 'straddled-key', false);
+      await usage.flush();
+      assert.deepEqual(found.map((b) => [b.id, b.failed, b.windowStart.toISOString(), b.since.toISOString()]), [
+        ['straddled-key', 6, new Date(slot).toISOString(), new Date(slot - 540_000).toISOString()],
+      ]);
+      // Once reported, more failures in the same window are not a new burst.
+      usage.record('api_key', 'straddled-key', false);
+      await usage.flush();
+      assert.equal(found.length, 1);
+    } finally {
+      server.deps.now = realNow;
+      usage.burst = rule;
+      usage.onFindings = observe;
+    }
+  });
+
   it('gives a zero-filled series for an unused credential', async () => {
     const series = await usageSeries(server.deps, 'client', 'never-used', 7);
     assert.equal(series.length, 7);

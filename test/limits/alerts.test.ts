@@ -254,8 +254,13 @@ describe('anomaly alerts', () => {
 describe('retention', () => {
   it('forgets hourly usage after a week, and keeps alert rows for their windows', async () => {
     const prisma = server.deps.prisma;
-    const [hours, alerts] = [await prisma.usageHourly.count(), await prisma.credentialAlert.count()];
-    assert.ok(hours > 0 && alerts > 0);
+    const [hours, alerts, failureWindows] = [await prisma.usageHourly.count(), await prisma.credentialAlert.count(), await prisma.failureWindow.count()];
+    assert.ok(hours > 0 && alerts > 0 && failureWindows > 0);
+    // Burst counts are read for the current and the previous window only (10 minutes here): kept an hour.
+    await pruneAlertData(server.deps, new Date(clock.getTime() + 30 * 60_000));
+    assert.equal(await prisma.failureWindow.count(), failureWindows);
+    await pruneAlertData(server.deps, new Date(clock.getTime() + 2 * 3_600_000));
+    assert.equal(await prisma.failureWindow.count(), 0);
     await pruneAlertData(server.deps, new Date(clock.getTime() + 8 * 86_400_000));
     assert.equal(await prisma.usageHourly.count(), 0);
     assert.equal(await prisma.credentialAlert.count(), alerts);

@@ -91,6 +91,8 @@ describe('self-protection settings (issue 9 §1.3)', () => {
       ['LATCHKEY_LIMIT_REQUESTS', '0/1s'],
       ['LATCHKEY_LIMIT_FAILURES', 'ten/1m'],
       ['LATCHKEY_LIMIT_FAILURES', '10/1 minute'],
+      ['LATCHKEY_ALERT_BURST', '5/0s'],
+      ['LATCHKEY_ALERT_BURST', '5/31d'],
       ['LATCHKEY_METRICS_TOKEN', 'short'],
       ['LATCHKEY_JWKS_URI_ALLOW_PRIVATE', 'yes'],
     ]) {
