@@ -278,9 +278,10 @@ export async function rotateClientSecret(deps: Deps, id: string, options: { grac
 
 /**
  * Revokes a client: its secrets stop working and every token it holds introspects inactive.
- * Already revoked: nothing changes and no second event. The reason (admin screens) is audited.
+ * Already revoked: nothing changes and no second event, and `changed` is false (decided under
+ * the client's lock, so of two concurrent revocations exactly one changes it). The reason
+ * (admin screens) is audited.
  */
-/** `changed` is false when it already was revoked (decided under the client's lock: of two concurrent revocations, one changes it). */
 export async function revokeClient(deps: Deps, id: string, actor: Actor, options: { reason?: string } = {}): Promise<{ client_id: string; revoked_at: string; changed: boolean }> {
   const reason = options.reason?.slice(0, 500);
   const now = deps.now();
