@@ -59,6 +59,8 @@ function summary(token: TokenResults | null, intro: IntrospectionResults | null,
     const cpu = (f: Figures) => f.server_cpu_us_per_req ?? '-';
     // On one machine the database's work per token shares the cores with both servers under test.
     bars.push(['token CPU per token (the median round)', `Latchkey ${cpu(token.latchkey)} µs + all postgres processes ${token.latchkey.database_cpu_us_per_req ?? '-'} µs; bare ${cpu(token.bare)} µs`, 'info', 'n/a']);
+    // DESIGN §4: a node stays under 300 MiB resident, whatever it serves.
+    if (token.latchkey_rss_mib !== null) bars.push(['Latchkey RSS after the token run', `${token.latchkey_rss_mib} MiB`, '< 300 MiB', verdict(token.latchkey_rss_mib < 300)]);
     const a = token.audit;
     bars.push(['token.issued events vs 200s (by jti)', `${a.token_issued_rows} rows / ${a.responses_200} 200s, ${a.jtis_without_event} missing, +${a.extra_rows} in flight`, 'none missing', verdict(a.pass)]);
   }
