@@ -186,7 +186,14 @@ export function postgresPids(): number[] {
 }
 
 /** CPU time of a set of processes by pid (ms); a process gone since is absent. */
-const cpuByPid = (pids: number[]) => new Map(pids.flatMap((pid) => { const ms = cpuMs(pid); return ms === null ? [] : [[pid, ms] as const]; }));
+function cpuByPid(pids: number[]): Map<number, number> {
+  const used = new Map<number, number>();
+  for (const pid of pids) {
+    const ms = cpuMs(pid);
+    if (ms !== null) used.set(pid, ms);
+  }
+  return used;
+}
 
 /** What processes used between two readings: those present at both, plus all of those that started since. */
 function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
